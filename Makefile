@@ -1,0 +1,70 @@
+# lua-alloy: build alloy.so per Lua ABI, test, lint, demo, install.
+# LUA selects the ABI: lua5.4 (default), lua5.3, lua5.1, luajit.
+LUA        ?= lua5.4
+LUA_PC     := $(LUA)
+BUILD_DIR  := build/$(LUA)
+MODULE     := $(BUILD_DIR)/alloy.so
+
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+CURL_CFLAGS:= $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null)
+ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+              $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
+LDFLAGS_SO := -shared
+
+SRCS       := $(wildcard src/*.c)
+HDRS       := $(wildcard src/*.h)
+OBJS       := $(patsubst src/%.c,$(BUILD_DIR)/%.o,$(SRCS))
+
+# LuaRocks-style install locations.
+PREFIX     ?= /usr/local
+LUA_VERSION_DIR := $(patsubst lua%,%,$(subst luajit,5.1,$(LUA)))
+LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION_DIR)
+LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
+BINDIR     ?= $(PREFIX)/bin
+
+BUSTED     := busted
+SCRIPTS    := get_jwt_token
+
+DEB_PKGS   := lua5.4 liblua5.4-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
+              lua-socket lua-sec lua-argparse lua-term lua-system luarocks openssl \
+              nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev pkg-config gcc make
+
+.PHONY: all deps test demo lint clean install check-rockspec
+
+all: $(MODULE)
+
+$(BUILD_DIR)/%.o: src/%.c $(HDRS)
+	@mkdir -p $(BUILD_DIR)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJS)
+	$(CC) $(LDFLAGS_SO) -o $@ $(OBJS) $(CURL_LIBS) $(LDFLAGS)
+
+# Installs only what is missing; a no-op when everything is present.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "make deps: all packages present"; fi
+
+test: all
+	$(BUSTED) --lua=$(LUA)
+
+demo: all
+	@$(LUA) spec/sandbox/demo.lua
+
+lint:
+	luacheck --no-color lua spec bench examples
+
+clean:
+	rm -rf build
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/alloy $(DESTDIR)$(BINDIR)
+	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/alloy.so
+	install -m 0644 lua/alloy/*.lua $(DESTDIR)$(LUADIR)/alloy/

@@ -1,0 +1,1066 @@
+/* luaopen_alloy: module functions, the Client userdata, option and request parsing.
+ * The wire is in http.c, the operations table in ops.c, failure tuples in errors.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "compat.h"
+#include "errors.h"
+#include "http.h"
+#include "ops.h"
+#include "url.h"
+
+#define ALLOY_VERSION "0.1.0"
+#define CLIENT_MT "alloy.client"
+#define CJSON_UPVALUE lua_upvalueindex(1)
+
+typedef struct client {
+  http_conf conf;
+  http_transfer single; /* one reused easy handle: keep-alive and TLS session reuse */
+  CURLM *multi;         /* batches: created on first use, kept for its connections */
+  http_transfer *pool;
+  size_t pool_size;
+  char *api_key;
+  char *auth_header; /* "Authorization: Bearer <key>", the shared tail of every header list */
+  struct curl_slist auth_node;
+  char *base_url;
+  char *embedded_url;
+  char *api_version;
+  char *ca_file;
+  char *proxy;
+  char *user_agent;
+  abuf scratch; /* URL and message building, reused across calls */
+  int closed;
+} client;
+
+/* A request ready for the wire; the strings it points at are anchored in a Lua table. */
+typedef struct prepared {
+  http_request req;
+  const alloy_op *op;
+  const char *path; /* for messages: the URL's path, up to any query */
+  size_t path_len;
+  int raw;          /* do not decode the body */
+  const char *fail_code;
+  char fail_msg[200];
+} prepared;
+
+/* ------------------------------------------------------------------ helpers */
+
+static void wipe_free(char *s) {
+  if (s == NULL) return;
+  volatile char *p = s;
+  while (*p) *p++ = '\0';
+  free(s);
+}
+
+static char *dup_string(lua_State *L, const char *s, size_t n) {
+  char *d = malloc(n + 1);
+  if (d == NULL) luaL_error(L, "alloy: out of memory");
+  memcpy(d, s, n);
+  d[n] = '\0';
+  return d;
+}
+
+static client *check_client(lua_State *L, int idx) {
+  client *c = luaL_checkudata(L, idx, CLIENT_MT);
+  if (c->closed) luaL_error(L, "alloy: client is closed");
+  return c;
+}
+
+/* Calls cjson's fn(value at idx); leaves results on the stack. */
+static void cjson_call(lua_State *L, const char *fn, int idx, int nres) {
+  idx = ac_absindex(L, idx);
+  lua_getfield(L, CJSON_UPVALUE, fn);
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, nres);
+}
+
+/* ------------------------------------------------------------------ client lifecycle */
+
+static void client_cleanup(client *c) {
+  if (c->closed) return;
+  c->closed = 1;
+  http_transfer_free(&c->single);
+  for (size_t i = 0; i < c->pool_size; i++) {
+    if (c->multi && c->pool[i].easy) curl_multi_remove_handle(c->multi, c->pool[i].easy);
+    http_transfer_free(&c->pool[i]);
+  }
+  free(c->pool);
+  c->pool = NULL;
+  c->pool_size = 0;
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  wipe_free(c->api_key);
+  wipe_free(c->auth_header);
+  c->api_key = c->auth_header = NULL;
+  free(c->base_url);
+  free(c->embedded_url);
+  free(c->api_version);
+  free(c->ca_file);
+  free(c->proxy);
+  free(c->user_agent);
+  c->base_url = c->embedded_url = c->api_version = NULL;
+  c->ca_file = c->proxy = c->user_agent = NULL;
+  abuf_free(&c->scratch);
+}
+
+static int client_close(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  client_cleanup(c);
+  return 0;
+}
+
+static int client_tostring(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  if (c->closed)
+    lua_pushliteral(L, "alloy.client (closed)");
+  else
+    lua_pushfstring(L, "alloy.client (%s)", c->base_url);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ alloy.new */
+
+static const char *const option_names[] = {
+  "api_key", "api_version", "base_url", "embedded_url", "timeout", "connect_timeout",
+  "retries", "backoff", "retry_max_wait", "max_body", "ca_file", "proxy", "user_agent",
+  "insecure", "debug", NULL};
+
+static const char *opt_string(lua_State *L, int t, const char *name, const char *def, size_t *len) {
+  const char *s = def;
+  lua_getfield(L, t, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "alloy.new: option '%s' must be a string", name);
+    s = lua_tolstring(L, -1, len);
+  } else if (def) {
+    *len = strlen(def);
+  }
+  lua_pop(L, 1); /* the string stays alive in the options table */
+  return s;
+}
+
+static double opt_number(lua_State *L, int t, const char *name, double def, double min, double max) {
+  double v = def;
+  lua_getfield(L, t, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "alloy.new: option '%s' must be a number", name);
+    v = lua_tonumber(L, -1);
+    if (!(v >= min && v <= max))
+      luaL_error(L, "alloy.new: option '%s' must be between %f and %f", name, min, max);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int opt_boolean(lua_State *L, int t, const char *name) {
+  lua_getfield(L, t, name);
+  int isnil = lua_isnil(L, -1);
+  if (!isnil && !lua_isboolean(L, -1)) luaL_error(L, "alloy.new: option '%s' must be a boolean", name);
+  int v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static char *opt_url(lua_State *L, int t, const char *name, const char *def) {
+  size_t n = 0;
+  const char *s = opt_string(L, t, name, def, &n);
+  if (!(n > 7 && strncmp(s, "http://", 7) == 0) && !(n > 8 && strncmp(s, "https://", 8) == 0))
+    luaL_error(L, "alloy.new: option '%s' must be an http:// or https:// URL", name);
+  if (!header_value_ok(s, n) || memchr(s, ' ', n))
+    luaL_error(L, "alloy.new: option '%s' contains spaces or control characters", name);
+  while (n > 0 && s[n - 1] == '/') n--;
+  return dup_string(L, s, n);
+}
+
+static char *opt_dup(lua_State *L, int t, const char *name) {
+  size_t n = 0;
+  const char *s = opt_string(L, t, name, NULL, &n);
+  if (s == NULL) return NULL;
+  if (!header_value_ok(s, n)) luaL_error(L, "alloy.new: option '%s' contains CR, LF or NUL", name);
+  return dup_string(L, s, n);
+}
+
+static void check_option_names(lua_State *L, int t) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int known = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      for (int i = 0; option_names[i]; i++)
+        if (strcmp(k, option_names[i]) == 0) known = 1;
+      if (!known) luaL_error(L, "alloy.new: unknown option '%s'", k);
+    } else {
+      luaL_error(L, "alloy.new: option names must be strings");
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static int alloy_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  check_option_names(L, 1);
+
+  size_t key_len = 0;
+  lua_getfield(L, 1, "api_key");
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "alloy.new: option 'api_key' is required (a string)");
+  const char *key = lua_tolstring(L, -1, &key_len);
+  /* The message names the rule, never the value. */
+  if (key_len == 0 || !header_value_ok(key, key_len) || memchr(key, ' ', key_len))
+    luaL_error(L, "alloy.new: option 'api_key' must be non-empty, without spaces, CR, LF or NUL");
+  lua_pop(L, 1);
+
+  size_t ver_len = 0;
+  const char *version = opt_string(L, 1, "api_version", "2025-09", &ver_len);
+  if (!url_param_ok(version, ver_len) || memchr(version, '/', ver_len) || memchr(version, ' ', ver_len))
+    luaL_error(L, "alloy.new: option 'api_version' must look like 2025-09");
+
+  http_conf conf;
+  memset(&conf, 0, sizeof conf);
+  conf.timeout_ms = (long)(opt_number(L, 1, "timeout", 30, 0.001, 86400) * 1000);
+  conf.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001, 86400) * 1000);
+  conf.retries = (int)opt_number(L, 1, "retries", 2, 0, 10);
+  conf.backoff = opt_number(L, 1, "backoff", 0.5, 0, 60);
+  conf.retry_max_wait = opt_number(L, 1, "retry_max_wait", 30, 0, 3600);
+  conf.max_body = (size_t)opt_number(L, 1, "max_body", 8 * 1024 * 1024, 1, 1024.0 * 1024 * 1024);
+  conf.insecure = opt_boolean(L, 1, "insecure");
+  conf.debug = opt_boolean(L, 1, "debug");
+
+  client *c = lua_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  c->closed = 1; /* until fully built: a raise below leaves nothing for __gc to free twice */
+  luaL_getmetatable(L, CLIENT_MT);
+  lua_setmetatable(L, -2);
+  c->closed = 0;
+  c->conf = conf;
+  c->api_key = dup_string(L, key, key_len);
+  c->api_version = dup_string(L, version, ver_len);
+  c->base_url = opt_url(L, 1, "base_url", "https://production.runalloy.com");
+  c->embedded_url = opt_url(L, 1, "embedded_url", "https://embedded.runalloy.com");
+  c->ca_file = opt_dup(L, 1, "ca_file");
+  c->proxy = opt_dup(L, 1, "proxy");
+  c->user_agent = opt_dup(L, 1, "user_agent");
+  if (c->user_agent == NULL) {
+    char ua[96];
+    snprintf(ua, sizeof ua, "lua-alloy/%s libcurl/%s", ALLOY_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+    c->user_agent = dup_string(L, ua, strlen(ua));
+  }
+  c->conf.ca_file = c->ca_file;
+  c->conf.proxy = c->proxy;
+  c->conf.user_agent = c->user_agent;
+
+  size_t auth_len = key_len + 22;
+  c->auth_header = malloc(auth_len + 1);
+  if (c->auth_header == NULL) luaL_error(L, "alloy: out of memory");
+  snprintf(c->auth_header, auth_len + 1, "Authorization: Bearer %s", c->api_key);
+  c->auth_node.data = c->auth_header;
+  c->auth_node.next = NULL;
+
+  if (http_transfer_init(&c->single, &c->conf) != 0) luaL_error(L, "alloy: cannot create a curl handle");
+  return 1;
+}
+
+/* ------------------------------------------------------------------ request building */
+
+static const char *const request_fields[] = {"method", "url", "service", "path", "params", "query",
+                                             "json", "body", "headers", "version_in_path", "raw",
+                                             "op", "args", NULL};
+
+static void check_request_fields(lua_State *L, int spec, const char *who) {
+  lua_pushnil(L);
+  while (lua_next(L, spec)) {
+    int known = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      for (int i = 0; request_fields[i]; i++)
+        if (strcmp(k, request_fields[i]) == 0) known = 1;
+      if (!known) luaL_error(L, "%s: unknown request field '%s'", who, k);
+    } else {
+      luaL_error(L, "%s: request field names must be strings", who);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static const char *field_string(lua_State *L, int spec, const char *name, size_t *len, const char *who) {
+  const char *s = NULL;
+  lua_getfield(L, spec, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", who, name);
+    s = lua_tolstring(L, -1, len);
+  }
+  lua_pop(L, 1); /* anchored by the spec table */
+  return s;
+}
+
+/* Stringifies the value at idx for a URL or header; NULL when it is not a string/number/boolean. */
+static const char *scalar_string(lua_State *L, int idx, size_t *len) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+    case LUA_TNUMBER: return lua_tolstring(L, idx, len);
+    case LUA_TBOOLEAN:
+      *len = lua_toboolean(L, idx) ? 4 : 5;
+      return lua_toboolean(L, idx) ? "true" : "false";
+    default: return NULL;
+  }
+}
+
+typedef struct param_lookup {
+  lua_State *L;
+  int params;
+  int keep;
+} param_lookup;
+
+static const char *lookup_param(void *ud, const char *name, size_t name_len, size_t *value_len) {
+  param_lookup *pl = ud;
+  if (pl->params == 0) return NULL;
+  lua_pushlstring(pl->L, name, name_len);
+  lua_rawget(pl->L, pl->params);
+  const char *v = scalar_string(pl->L, -1, value_len);
+  /* A number's string form is new: anchor it before it leaves the stack. */
+  lua_rawseti(pl->L, pl->keep, (int)ac_rawlen(pl->L, pl->keep) + 1);
+  return v;
+}
+
+static int compare_strings(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Appends "?k=v&..." sorted by key, so the same query always makes the same URL. */
+static int append_query(lua_State *L, int query, abuf *url, prepared *p) {
+  const char *keys[64];
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, query)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "alloy: query keys must be strings");
+    if (n == sizeof keys / sizeof keys[0]) luaL_error(L, "alloy: too many query parameters");
+    keys[n++] = lua_tostring(L, -2);
+    lua_pop(L, 1);
+  }
+  qsort(keys, n, sizeof keys[0], compare_strings);
+  for (size_t i = 0; i < n; i++) {
+    size_t vlen = 0;
+    lua_getfield(L, query, keys[i]);
+    const char *v = scalar_string(L, -1, &vlen);
+    if (v == NULL) luaL_error(L, "alloy: query value '%s' must be a string, number or boolean", keys[i]);
+    abuf_add(url, i == 0 ? "?" : "&", 1);
+    url_encode(url, keys[i], strlen(keys[i]));
+    abuf_add(url, "=", 1);
+    url_encode(url, v, vlen);
+    lua_pop(L, 1);
+  }
+  (void)p;
+  return 0;
+}
+
+static int header_is(const char *name, size_t n, const char *want) {
+  return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+/* Builds the header list in one userdata (collected with the request), ending in the
+ * client's shared Authorization node. Returns the list; the userdata is left on the stack. */
+static struct curl_slist *build_headers(lua_State *L, client *c, int headers, int has_json,
+                                        int has_body, int version_header, prepared *p) {
+  enum { MAX_HEADERS = 32 };
+  const char *lines[MAX_HEADERS + 4];
+  size_t lens[MAX_HEADERS + 4];
+  int have_accept = 0, have_version = 0, have_ctype = 0;
+  size_t count = 0, total = 0;
+
+  if (headers) {
+    lua_pushnil(L);
+    while (lua_next(L, headers)) {
+      size_t nlen = 0, vlen = 0;
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "alloy: header names must be strings");
+      const char *name = lua_tolstring(L, -2, &nlen);
+      const char *value = scalar_string(L, -1, &vlen);
+      if (value == NULL) luaL_error(L, "alloy: header '%s' must be a string or number", name);
+      if (!header_name_ok(name, nlen)) luaL_error(L, "alloy: invalid header name '%s'", name);
+      if (header_is(name, nlen, "authorization"))
+        luaL_error(L, "alloy: the Authorization header is set by the client");
+      if (count == MAX_HEADERS) luaL_error(L, "alloy: too many headers");
+      if (!header_value_ok(value, vlen) && p->fail_code == NULL) {
+        p->fail_code = "INVALID_ARGUMENT";
+        snprintf(p->fail_msg, sizeof p->fail_msg,
+                 "INVALID_ARGUMENT: header '%.60s' contains CR, LF or NUL", name);
+      }
+      have_accept |= header_is(name, nlen, "accept");
+      have_version |= header_is(name, nlen, "x-api-version");
+      have_ctype |= header_is(name, nlen, "content-type");
+      /* "name: value" is assembled below; keep both strings anchored via the headers table */
+      lines[count] = name;
+      lens[count] = nlen;
+      count++;
+      lua_pop(L, 1);
+    }
+  }
+  /* Lay out nodes then strings in one block. */
+  size_t fixed = (have_accept ? 0 : 1) + (version_header && !have_version ? 1 : 0) +
+                 (has_json && !have_ctype ? 1 : 0) + (has_body ? 1 : 0);
+  size_t nodes = count + fixed;
+  for (size_t i = 0; i < count; i++) {
+    size_t vlen = 0;
+    lua_getfield(L, headers, lines[i]);
+    scalar_string(L, -1, &vlen);
+    lua_pop(L, 1);
+    total += lens[i] + 2 + vlen + 1;
+  }
+  total += 64 + strlen(c->api_version) + 64;
+  struct curl_slist *list = lua_newuserdata(L, nodes * sizeof(struct curl_slist) + total);
+  char *strings = (char *)(list + nodes);
+  size_t k = 0;
+  for (size_t i = 0; i < count; i++) {
+    size_t vlen = 0;
+    lua_getfield(L, headers, lines[i]);
+    const char *v = scalar_string(L, -1, &vlen);
+    list[k].data = strings;
+    memcpy(strings, lines[i], lens[i]);
+    strings += lens[i];
+    *strings++ = ':';
+    *strings++ = ' ';
+    memcpy(strings, v, vlen);
+    strings += vlen;
+    *strings++ = '\0';
+    lua_pop(L, 1);
+    k++;
+  }
+  if (!have_accept) list[k++].data = "Accept: application/json";
+  if (has_json && !have_ctype) list[k++].data = "Content-Type: application/json";
+  if (has_body) list[k++].data = "Expect:"; /* no 100-continue round trip */
+  if (version_header && !have_version) {
+    list[k].data = strings;
+    sprintf(strings, "x-api-version: %s", c->api_version);
+    k++;
+  }
+  for (size_t i = 0; i + 1 < nodes; i++) list[i].next = &list[i + 1];
+  list[nodes - 1].next = &c->auth_node;
+  return list;
+}
+
+static const char *check_method(lua_State *L, const char *m, size_t n, const char *who) {
+  if (n == 0 || n > 10) luaL_error(L, "%s: invalid method", who);
+  for (size_t i = 0; i < n; i++)
+    if (m[i] < 'A' || m[i] > 'Z') luaL_error(L, "%s: method must be upper-case letters", who);
+  return m;
+}
+
+/* Reads the request spec at index spec into p. Anchors the strings it creates by appending
+ * them to the table at keep. Misuse raises; bad values (ids, header values) set p->fail_*. */
+static void prepare_request(lua_State *L, client *c, int spec, int keep, const alloy_op *op,
+                            prepared *p, const char *who) {
+  spec = ac_absindex(L, spec);
+  keep = ac_absindex(L, keep);
+  memset(p, 0, sizeof *p);
+  p->op = op;
+  check_request_fields(L, spec, who);
+
+  size_t mlen = 0, url_len = 0, path_len = 0, slen = 0, blen = 0;
+  const char *method = field_string(L, spec, "method", &mlen, who);
+  if (method == NULL) {
+    method = op ? op->method : "GET";
+    mlen = strlen(method);
+  }
+  p->req.method = check_method(L, method, mlen, who);
+  const char *full_url = field_string(L, spec, "url", &url_len, who);
+  const char *path = field_string(L, spec, "path", &path_len, who);
+  const char *service = field_string(L, spec, "service", &slen, who);
+  if (path == NULL && op) {
+    path = op->path;
+    path_len = strlen(path);
+  }
+  if (full_url && path) luaL_error(L, "%s: give either url or path, not both", who);
+  if (!full_url && !path) luaL_error(L, "%s: a path (or url) is required", who);
+  if (path && (path_len == 0 || path[0] != '/')) luaL_error(L, "%s: path must start with '/'", who);
+  if (full_url && !header_value_ok(full_url, url_len))
+    luaL_error(L, "%s: url contains CR, LF or NUL", who);
+  const char *base = c->base_url;
+  if (service == NULL && op && op->service == SERVICE_EMBEDDED) base = c->embedded_url;
+  if (service) {
+    if (strcmp(service, "embedded") == 0)
+      base = c->embedded_url;
+    else if (strcmp(service, "base") != 0)
+      luaL_error(L, "%s: service must be \"base\" or \"embedded\"", who);
+  }
+  lua_getfield(L, spec, "version_in_path");
+  int version_in_path = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, spec, "raw");
+  p->raw = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+
+  /* Body: json (encoded here) or a raw string. */
+  lua_getfield(L, spec, "json");
+  int has_json = !lua_isnil(L, -1);
+  lua_getfield(L, spec, "body");
+  int has_body = !lua_isnil(L, -1);
+  if (has_json && has_body) luaL_error(L, "%s: give either json or body, not both", who);
+  if (has_json) {
+    lua_getfield(L, CJSON_UPVALUE, "encode");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 2);
+    if (lua_isnil(L, -2)) luaL_error(L, "%s: cannot encode json: %s", who, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_replace(L, -2); /* body slot := encoded */
+  } else if (has_body && lua_type(L, -1) != LUA_TSTRING) {
+    luaL_error(L, "%s: body must be a string", who);
+  }
+  if (has_json || has_body) {
+    p->req.body = lua_tolstring(L, -1, &blen);
+    p->req.body_len = blen;
+    lua_rawseti(L, keep, (int)ac_rawlen(L, keep) + 1);
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1); /* json */
+
+  /* URL: base + [/version] + expanded path + query. */
+  abuf *url = &c->scratch;
+  abuf_clear(url);
+  size_t path_off;
+  if (full_url) {
+    abuf_add(url, full_url, url_len);
+    const char *scheme_end = strstr(url->data, "://");
+    const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    path_off = slash ? (size_t)(slash - url->data) : url->len;
+  } else {
+    abuf_adds(url, base);
+    path_off = url->len;
+    if (version_in_path) {
+      abuf_add(url, "/", 1);
+      abuf_adds(url, c->api_version);
+    }
+    lua_getfield(L, spec, "params");
+    int params = lua_istable(L, -1) ? lua_gettop(L) : 0;
+    if (!params && !lua_isnil(L, -1)) luaL_error(L, "%s: params must be a table", who);
+    param_lookup pl = {L, params, keep};
+    const char *err = NULL;
+    char name[48];
+    if (url_expand(url, path, path_len, lookup_param, &pl, &err, name, sizeof name) != 0) {
+      if (strcmp(err, "invalid path parameter") == 0) {
+        p->fail_code = "INVALID_ARGUMENT";
+        snprintf(p->fail_msg, sizeof p->fail_msg,
+                 "INVALID_ARGUMENT: path parameter '%s' must be a non-empty id without control characters",
+                 name);
+      } else {
+        luaL_error(L, "%s: %s '%s'", who, err, name);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, spec, "query");
+  if (lua_istable(L, -1))
+    append_query(L, lua_gettop(L), url, p);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: query must be a table", who);
+  lua_pop(L, 1);
+
+  lua_pushlstring(L, url->data, url->len);
+  p->req.url = lua_tostring(L, -1);
+  const char *q = strchr(p->req.url + path_off, '?');
+  p->path = p->req.url + path_off;
+  p->path_len = q ? (size_t)(q - p->path) : strlen(p->path);
+  if (p->path_len == 0) p->path = "/", p->path_len = 1;
+  lua_rawseti(L, keep, (int)ac_rawlen(L, keep) + 1);
+
+  lua_getfield(L, spec, "headers");
+  int headers = lua_istable(L, -1) ? lua_gettop(L) : 0;
+  if (!headers && !lua_isnil(L, -1)) luaL_error(L, "%s: headers must be a table", who);
+  p->req.headers = build_headers(L, c, headers, has_json, has_json || has_body, !version_in_path, p);
+  lua_rawseti(L, keep, (int)ac_rawlen(L, keep) + 1);
+  lua_pop(L, 1);
+}
+
+/* ------------------------------------------------------------------ responses */
+
+static void set_number(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes the response table for r. */
+static void push_response(lua_State *L, const http_response *r, const prepared *p) {
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, (lua_Integer)r->status);
+  lua_setfield(L, -2, "status");
+  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushstring(L, p->req.url);
+  lua_setfield(L, -2, "url");
+  set_number(L, "time", r->total_time);
+  lua_pushinteger(L, r->attempts);
+  lua_setfield(L, -2, "attempts");
+
+  lua_newtable(L);
+  const char *cursor = r->headers.data ? r->headers.data : "";
+  const char *end = cursor + r->headers.len;
+  header_field f;
+  char name[128];
+  while (header_next(&cursor, end, &f)) {
+    if (f.name_len >= sizeof name) continue;
+    for (size_t i = 0; i < f.name_len; i++) {
+      char ch = f.name[i];
+      name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    lua_pushlstring(L, name, f.name_len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, f.value, f.value_len);
+    } else { /* repeated header: join as HTTP allows */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, f.value, f.value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+}
+
+/* Pushes nil, msg, code, res for a failure described by code and detail. */
+static int fail(lua_State *L, client *c, const prepared *p, const http_response *r, const char *code,
+                const char *detail, size_t detail_len, int res) {
+  alloy_format_message(&c->scratch, code, detail, detail_len, p->req.method, p->path, p->path_len,
+                       r ? r->attempts : 0, c->api_key);
+  return alloy_push_failure(L, c->scratch.data, code, res);
+}
+
+/* Leaves the value a named operation returns on top of the stack, or returns 0 when the
+ * decoded body (at json) does not have the expected shape. */
+static int shape_result(lua_State *L, const alloy_op *op, int json) {
+  static const char *const wrappers[] = {"data", "credentials", "metadata", "connectors", NULL};
+  if (op->result == RESULT_JSON) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  if (!lua_istable(L, json)) return 0;
+  if (op->result == RESULT_FIELD) {
+    lua_getfield(L, json, op->field);
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) return 1;
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, json, 1);
+  int is_array = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (is_array) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  for (int i = 0; wrappers[i]; i++) {
+    lua_getfield(L, json, wrappers[i]);
+    if (lua_istable(L, -1)) return 1;
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L); /* an empty array decodes to an empty table */
+  if (lua_next(L, json) == 0) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
+/* Turns the finished transfer into Lua results: res (or value, res) or the failure tuple. */
+static int finish_request(lua_State *L, client *c, const http_response *r, const prepared *p) {
+  if (r->curl_code != CURLE_OK) {
+    const char *code = r->too_large ? "BODY_TOO_LARGE" : http_code_name(r->curl_code);
+    char other[24];
+    if (code == NULL || strcmp(code, "WRITE_ERROR") == 0) {
+      snprintf(other, sizeof other, "CURL_%d", (int)r->curl_code);
+      code = other;
+    }
+    const char *text = r->too_large ? "response body is larger than max_body" : r->errbuf;
+    return fail(L, c, p, r, code, text, strlen(text), 0);
+  }
+
+  push_response(L, r, p);
+  int res = lua_gettop(L);
+  char json_err[96] = "";
+  if (!p->raw && r->body.len > 0) {
+    lua_getfield(L, CJSON_UPVALUE, "decode");
+    lua_getfield(L, res, "body");
+    lua_call(L, 1, 2);
+    if (!lua_isnil(L, -2)) {
+      lua_pop(L, 1);
+      lua_setfield(L, res, "json");
+    } else {
+      snprintf(json_err, sizeof json_err, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid JSON");
+    }
+    lua_settop(L, res);
+  }
+  lua_getfield(L, res, "json");
+  int json = lua_gettop(L);
+  abuf detail = {0};
+  int n;
+
+  if (r->status >= 300 || r->status < 200) {
+    char code[16];
+    snprintf(code, sizeof code, "HTTP_%ld", r->status);
+    alloy_server_detail(L, json, r->body.data ? r->body.data : "", r->body.len, &detail);
+    if (detail.len == 0) abuf_adds(&detail, "no explanation in the response");
+    n = fail(L, c, p, r, code, detail.data, detail.len, res);
+  } else if (json_err[0]) {
+    abuf_adds(&detail, json_err);
+    abuf_adds(&detail, "; body starts: ");
+    abuf_add(&detail, r->body.data, r->body.len < 40 ? r->body.len : 40);
+    n = fail(L, c, p, r, "JSON_DECODE", detail.data, detail.len, res);
+  } else if (p->op == NULL) {
+    lua_pushvalue(L, res);
+    n = 1;
+  } else if (shape_result(L, p->op, json)) {
+    lua_pushvalue(L, res);
+    n = 2;
+  } else {
+    abuf_adds(&detail, "unexpected response shape: ");
+    if (p->op->result == RESULT_FIELD) {
+      abuf_adds(&detail, "no '");
+      abuf_adds(&detail, p->op->field);
+      abuf_adds(&detail, "' field");
+    } else {
+      abuf_adds(&detail, "no list (an array, or data/credentials/metadata/connectors)");
+    }
+    n = fail(L, c, p, r, "BAD_RESPONSE", detail.data, detail.len, res);
+  }
+  abuf_free(&detail);
+  return n;
+}
+
+static void warn_insecure(client *c) {
+  if (c->conf.insecure)
+    fprintf(stderr, "alloy: WARNING: TLS certificate verification is disabled (insecure = true)\n");
+}
+
+/* Runs one prepared request on the client's handle. */
+static int run_single(lua_State *L, client *c, prepared *p) {
+  if (p->fail_code) return alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
+  warn_insecure(c);
+  http_perform(&c->single, &p->req);
+  return finish_request(L, c, &c->single.res, p);
+}
+
+/* client:request{...} */
+static int client_request(lua_State *L) {
+  client *c = check_client(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_newtable(L); /* keep: anchors */
+  prepared p;
+  const alloy_op *op = NULL;
+  lua_getfield(L, 2, "op");
+  if (!lua_isnil(L, -1)) luaL_error(L, "client:request: use the named method for op");
+  lua_pop(L, 1);
+  prepare_request(L, c, 2, 3, op, &p, "client:request");
+  return run_single(L, c, &p);
+}
+
+/* Turns positional arguments of a named operation into a request spec table (pushed). */
+static void op_spec(lua_State *L, const alloy_op *op, int first, int nargs, const char *who) {
+  int arg = first;
+  lua_newtable(L);
+  int spec = lua_gettop(L);
+  lua_newtable(L);
+  const char *s = op->path;
+  while ((s = strchr(s, '{')) != NULL) {
+    const char *e = strchr(s, '}');
+    char name[48];
+    snprintf(name, sizeof name, "%.*s", (int)(e - s - 1), s + 1);
+    int t = arg < first + nargs ? lua_type(L, arg) : LUA_TNIL;
+    if (t == LUA_TNIL) luaL_error(L, "%s: missing argument '%s'", who, name);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) luaL_error(L, "%s: argument '%s' must be a string", who, name);
+    lua_pushvalue(L, arg++);
+    lua_setfield(L, -2, name);
+    s = e + 1;
+  }
+  lua_setfield(L, spec, "params");
+  if (op->has_body) {
+    if (arg < first + nargs && !lua_isnil(L, arg)) {
+      luaL_checktype(L, arg, LUA_TTABLE);
+      lua_pushvalue(L, arg);
+    } else {
+      lua_newtable(L);
+    }
+    lua_setfield(L, spec, "json");
+    arg++;
+  }
+  if (arg < first + nargs && !lua_isnil(L, arg)) { /* options: merged over the row */
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, spec);
+    }
+    arg++;
+  }
+  if (arg < first + nargs) luaL_error(L, "%s: too many arguments", who);
+}
+
+static int client_op(lua_State *L) {
+  const alloy_op *op = &alloy_ops[(size_t)lua_tointeger(L, lua_upvalueindex(2))];
+  client *c = check_client(L, 1);
+  int nargs = lua_gettop(L) - 1;
+  char who[64];
+  snprintf(who, sizeof who, "client:%s", op->name);
+  op_spec(L, op, 2, nargs, who);
+  int spec = lua_gettop(L);
+  lua_newtable(L);
+  prepared p;
+  prepare_request(L, c, spec, spec + 1, op, &p, who);
+  return run_single(L, c, &p);
+}
+
+/* ------------------------------------------------------------------ batch */
+
+static http_transfer *ensure_pool(lua_State *L, client *c, size_t want) {
+  if (c->multi == NULL) {
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) luaL_error(L, "alloy: cannot create a curl multi handle");
+  }
+  if (want > c->pool_size) {
+    http_transfer *pool = realloc(c->pool, want * sizeof *pool);
+    if (pool == NULL) luaL_error(L, "alloy: out of memory");
+    /* easy handles keep a pointer to their transfer (CURLOPT_PRIVATE, callbacks): re-point */
+    for (size_t i = 0; i < c->pool_size; i++) {
+      CURL *e = pool[i].easy;
+      curl_easy_setopt(e, CURLOPT_PRIVATE, &pool[i]);
+      curl_easy_setopt(e, CURLOPT_WRITEDATA, &pool[i]);
+      curl_easy_setopt(e, CURLOPT_HEADERDATA, &pool[i]);
+      curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pool[i].res.errbuf);
+    }
+    c->pool = pool;
+    for (size_t i = c->pool_size; i < want; i++) {
+      if (http_transfer_init(&pool[i], &c->conf) != 0) {
+        c->pool_size = i;
+        luaL_error(L, "alloy: cannot create a curl handle");
+      }
+      c->pool_size = i + 1;
+    }
+  }
+  return c->pool;
+}
+
+/* client:batch(requests [, {concurrency = N}]) -> results, failures */
+static int client_batch(lua_State *L) {
+  client *c = check_client(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer concurrency = 16;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "concurrency");
+    if (!lua_isnil(L, -1)) {
+      if (!ac_isinteger(L, -1)) luaL_error(L, "client:batch: concurrency must be an integer");
+      concurrency = lua_tointeger(L, -1);
+      if (concurrency < 1 || concurrency > 1024)
+        luaL_error(L, "client:batch: concurrency must be between 1 and 1024");
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 2);
+  size_t n = ac_rawlen(L, 2);
+  lua_newtable(L); /* 3: keep */
+  prepared *reqs = lua_newuserdata(L, (n ? n : 1) * sizeof *reqs); /* 4 */
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (int)i + 1);
+    if (!lua_istable(L, -1)) luaL_error(L, "client:batch: request %d must be a table", (int)i + 1);
+    int item = lua_gettop(L);
+    const alloy_op *op = NULL;
+    lua_getfield(L, item, "op");
+    if (!lua_isnil(L, -1)) {
+      const char *name = lua_tostring(L, -1);
+      op = name ? alloy_op_find(name) : NULL;
+      if (op == NULL) luaL_error(L, "client:batch: request %d: unknown op", (int)i + 1);
+      lua_getfield(L, item, "args");
+      int args = lua_gettop(L);
+      int nargs = 0;
+      if (lua_istable(L, args)) {
+        nargs = (int)ac_rawlen(L, args);
+        luaL_checkstack(L, nargs + 8, "too many args");
+        for (int a = 1; a <= nargs; a++) lua_rawgeti(L, args, a);
+      } else if (!lua_isnil(L, args)) {
+        luaL_error(L, "client:batch: request %d: args must be an array", (int)i + 1);
+      }
+      op_spec(L, op, args + 1, nargs, "client:batch");
+      lua_replace(L, item);
+      lua_settop(L, item);
+    } else {
+      lua_pop(L, 1);
+    }
+    prepare_request(L, c, item, 3, op, &reqs[i], "client:batch");
+    lua_pop(L, 1);
+  }
+
+  /* Requests that failed validation are not sent; the rest go out together. */
+  size_t sendable = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!reqs[i].fail_code) sendable++;
+  size_t width = (size_t)concurrency < sendable ? (size_t)concurrency : sendable;
+  http_transfer *pool = width ? ensure_pool(L, c, width) : NULL; /* may raise: nothing to leak yet */
+  http_request *wire = calloc(sendable + 1, sizeof *wire);
+  http_response *results = calloc(sendable + 1, sizeof *results);
+  http_transfer **ptrs = calloc(width + 1, sizeof *ptrs);
+  if (!wire || !results || !ptrs) {
+    free(wire), free(results), free(ptrs);
+    luaL_error(L, "alloy: out of memory");
+  }
+  for (size_t i = 0, k = 0; i < n; i++)
+    if (!reqs[i].fail_code) wire[k++] = reqs[i].req;
+  int rc = 0;
+  if (sendable) {
+    for (size_t i = 0; i < width; i++) ptrs[i] = &pool[i];
+    warn_insecure(c);
+    rc = http_batch(c->multi, ptrs, width, wire, results, sendable);
+    if (rc != 0)
+      for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
+  }
+  free(ptrs);
+
+  lua_createtable(L, (int)n, 0); /* 5: results */
+  int out = lua_gettop(L);
+  int failures = 0;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    int base = lua_gettop(L);
+    int nres;
+    if (reqs[i].fail_code) {
+      nres = alloy_push_failure(L, reqs[i].fail_msg, reqs[i].fail_code, 0);
+    } else {
+      http_response *r = &results[k++];
+      if (rc != 0 && r->attempts == 0) {
+        r->curl_code = CURLE_FAILED_INIT;
+        snprintf(r->errbuf, sizeof r->errbuf, "batch aborted");
+      }
+      nres = finish_request(L, c, r, &reqs[i]);
+      http_response_free(r);
+    }
+    int first = lua_gettop(L) - nres + 1; /* finish_request leaves scratch below its results */
+    if (lua_isnil(L, first)) { /* nil, msg, code, res */
+      failures++;
+      lua_createtable(L, 0, 4);
+      lua_pushboolean(L, 0);
+      lua_setfield(L, -2, "ok");
+      lua_pushvalue(L, first + 1);
+      lua_setfield(L, -2, "error");
+      lua_pushvalue(L, first + 2);
+      lua_setfield(L, -2, "code");
+      lua_pushvalue(L, first + 3);
+      lua_setfield(L, -2, "res");
+    } else { /* res, or value, res */
+      lua_pushvalue(L, nres == 2 ? first + 1 : first);
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "ok");
+      if (nres == 2) {
+        lua_pushvalue(L, first);
+        lua_setfield(L, -2, "value");
+      }
+    }
+    lua_rawseti(L, out, (int)i + 1);
+    lua_settop(L, base);
+  }
+  free(wire);
+  free(results);
+  lua_pushinteger(L, failures);
+  return 2;
+}
+
+/* ------------------------------------------------------------------ module functions */
+
+static int alloy_jwt_claims(lua_State *L) {
+  size_t n;
+  const char *token = luaL_checklstring(L, 1, &n);
+  const char *dot1 = memchr(token, '.', n);
+  const char *dot2 = dot1 ? memchr(dot1 + 1, '.', n - (size_t)(dot1 + 1 - token)) : NULL;
+  const char *why = NULL;
+  abuf payload = {0};
+  if (dot2 == NULL || memchr(dot2 + 1, '.', n - (size_t)(dot2 + 1 - token)) != NULL)
+    why = "not a three-part JWT";
+  else if (b64url_decode(&payload, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0 || payload.len == 0)
+    why = "payload is not base64url";
+  if (why == NULL) {
+    lua_pushlstring(L, payload.data, payload.len);
+    abuf_free(&payload);
+    cjson_call(L, "decode", -1, 2);
+    if (lua_istable(L, -2)) {
+      lua_pop(L, 1);
+      return 1;
+    }
+    why = "payload is not a JSON object";
+  }
+  abuf_free(&payload);
+  lua_pushnil(L);
+  lua_pushfstring(L, "JWT_DECODE: %s", why);
+  lua_pushliteral(L, "JWT_DECODE");
+  return 3;
+}
+
+static const luaL_Reg client_methods[] = {
+  {"request", client_request},
+  {"batch", client_batch},
+  {"close", client_close},
+  {NULL, NULL}};
+
+static const luaL_Reg client_meta[] = {
+  {"__gc", client_close},
+  {"__close", client_close},
+  {"__tostring", client_tostring},
+  {NULL, NULL}};
+
+static const luaL_Reg module_functions[] = {
+  {"new", alloy_new},
+  {"jwt_claims", alloy_jwt_claims},
+  {NULL, NULL}};
+
+int luaopen_alloy(lua_State *L);
+__attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
+  if (http_global_init() != 0) luaL_error(L, "alloy: curl_global_init failed");
+
+  /* A private lua-cjson instance: our settings never change the host's cjson. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cjson.safe");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "new");
+  lua_call(L, 0, 1);
+  lua_replace(L, -2);
+  int cjson = lua_gettop(L);
+
+  luaL_newmetatable(L, CLIENT_MT);
+  lua_pushvalue(L, cjson);
+  ac_setfuncs(L, client_meta, 1);
+  lua_newtable(L); /* methods */
+  lua_pushvalue(L, cjson);
+  ac_setfuncs(L, client_methods, 1);
+  for (size_t i = 0; i < alloy_op_count; i++) {
+    lua_pushvalue(L, cjson);
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_pushcclosure(L, client_op, 2);
+    lua_setfield(L, -2, alloy_ops[i].name);
+  }
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, CLIENT_MT);
+  lua_setfield(L, -2, "__name");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+
+  lua_newtable(L);
+  lua_pushvalue(L, cjson);
+  ac_setfuncs(L, module_functions, 1);
+  lua_pushliteral(L, ALLOY_VERSION);
+  lua_setfield(L, -2, "VERSION");
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  lua_setfield(L, -2, "curl_version");
+  lua_newtable(L);
+  for (size_t i = 0; i < alloy_op_count; i++) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, alloy_ops[i].method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, alloy_ops[i].path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, alloy_ops[i].service == SERVICE_EMBEDDED ? "embedded" : "base");
+    lua_setfield(L, -2, "service");
+    lua_setfield(L, -2, alloy_ops[i].name);
+  }
+  lua_setfield(L, -2, "operations");
+  return 1;
+}

@@ -1,0 +1,358 @@
+#include "http.h"
+#include "url.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_seconds(double s) {
+  struct timespec ts;
+  if (s <= 0) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* Jitter only needs to spread clients apart, not to be unpredictable. */
+static double jitter_unit(void) {
+  static uint64_t state;
+  if (state == 0) state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ULL;
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return (double)(state >> 11) / 9007199254740992.0;
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+  http_transfer *t = ud;
+  size_t n = size * nmemb;
+  if (t->res.body.len + n > t->conf->max_body) {
+    t->res.too_large = 1;
+    return 0;
+  }
+  return abuf_add(&t->res.body, ptr, n) == 0 ? n : 0;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+  http_transfer *t = ud;
+  size_t n = size * nmemb;
+  /* A new status line starts a new response (100 Continue, proxies): keep only the last. */
+  if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) abuf_clear(&t->res.headers);
+  return abuf_add(&t->res.headers, ptr, n) == 0 ? n : 0;
+}
+
+static int starts_with_ci(const char *s, size_t n, const char *prefix) {
+  size_t k = strlen(prefix);
+  return n >= k && strncasecmp(s, prefix, k) == 0;
+}
+
+/* Prints headers to stderr with credentials replaced, line by line. */
+static void debug_lines(const char *prefix, const char *data, size_t size) {
+  const char *p = data, *end = data + size;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+    size_t shown = n;
+    if (shown && p[shown - 1] == '\r') shown--;
+    if (shown) {
+      if (starts_with_ci(p, shown, "authorization:"))
+        fprintf(stderr, "%sAuthorization: [REDACTED]\n", prefix);
+      else if (starts_with_ci(p, shown, "proxy-authorization:"))
+        fprintf(stderr, "%sProxy-Authorization: [REDACTED]\n", prefix);
+      else
+        fprintf(stderr, "%s%.*s\n", prefix, (int)shown, p);
+    }
+    p += n + (eol ? 1 : 0);
+  }
+}
+
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud) {
+  (void)h;
+  (void)ud;
+  switch (type) {
+    case CURLINFO_TEXT: debug_lines("* ", data, size); break;
+    case CURLINFO_HEADER_OUT: debug_lines("> ", data, size); break;
+    case CURLINFO_HEADER_IN: debug_lines("< ", data, size); break;
+    default: break;
+  }
+  return 0;
+}
+
+int http_global_init(void) { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
+
+int http_transfer_init(http_transfer *t, const http_conf *conf) {
+  memset(t, 0, sizeof *t);
+  t->conf = conf;
+  t->easy = curl_easy_init();
+  if (t->easy == NULL) return -1;
+  CURL *e = t->easy;
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->res.errbuf);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, conf->timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, conf->connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf->max_body);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, conf->insecure ? 0L : 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, conf->insecure ? 0L : 2L);
+  if (conf->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file);
+  if (conf->proxy) curl_easy_setopt(e, CURLOPT_PROXY, conf->proxy);
+  if (conf->user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, conf->user_agent);
+  if (conf->debug) {
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  }
+  return 0;
+}
+
+void http_response_free(http_response *r) {
+  abuf_free(&r->body);
+  abuf_free(&r->headers);
+}
+
+void http_transfer_free(http_transfer *t) {
+  if (t->easy) curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  http_response_free(&t->res);
+}
+
+static void prepare(http_transfer *t, const http_request *req) {
+  CURL *e = t->easy;
+  abuf_clear(&t->res.body);
+  abuf_clear(&t->res.headers);
+  t->res.status = 0;
+  t->res.too_large = 0;
+  t->res.errbuf[0] = '\0';
+  curl_easy_setopt(e, CURLOPT_URL, req->url);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+  curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
+  int is_post = strcmp(req->method, "POST") == 0;
+  if (req->body || is_post) {
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    if (!is_post) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+  } else if (strcmp(req->method, "HEAD") == 0) {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (strcmp(req->method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+  }
+}
+
+static void finish(http_transfer *t, CURLcode code) {
+  double total = 0;
+  t->res.curl_code = code;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
+  t->res.total_time += total;
+  t->res.attempts++;
+  if (code == CURLE_FILESIZE_EXCEEDED) t->res.too_large = 1;
+  if (code == CURLE_OK) t->res.too_large = 0;
+  if (code != CURLE_OK && t->res.errbuf[0] == '\0')
+    snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
+}
+
+int http_is_retryable(const char *method, CURLcode code, long status, int has_retry_after) {
+  /* POST and PATCH are not idempotent: retry only when the server surely did nothing. */
+  int idempotent = strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0;
+  if (code != CURLE_OK) {
+    if (code == CURLE_COULDNT_CONNECT) return 1;
+    if (!idempotent) return 0;
+    return code == CURLE_GOT_NOTHING || code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR;
+  }
+  if (status == 429) return 1;
+  if (status == 503) return idempotent || has_retry_after;
+  if (status == 502 || status == 504) return idempotent;
+  return 0;
+}
+
+double http_retry_after(const char *headers, size_t len, double now) {
+  const char *cursor = headers;
+  const char *end = headers + len;
+  header_field f;
+  (void)now;
+  while (header_next(&cursor, end, &f)) {
+    if (f.name_len != 11 || strncasecmp(f.name, "retry-after", 11) != 0) continue;
+    char value[64];
+    if (f.value_len == 0 || f.value_len >= sizeof value) return -1;
+    memcpy(value, f.value, f.value_len);
+    value[f.value_len] = '\0';
+    if (strspn(value, "0123456789") == f.value_len) return strtod(value, NULL);
+    time_t when = curl_getdate(value, NULL);
+    if (when < 0) return -1;
+    double delta = difftime(when, time(NULL));
+    return delta > 0 ? delta : 0;
+  }
+  return -1;
+}
+
+double http_backoff_delay(const http_conf *conf, int attempt, double retry_after) {
+  double cap = conf->retry_max_wait;
+  if (retry_after >= 0) return retry_after < cap ? retry_after : cap;
+  double ceiling = conf->backoff;
+  for (int i = 1; i < attempt && ceiling < cap; i++) ceiling *= 2;
+  if (ceiling > cap) ceiling = cap;
+  return ceiling * jitter_unit();
+}
+
+/* Decides whether the finished attempt in t is retried; returns the wait, or -1. */
+static double retry_decision(http_transfer *t, const char *method) {
+  if (t->res.attempts > t->conf->retries) return -1;
+  double retry_after = http_retry_after(t->res.headers.data, t->res.headers.len, 0);
+  if (t->res.curl_code != CURLE_OK) retry_after = -1;
+  if (!http_is_retryable(method, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
+  double delay = http_backoff_delay(t->conf, t->res.attempts, retry_after);
+  if (t->conf->debug) {
+    const char *why = t->res.curl_code != CURLE_OK ? http_code_name(t->res.curl_code) : NULL;
+    if (why)
+      fprintf(stderr, "* alloy: attempt %d failed (%s); retrying in %.2fs\n", t->res.attempts, why, delay);
+    else
+      fprintf(stderr, "* alloy: attempt %d got HTTP %ld; retrying in %.2fs\n", t->res.attempts,
+              t->res.status, delay);
+  }
+  return delay;
+}
+
+CURLcode http_perform(http_transfer *t, const http_request *req) {
+  t->res.attempts = 0;
+  t->res.total_time = 0;
+  for (;;) {
+    prepare(t, req);
+    finish(t, curl_easy_perform(t->easy));
+    double delay = retry_decision(t, req->method);
+    if (delay < 0) break;
+    sleep_seconds(delay);
+  }
+  return t->res.curl_code;
+}
+
+static void start(CURLM *m, http_transfer *t, const http_request *req) {
+  prepare(t, req);
+  curl_multi_add_handle(m, t->easy);
+}
+
+int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
+               http_response *results, size_t n) {
+  http_transfer **idle = malloc(pool_size * sizeof *idle);
+  http_transfer **waiting = malloc(pool_size * sizeof *waiting);
+  size_t n_idle = pool_size, n_waiting = 0, next = 0, done = 0;
+  int rc = 0;
+  if (idle == NULL || waiting == NULL) {
+    rc = -1;
+    goto out;
+  }
+  memcpy(idle, pool, pool_size * sizeof *idle);
+  while (done < n) {
+    while (n_idle > 0 && next < n) {
+      http_transfer *t = idle[--n_idle];
+      t->index = next;
+      t->res.attempts = 0;
+      t->res.total_time = 0;
+      start(m, t, &reqs[next++]);
+    }
+    double now = now_seconds();
+    double next_wake = -1;
+    for (size_t i = 0; i < n_waiting;) {
+      http_transfer *t = waiting[i];
+      if (t->retry_at <= now) {
+        waiting[i] = waiting[--n_waiting];
+        start(m, t, &reqs[t->index]);
+        continue;
+      }
+      if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
+      i++;
+    }
+    int running = 0;
+    if (curl_multi_perform(m, &running) != CURLM_OK) {
+      rc = -1;
+      goto out;
+    }
+    CURLMsg *msg;
+    int queued;
+    while ((msg = curl_multi_info_read(m, &queued)) != NULL) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      http_transfer *t = NULL;
+      CURL *easy = msg->easy_handle;
+      CURLcode code = msg->data.result;
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+      curl_multi_remove_handle(m, easy);
+      finish(t, code);
+      double delay = retry_decision(t, reqs[t->index].method);
+      if (delay >= 0) {
+        t->retry_at = now_seconds() + delay;
+        waiting[n_waiting++] = t;
+        if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
+        continue;
+      }
+      /* Hand the buffers to the caller; the transfer starts its next request empty. */
+      results[t->index] = t->res;
+      memset(&t->res.body, 0, sizeof t->res.body);
+      memset(&t->res.headers, 0, sizeof t->res.headers);
+      idle[n_idle++] = t;
+      done++;
+    }
+    if (done >= n) break;
+    int wait_ms = 1000;
+    if (next_wake >= 0) {
+      double ms = (next_wake - now_seconds()) * 1000;
+      wait_ms = ms < 0 ? 0 : ms < 1000 ? (int)ms + 1 : 1000;
+    }
+    if (running > 0 || n_waiting > 0) curl_multi_poll(m, NULL, 0, wait_ms, NULL);
+  }
+out:
+  free(idle);
+  free(waiting);
+  return rc;
+}
+
+const char *http_code_name(CURLcode code) {
+  switch (code) {
+    case CURLE_OK: return "OK";
+    case CURLE_UNSUPPORTED_PROTOCOL: return "UNSUPPORTED_PROTOCOL";
+    case CURLE_URL_MALFORMAT: return "URL_MALFORMAT";
+    case CURLE_COULDNT_RESOLVE_PROXY: return "COULDNT_RESOLVE_PROXY";
+    case CURLE_COULDNT_RESOLVE_HOST: return "COULDNT_RESOLVE_HOST";
+    case CURLE_COULDNT_CONNECT: return "COULDNT_CONNECT";
+    case CURLE_WEIRD_SERVER_REPLY: return "WEIRD_SERVER_REPLY";
+    case CURLE_HTTP2: return "HTTP2";
+    case CURLE_PARTIAL_FILE: return "PARTIAL_FILE";
+    case CURLE_WRITE_ERROR: return "WRITE_ERROR";
+    case CURLE_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
+    case CURLE_OPERATION_TIMEDOUT: return "OPERATION_TIMEDOUT";
+    case CURLE_SSL_CONNECT_ERROR: return "SSL_CONNECT_ERROR";
+    case CURLE_TOO_MANY_REDIRECTS: return "TOO_MANY_REDIRECTS";
+    case CURLE_GOT_NOTHING: return "GOT_NOTHING";
+    case CURLE_SSL_ENGINE_NOTFOUND: return "SSL_ENGINE_NOTFOUND";
+    case CURLE_SEND_ERROR: return "SEND_ERROR";
+    case CURLE_RECV_ERROR: return "RECV_ERROR";
+    case CURLE_SSL_CERTPROBLEM: return "SSL_CERTPROBLEM";
+    case CURLE_SSL_CIPHER: return "SSL_CIPHER";
+    case CURLE_PEER_FAILED_VERIFICATION: return "SSL_CACERT";
+    case CURLE_BAD_CONTENT_ENCODING: return "BAD_CONTENT_ENCODING";
+    case CURLE_FILESIZE_EXCEEDED: return "BODY_TOO_LARGE";
+    case CURLE_SSL_CACERT_BADFILE: return "SSL_CACERT_BADFILE";
+    case CURLE_SSL_INVALIDCERTSTATUS: return "SSL_INVALIDCERTSTATUS";
+    case CURLE_HTTP2_STREAM: return "HTTP2_STREAM";
+    case CURLE_PROXY: return "PROXY";
+    default: return NULL;
+  }
+}

@@ -1,0 +1,73 @@
+/* The wire: one libcurl transfer with retries, and a batch over curl_multi.
+ * No Lua types here; callers hand in plain C requests and read plain C responses. */
+#ifndef ALLOY_HTTP_H
+#define ALLOY_HTTP_H
+
+#include <curl/curl.h>
+#include "buf.h"
+
+typedef struct http_conf {
+  long timeout_ms;
+  long connect_timeout_ms;
+  int retries;
+  double backoff;         /* seconds: base of the exponential backoff */
+  double retry_max_wait;  /* seconds: cap on any single wait, Retry-After included */
+  size_t max_body;
+  const char *ca_file;
+  const char *proxy;
+  const char *user_agent;
+  int insecure;
+  int debug;
+} http_conf;
+
+typedef struct http_request {
+  const char *method;
+  const char *url;
+  const char *body;  /* NULL: no body */
+  size_t body_len;
+  struct curl_slist *headers;
+} http_request;
+
+typedef struct http_response {
+  long status;
+  CURLcode curl_code;
+  int too_large;
+  int attempts;
+  double total_time;
+  abuf body;
+  abuf headers;  /* raw header block of the last response */
+  char errbuf[CURL_ERROR_SIZE];
+} http_response;
+
+/* One reusable easy handle and its buffers. */
+typedef struct http_transfer {
+  CURL *easy;
+  const http_conf *conf;
+  http_response res;
+  /* Batch bookkeeping. */
+  size_t index;
+  double retry_at;
+} http_transfer;
+
+int http_global_init(void);
+int http_transfer_init(http_transfer *t, const http_conf *conf);
+void http_transfer_free(http_transfer *t);
+
+/* Runs req to completion, retrying as the policy allows. Returns res.curl_code. */
+CURLcode http_perform(http_transfer *t, const http_request *req);
+
+/* Runs n requests over curl_multi m, one in flight per pooled transfer. results[i] receives the
+ * response of reqs[i]; the caller frees their buffers with http_response_free. */
+int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
+               http_response *results, size_t n);
+void http_response_free(http_response *r);
+
+/* Retry policy, exposed for tests and fuzzing. */
+int http_is_retryable(const char *method, CURLcode code, long status, int has_retry_after);
+double http_retry_after(const char *headers, size_t len, double now);
+double http_backoff_delay(const http_conf *conf, int attempt, double retry_after);
+
+/* The short stable name of a libcurl error ("COULDNT_CONNECT"), or NULL. */
+const char *http_code_name(CURLcode code);
+
+#endif
