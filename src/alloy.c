@@ -31,6 +31,7 @@ typedef struct client {
   char *proxy;
   char *user_agent;
   abuf scratch; /* URL and message building, reused across calls */
+  int transport_ref; /* a Lua function that sends instead of libcurl, or LUA_NOREF */
   int closed;
 } client;
 
@@ -78,9 +79,11 @@ static void cjson_call(lua_State *L, const char *fn, int idx, int nres) {
 
 /* ------------------------------------------------------------------ client lifecycle */
 
-static void client_cleanup(client *c) {
+static void client_cleanup(lua_State *L, client *c) {
   if (c->closed) return;
   c->closed = 1;
+  luaL_unref(L, LUA_REGISTRYINDEX, c->transport_ref);
+  c->transport_ref = LUA_NOREF;
   http_transfer_free(&c->single);
   for (size_t i = 0; i < c->pool_size; i++) {
     if (c->multi && c->pool[i].easy) curl_multi_remove_handle(c->multi, c->pool[i].easy);
@@ -107,7 +110,7 @@ static void client_cleanup(client *c) {
 
 static int client_close(lua_State *L) {
   client *c = luaL_checkudata(L, 1, CLIENT_MT);
-  client_cleanup(c);
+  client_cleanup(L, c);
   return 0;
 }
 
@@ -125,7 +128,7 @@ static int client_tostring(lua_State *L) {
 static const char *const option_names[] = {
   "api_key", "api_version", "base_url", "embedded_url", "timeout", "connect_timeout",
   "retries", "backoff", "retry_max_wait", "max_body", "ca_file", "proxy", "user_agent",
-  "insecure", "debug", NULL};
+  "insecure", "debug", "transport", NULL};
 
 static const char *opt_string(lua_State *L, int t, const char *name, const char *def, size_t *len) {
   const char *s = def;
@@ -233,6 +236,7 @@ static int alloy_new(lua_State *L) {
   luaL_getmetatable(L, CLIENT_MT);
   lua_setmetatable(L, -2);
   c->closed = 0;
+  c->transport_ref = LUA_NOREF;
   c->conf = conf;
   c->api_key = dup_string(L, key, key_len);
   c->api_version = dup_string(L, version, ver_len);
@@ -256,6 +260,14 @@ static int alloy_new(lua_State *L) {
   snprintf(c->auth_header, auth_len + 1, "Authorization: Bearer %s", c->api_key);
   c->auth_node.data = c->auth_header;
   c->auth_node.next = NULL;
+
+  lua_getfield(L, 1, "transport");
+  if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+    luaL_error(L, "alloy.new: option 'transport' must be a function");
+  if (lua_isnil(L, -1))
+    lua_pop(L, 1);
+  else
+    c->transport_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
   if (http_transfer_init(&c->single, &c->conf) != 0) luaL_error(L, "alloy: cannot create a curl handle");
   return 1;
@@ -664,6 +676,8 @@ static int shape_result(lua_State *L, const alloy_op *op, int json) {
 
 /* Turns the finished transfer into Lua results: res (or value, res) or the failure tuple. */
 static int finish_request(lua_State *L, client *c, const http_response *r, const prepared *p) {
+  if (r->transport_failed)
+    return fail(L, c, p, r, "TRANSPORT_ERROR", r->errbuf, strlen(r->errbuf), 0);
   if (r->curl_code != CURLE_OK) {
     const char *code = r->too_large ? "BODY_TOO_LARGE" : http_code_name(r->curl_code);
     char other[24];
@@ -732,9 +746,88 @@ static void warn_insecure(client *c) {
     fprintf(stderr, "alloy: WARNING: TLS certificate verification is disabled (insecure = true)\n");
 }
 
-/* Runs one prepared request on the client's handle. */
+static void transport_failed(http_response *r, const char *why) {
+  r->transport_failed = 1;
+  snprintf(r->errbuf, sizeof r->errbuf, "%s", why ? why : "transport failed");
+}
+
+/* Sends p through the client's Lua transport and fills r as libcurl would. */
+static void run_transport(lua_State *L, client *c, const prepared *p, http_response *r) {
+  int top = lua_gettop(L);
+  memset(r, 0, sizeof *r);
+  r->attempts = 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->transport_ref);
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, p->req.method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, p->req.url);
+  lua_setfield(L, -2, "url");
+  if (p->req.body) {
+    lua_pushlstring(L, p->req.body, p->req.body_len);
+    lua_setfield(L, -2, "body");
+  }
+  lua_pushnumber(L, (lua_Number)c->conf.timeout_ms / 1000);
+  lua_setfield(L, -2, "timeout");
+  lua_newtable(L);
+  int i = 0;
+  for (const struct curl_slist *h = p->req.headers; h; h = h->next) {
+    const char *colon = strchr(h->data, ':');
+    const char *v = colon ? colon + 1 : "";
+    while (*v == ' ') v++;
+    if (colon == NULL || *v == '\0') continue; /* "Name:" only removes a libcurl default */
+    lua_createtable(L, 2, 0);
+    lua_pushlstring(L, h->data, (size_t)(colon - h->data));
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, v);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, ++i);
+  }
+  lua_setfield(L, -2, "headers");
+  if (lua_pcall(L, 1, 2, 0) != 0) {
+    transport_failed(r, lua_tostring(L, -1));
+  } else if (!lua_istable(L, -2)) {
+    transport_failed(r, lua_tostring(L, -1));
+  } else {
+    int res = top + 1;
+    lua_getfield(L, res, "status");
+    r->status = (long)lua_tointeger(L, -1);
+    lua_getfield(L, res, "body");
+    size_t n = 0;
+    const char *body = lua_tolstring(L, -1, &n);
+    if (n > c->conf.max_body)
+      r->too_large = 1, r->curl_code = CURLE_FILESIZE_EXCEEDED;
+    else if (body)
+      abuf_add(&r->body, body, n);
+    lua_getfield(L, res, "headers");
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        size_t vlen = 0;
+        const char *v = lua_istable(L, -1) ? NULL : scalar_string(L, -1, &vlen);
+        if (lua_type(L, -2) == LUA_TSTRING && v && header_value_ok(v, vlen)) {
+          abuf_adds(&r->headers, lua_tostring(L, -2));
+          abuf_add(&r->headers, ": ", 2);
+          abuf_add(&r->headers, v, vlen);
+          abuf_add(&r->headers, "\r\n", 2);
+        }
+        lua_pop(L, 1);
+      }
+    }
+    if (r->status < 100 || r->status > 999) transport_failed(r, "transport returned no valid status");
+  }
+  lua_settop(L, top);
+}
+
+/* Runs one prepared request on the client's handle (or its transport). */
 static int run_single(lua_State *L, client *c, prepared *p) {
   if (p->fail_code) return alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
+  if (c->transport_ref != LUA_NOREF) {
+    http_response r;
+    run_transport(L, c, p, &r);
+    int n = finish_request(L, c, &r, p);
+    http_response_free(&r);
+    return n;
+  }
   warn_insecure(c);
   http_perform(&c->single, &p->req);
   return finish_request(L, c, &c->single.res, p);
@@ -896,7 +989,8 @@ static int client_batch(lua_State *L) {
   for (size_t i = 0; i < n; i++)
     if (!reqs[i].fail_code) sendable++;
   size_t width = (size_t)concurrency < sendable ? (size_t)concurrency : sendable;
-  http_transfer *pool = width ? ensure_pool(L, c, width) : NULL; /* may raise: nothing to leak yet */
+  http_transfer *pool = NULL;
+  if (width && c->transport_ref == LUA_NOREF) pool = ensure_pool(L, c, width); /* may raise: nothing to leak yet */
   http_request *wire = calloc(sendable + 1, sizeof *wire);
   http_response *results = calloc(sendable + 1, sizeof *results);
   http_transfer **ptrs = calloc(width + 1, sizeof *ptrs);
@@ -907,7 +1001,10 @@ static int client_batch(lua_State *L) {
   for (size_t i = 0, k = 0; i < n; i++)
     if (!reqs[i].fail_code) wire[k++] = reqs[i].req;
   int rc = 0;
-  if (sendable) {
+  if (sendable && c->transport_ref != LUA_NOREF) {
+    for (size_t i = 0, k = 0; i < n; i++)
+      if (!reqs[i].fail_code) run_transport(L, c, &reqs[i], &results[k++]);
+  } else if (sendable) {
     for (size_t i = 0; i < width; i++) ptrs[i] = &pool[i];
     warn_insecure(c);
     rc = http_batch(c->multi, ptrs, width, wire, results, sendable);

@@ -32,6 +32,7 @@ typedef struct http_response {
   long status;
   CURLcode curl_code;
   int too_large;
+  int transport_failed; /* a Lua transport failed; errbuf says why */
   int attempts;
   double total_time;
   abuf body;
