@@ -1,0 +1,428 @@
+-- The C module's Lua surface, against the sandbox over real HTTP on loopback.
+local Sandbox = require "sandbox"
+local alloy = require "alloy"
+
+local function closed_port()
+  local socket = require "socket"
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+describe("alloy module", function()
+  local sb, uid
+  local messages = {} -- every failure message seen here, checked for the key at the end
+
+  local function client(opts)
+    local o = { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url, timeout = 5,
+                backoff = 0.01 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return alloy.new(o)
+  end
+
+  -- Calls fn and records its failure message; returns the results unchanged.
+  local function record(...)
+    local msg = select(2, ...)
+    if type(msg) == "string" then messages[#messages + 1] = msg end
+    return ...
+  end
+
+  setup(function()
+    sb = Sandbox.start()
+  end)
+  teardown(function()
+    if sb then sb:stop() end
+  end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "ada", fullName = "Ada Lovelace" }
+  end)
+
+  describe("module table", function()
+    it("exposes its version, libcurl's version and the operations table", function()
+      assert.matches("^%d+%.%d+%.%d+$", alloy.VERSION)
+      assert.matches("^%d+%.%d+", alloy.curl_version)
+      assert.same({ method = "GET", path = "/users/{userId}/token", service = "embedded" },
+        alloy.operations.user_token)
+    end)
+
+    it("creates no globals when loaded", function()
+      local before = {}
+      for k in pairs(_G) do before[k] = true end
+      package.loaded.alloy = nil
+      local again = require "alloy"
+      assert.is_table(again)
+      for k in pairs(_G) do assert.is_true(before[k], "new global " .. tostring(k)) end
+    end)
+  end)
+
+  describe("alloy.new", function()
+    it("requires api_key", function()
+      assert.has_error(function() alloy.new {} end, "alloy.new: option 'api_key' is required (a string)")
+    end)
+
+    it("rejects unknown options and wrong types", function()
+      assert.has_error(function() alloy.new { api_key = "k", timeot = 3 } end,
+        "alloy.new: unknown option 'timeot'")
+      assert.has_error(function() alloy.new { api_key = "k", timeout = "3" } end,
+        "alloy.new: option 'timeout' must be a number")
+      assert.has_error(function() alloy.new { api_key = "k", debug = 1 } end,
+        "alloy.new: option 'debug' must be a boolean")
+      assert.has_error(function() alloy.new { api_key = "k", base_url = "ftp://x" } end,
+        "alloy.new: option 'base_url' must be an http:// or https:// URL")
+    end)
+
+    it("requires finite, positive timeouts", function()
+      assert.has_error(function() alloy.new { api_key = "k", timeout = 0 } end)
+      assert.has_error(function() alloy.new { api_key = "k", connect_timeout = -1 } end)
+    end)
+
+    it("never echoes a malformed key in its error", function()
+      local bad = "secret-with\r\nnewline"
+      local ok, err = pcall(alloy.new, { api_key = bad })
+      assert.is_false(ok)
+      assert.is_nil(err:find("secret", 1, true))
+    end)
+
+    it("prints without the key", function()
+      local c = client()
+      assert.equals("alloy.client (" .. sb.url .. ")", tostring(c))
+      c:close()
+      assert.equals("alloy.client (closed)", tostring(c))
+    end)
+  end)
+
+  describe("user_token", function()
+    it("returns a three-part JWT for the user and the response", function()
+      local c = client()
+      local token, res = c:user_token(uid)
+      assert.is_string(token)
+      assert.matches("^[%w_-]+%.[%w_-]+%.[%w_-]+$", token)
+      assert.equals(200, res.status)
+      assert.matches("json", res.headers["content-type"])
+      assert.equals(token, res.json.token)
+      assert.equals(1, res.attempts)
+      local claims = assert(alloy.jwt_claims(token))
+      assert.equals(uid, claims.userId)
+      assert.equals(3600, claims.exp - claims.iat)
+    end)
+
+    it("sends the key as a Bearer token, the API version and Accept", function()
+      local c = client()
+      assert(c:user_token(uid))
+      local req = sb:requests()[1]
+      assert.equals("GET", req.method)
+      assert.equals("/users/" .. uid .. "/token", req.path)
+      assert.equals("Bearer " .. sb.api_key, req.headers.authorization)
+      assert.equals("2025-09", req.headers["x-api-version"])
+      assert.equals("application/json", req.headers.accept)
+      assert.matches("^lua%-alloy/", req.headers["user-agent"])
+    end)
+
+    it("can put the version in the path instead of a header", function()
+      local c = client { api_version = "2024-03" }
+      assert(c:user_token(uid, { version_in_path = true }))
+      local req = sb:requests()[1]
+      assert.equals("/2024-03/users/" .. uid .. "/token", req.path)
+      assert.is_nil(req.headers["x-api-version"])
+    end)
+
+    it("percent-encodes the user id into one path segment", function()
+      local c = client()
+      local _, _, code = c:user_token("a/b?c d")
+      assert.equals("HTTP_404", code)
+      assert.equals("/users/a%2Fb%3Fc%20d/token", sb:requests()[1].path)
+      c:user_token("../x")
+      assert.equals("/users/..%2Fx/token", sb:requests()[2].path)
+    end)
+
+    it("rejects ids with CR, LF or NUL, and dot segments, before sending", function()
+      local c = client()
+      for _, id in ipairs { "a\r\nb", "a\0b", "", ".", ".." } do
+        local token, msg, code = record(c:user_token(id))
+        assert.is_nil(token)
+        assert.equals("INVALID_ARGUMENT", code)
+        assert.matches("^INVALID_ARGUMENT: path parameter 'userId'", msg)
+      end
+      assert.equals(0, #sb:requests())
+    end)
+
+    it("accepts a username where the API does", function()
+      local token = client():user_token("ada")
+      assert.equals(uid, alloy.jwt_claims(token).userId)
+    end)
+  end)
+
+  describe("failures", function()
+    it("HTTP_401 with the server's message for a wrong key", function()
+      local c = client { api_key = "wrong-key-0123456789abcdef" }
+      local token, msg, code, res = record(c:user_token(uid))
+      assert.is_nil(token)
+      assert.equals("HTTP_401", code)
+      assert.equals(401, res.status)
+      assert.matches("^HTTP_401: .+ %(GET /users/" .. uid .. "/token%)$", msg)
+    end)
+
+    it("HTTP_404 for an unknown user", function()
+      local _, msg, code, res = record(client():user_token("5f0000000000000000000000"))
+      assert.equals("HTTP_404", code)
+      assert.equals(404, res.status)
+      assert.matches("^HTTP_404: User not found", msg)
+    end)
+
+    it("HTTP_400 carries error.message from the body", function()
+      local _, msg, code = record(client():create_credential("notion",
+        { userId = "not-an-id", authenticationType = "oauth2", redirectUri = "http://localhost:3000/cb" }))
+      assert.equals("HTTP_400", code)
+      assert.matches("userId must be a valid ID", msg, 1, true)
+    end)
+
+    it("HTTP_500 from an injected fault", function()
+      sb:fault { path = "/token$", status = 500, body = '{"error":"boom"}' }
+      local _, msg, code = record(client { retries = 0 }:user_token(uid))
+      assert.equals("HTTP_500", code)
+      assert.matches("^HTTP_500: boom %(GET ", msg)
+    end)
+
+    it("COULDNT_CONNECT for a closed port", function()
+      local url = "http://127.0.0.1:" .. closed_port()
+      local c = client { base_url = url, embedded_url = url, retries = 1 }
+      local token, msg, code, res = record(c:user_token(uid))
+      assert.is_nil(token)
+      assert.equals("COULDNT_CONNECT", code)
+      assert.is_nil(res)
+      assert.matches("after 2 attempts$", msg)
+    end)
+
+    it("OPERATION_TIMEDOUT when the server is too slow", function()
+      sb:fault { path = "/token$", delay = 2 }
+      local _, msg, code = record(client { timeout = 0.3, retries = 0 }:user_token(uid))
+      assert.equals("OPERATION_TIMEDOUT", code)
+      assert.matches("^OPERATION_TIMEDOUT: ", msg)
+    end)
+
+    it("OPERATION_TIMEDOUT when the body stalls after the headers", function()
+      sb:fault { path = "/token$", stall = 2 }
+      local _, _, code = record(client { timeout = 0.5, retries = 0 }:user_token(uid))
+      assert.equals("OPERATION_TIMEDOUT", code)
+    end)
+
+    it("JSON_DECODE with an excerpt for a malformed body", function()
+      sb:fault { path = "/token$", status = 200, body = "<html>not json</html>" }
+      local _, msg, code, res = record(client():user_token(uid))
+      assert.equals("JSON_DECODE", code)
+      assert.matches("body starts: <html>not json", msg, 1, true)
+      assert.equals("<html>not json</html>", res.body)
+    end)
+
+    it("BAD_RESPONSE when the token field is missing", function()
+      sb:fault { path = "/token$", status = 200, body = '{"jwt":"x"}' }
+      local _, msg, code = record(client():user_token(uid))
+      assert.equals("BAD_RESPONSE", code)
+      assert.matches("no 'token' field", msg, 1, true)
+    end)
+
+    it("GOT_NOTHING when the connection drops, after retrying", function()
+      sb:fault { path = "/token$", drop = true, times = 5 }
+      local _, msg, code = record(client { retries = 2 }:user_token(uid))
+      assert.equals("GOT_NOTHING", code)
+      assert.matches("after 3 attempts$", msg)
+    end)
+
+    it("BODY_TOO_LARGE past max_body", function()
+      sb:fault { path = "/token$", status = 200, huge = 200000 }
+      local _, msg, code = record(client { max_body = 65536 }:user_token(uid))
+      assert.equals("BODY_TOO_LARGE", code)
+      assert.matches("^BODY_TOO_LARGE: ", msg)
+    end)
+
+    it("INVALID_ARGUMENT for header values with CR or LF", function()
+      local res, msg, code = record(client():request { path = "/users", headers = { ["x-note"] = "a\nb" } })
+      assert.is_nil(res)
+      assert.equals("INVALID_ARGUMENT", code)
+      assert.matches("header 'x-note'", msg, 1, true)
+      assert.equals(0, #sb:requests())
+    end)
+
+    it("never includes the API key in any failure message", function()
+      assert.is_true(#messages > 10)
+      for _, m in ipairs(messages) do
+        assert.is_nil(m:find(sb.api_key, 1, true), m)
+        assert.is_nil(m:find("\n", 1, true), "one line: " .. m)
+      end
+    end)
+  end)
+
+  describe("retries", function()
+    it("retries a 503 honouring Retry-After, then succeeds", function()
+      sb:fault { path = "/token$", status = 503, headers = { ["Retry-After"] = "0" } }
+      local token, res = client():user_token(uid)
+      assert.is_string(token)
+      assert.equals(2, res.attempts)
+      assert.equals(2, #sb:requests())
+    end)
+
+    it("does not retry a POST after a 502", function()
+      sb:fault { path = "^/users$", method = "POST", status = 502 }
+      local _, _, code, res = client():create_user { username = "grace" }
+      assert.equals("HTTP_502", code)
+      assert.equals(1, res.attempts)
+    end)
+
+    it("retries a POST on 429", function()
+      sb:fault { path = "^/users$", method = "POST", status = 429, headers = { ["Retry-After"] = "0" } }
+      local body, res = client():create_user { username = "grace" }
+      assert.matches("^%x+$", body.userId)
+      assert.equals(2, res.attempts)
+    end)
+
+    it("makes one attempt with retries = 0", function()
+      sb:fault { path = "/token$", status = 503, times = 3 }
+      local _, msg, _, res = client { retries = 0 }:user_token(uid)
+      assert.equals(1, res.attempts)
+      assert.is_nil(msg:find("attempts", 1, true))
+    end)
+  end)
+
+  describe("request", function()
+    it("sends JSON bodies, queries and extra headers", function()
+      local c = client()
+      local res = assert(c:request { method = "POST", path = "/users", json = { username = "lin" },
+        query = { b = "2", a = "x y" }, headers = { ["x-trace"] = "t1" } })
+      assert.equals(200, res.status)
+      local req = sb:requests()[1]
+      assert.equals("POST", req.method)
+      assert.equals("a=x%20y&b=2", req.query)
+      assert.equals("application/json", req.headers["content-type"])
+      assert.equals("t1", req.headers["x-trace"])
+    end)
+
+    it("raises on misuse", function()
+      local c = client()
+      assert.has_error(function() c:request { path = "/x", bogus = 1 } end,
+        "client:request: unknown request field 'bogus'")
+      assert.has_error(function() c:request { path = "x" } end)
+      assert.has_error(function() c:request { path = "/x", headers = { Authorization = "Bearer y" } } end,
+        "alloy: the Authorization header is set by the client")
+      assert.has_error(function() c:request { path = "/x", json = { f = print } } end)
+      assert.has_error(function() c:user_token() end, "client:user_token: missing argument 'userId'")
+    end)
+
+    it("reuses one connection across requests", function()
+      local c = client()
+      for _ = 1, 5 do assert(c:user_token(uid)) end
+      local conns = {}
+      for _, r in ipairs(sb:requests()) do conns[r.connection] = true end
+      local n = 0
+      for _ in pairs(conns) do n = n + 1 end
+      assert.equals(1, n)
+    end)
+  end)
+
+  describe("named operations", function()
+    it("create, get, list and delete users", function()
+      local c = client()
+      local created = assert(c:create_user { username = "grace", fullName = "Grace Hopper" })
+      local user = assert(c:get_user(created.userId))
+      assert.equals("grace", user.username)
+      local list = assert(c:list_users())
+      assert.equals(2, #list)
+      assert.same({ success = true }, (assert(c:delete_user(created.userId))))
+      local _, _, code = c:get_user(created.userId)
+      assert.equals("HTTP_404", code)
+    end)
+
+    it("lists credentials as an array", function()
+      local list = assert(client():list_credentials(uid))
+      assert.same({}, list)
+    end)
+  end)
+
+  describe("batch", function()
+    it("returns results in input order, failures in place", function()
+      local other = sb:create_user { username = "bob" }
+      local c = client()
+      local reqs = {
+        { op = "user_token", args = { uid } },
+        { op = "user_token", args = { "5f0000000000000000000000" } },
+        { op = "user_token", args = { "a\nb" } },
+        { path = "/users" },
+        { op = "user_token", args = { other } },
+      }
+      local results, failures = c:batch(reqs, { concurrency = 3 })
+      assert.equals(5, #results)
+      assert.equals(2, failures)
+      assert.is_true(results[1].ok)
+      assert.equals(uid, alloy.jwt_claims(results[1].value).userId)
+      assert.is_false(results[2].ok)
+      assert.equals("HTTP_404", results[2].code)
+      assert.equals(404, results[2].res.status)
+      assert.equals("INVALID_ARGUMENT", results[3].code)
+      assert.equals(200, results[4].status)
+      assert.equals(other, alloy.jwt_claims(results[5].value).userId)
+    end)
+
+    it("handles many requests with retries inside the batch", function()
+      sb:fault { path = "/token$", status = 503, headers = { ["Retry-After"] = "0" }, times = 3 }
+      local reqs = {}
+      for i = 1, 60 do reqs[i] = { op = "user_token", args = { uid } } end
+      local results, failures = client():batch(reqs, { concurrency = 8 })
+      assert.equals(0, failures)
+      local retried = 0
+      for _, r in ipairs(results) do
+        assert.is_string(r.value)
+        if r.attempts > 1 then retried = retried + 1 end
+      end
+      assert.equals(3, retried)
+    end)
+
+    it("rejects bad concurrency", function()
+      assert.has_error(function() client():batch({}, { concurrency = 0 }) end)
+      assert.same({}, (client():batch({})))
+    end)
+  end)
+
+  describe("lifecycle", function()
+    it("closes idempotently and raises on use after close", function()
+      local c = client()
+      c:close()
+      c:close()
+      assert.has_error(function() c:user_token(uid) end, "alloy: client is closed")
+      assert.has_error(function() c:batch({}) end, "alloy: client is closed")
+    end)
+
+    it("is collected without close, between calls", function()
+      for _ = 1, 20 do
+        local c = client()
+        assert(c:user_token(uid))
+        collectgarbage("step", 0)
+      end
+      collectgarbage()
+      collectgarbage()
+    end)
+
+    if _VERSION == "Lua 5.4" then
+      it("closes a to-be-closed variable", function()
+        local f = assert(load([[
+          local alloy, opts = ...
+          local c <close> = alloy.new(opts)
+          return c
+        ]]))
+        local c = f(alloy, { api_key = sb.api_key, base_url = sb.url })
+        assert.equals("alloy.client (closed)", tostring(c))
+      end)
+    end
+  end)
+
+  describe("jwt_claims", function()
+    it("reports malformed tokens", function()
+      for _, bad in ipairs { "abc", "a.b", "a.b.c.d", "a.!!!.c", "a." .. "bm90IGpzb24" .. ".c" } do
+        local claims, msg, code = alloy.jwt_claims(bad)
+        assert.is_nil(claims)
+        assert.equals("JWT_DECODE", code)
+        assert.matches("^JWT_DECODE: ", msg)
+      end
+    end)
+  end)
+end)
