@@ -1,0 +1,122 @@
+-- Control plane under /__sandbox/: JSON in and out, no API key (loopback only).
+-- luacheck: globals ngx
+local util = require "sandbox.util"
+local state = require "sandbox.state"
+local faults = require "sandbox.faults"
+
+local M = {}
+
+local SETTERS = {
+  oauth_redirect = function(v)
+    if v == "none" or v == "success" or v == "error" then return v end
+    return nil, "oauth_redirect must be none, success or error"
+  end,
+  credentials_shape = function(v)
+    if v == false or v == util.null or v == "natural" then return false end
+    if v == "data" or v == "credentials" or v == "array" then return v end
+    return nil, "credentials_shape must be data, credentials, array or natural"
+  end,
+  token_ttl = function(v)
+    if type(v) == "number" then return math.floor(v) end
+    return nil, "token_ttl must be a number of seconds"
+  end,
+}
+
+local function settings_view()
+  local s = {}
+  for k, v in pairs(state.settings) do s[k] = v end
+  return s
+end
+
+local function list_of(t)
+  local out = util.list()
+  for i, v in ipairs(t) do out[i] = v end
+  return out
+end
+
+local H = {}
+
+H["GET ping"] = function() return util.json(200, { ok = true }) end
+
+H["POST reset"] = function()
+  state.reset()
+  return util.json(200, { ok = true })
+end
+
+H["GET settings"] = function() return util.json(200, settings_view()) end
+
+H["POST set"] = function(body)
+  local new = {}
+  for k, v in pairs(body) do
+    local setter = SETTERS[k]
+    if not setter then return util.message(400, "unknown setting '" .. tostring(k) .. "'") end
+    local val, err = setter(v)
+    if err then return util.message(400, err) end
+    new[k] = val
+  end
+  for k, v in pairs(new) do state.settings[k] = v end
+  return util.json(200, settings_view())
+end
+
+-- Body: one fault object, or an array of them (queued in order).
+H["POST fault"] = function(body)
+  local list = body[1] ~= nil and body or { body }
+  for _, f in ipairs(list) do
+    local ok, err = faults.check(f)
+    if not ok then return util.message(400, err) end
+  end
+  for _, f in ipairs(list) do state.faults[#state.faults + 1] = f end
+  return util.json(200, { ok = true, pending = #state.faults })
+end
+
+H["GET faults"] = function() return util.json(200, { faults = list_of(state.faults) }) end
+H["DELETE faults"] = function()
+  state.faults = {}
+  return util.json(200, { ok = true })
+end
+
+H["GET requests"] = function() return util.json(200, { requests = list_of(state.log) }) end
+H["DELETE requests"] = function()
+  state.log = {}
+  return util.json(200, { ok = true })
+end
+
+H["POST users"] = function(body)
+  if type(body.username) ~= "string" or body.username == "" then
+    return util.message(400, "username is required")
+  end
+  if state.find_user(body.username) then return util.message(409, "Username already exists") end
+  local u = state.create_user(body.username, body.fullName)
+  return util.json(200, { userId = u.userId })
+end
+
+-- Seed a credential without the OAuth dance (list/delete specs).
+H["POST credentials"] = function(body)
+  local u = state.find_user(body.userId or "")
+  if not u then return util.message(404, "User not found") end
+  local c = state.connector(body.connector or "")
+  if not c then return util.message(404, "Connector not found") end
+  local cred = state.create_credential(u, c, body.type, body.name)
+  return util.json(200, state.public_credential(cred))
+end
+
+H["GET state"] = function()
+  local pending = 0
+  for _ in pairs(state.oauth) do pending = pending + 1 end
+  return util.json(200, { users = list_of(state.users), credentials = list_of(state.credentials),
+                          settings = settings_view(), pending_oauth = pending,
+                          faults = #state.faults, requests = #state.log })
+end
+
+function M.handle(method, name, raw_body)
+  local h = H[method .. " " .. name]
+  if not h then return util.message(404, "Unknown sandbox control endpoint") end
+  local body = {}
+  if raw_body and raw_body ~= "" then
+    body = util.decode(raw_body)
+    if type(body) ~= "table" then return util.message(400, "control body must be JSON") end
+  end
+  return h(body)
+end
+
+return M

@@ -1,0 +1,86 @@
+-- One-off misbehaviour injected before normal handling (sb:fault{...}).
+-- luacheck: globals ngx
+local util = require "sandbox.util"
+local state = require "sandbox.state"
+
+local M = {}
+
+local REASON = {
+  [400] = "Bad Request", [401] = "Invalid or missing authentication", [403] = "Forbidden",
+  [404] = "Not Found", [408] = "Request Timeout", [422] = "Unprocessable Entity",
+  [429] = "Rate limit exceeded", [500] = "Internal Server Error", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [504] = "Gateway Timeout",
+}
+
+local FIELDS = { path = "string", method = "string", times = "number", status = "number",
+  headers = "table", body = true, delay = "number", drop = "boolean", stall = "number",
+  finish = "boolean", huge = "number", chunked = "boolean" }
+
+-- Validate at injection time so a typo fails the spec that made it, not a later one.
+function M.check(f)
+  if type(f) ~= "table" then return nil, "fault must be an object" end
+  for k, v in pairs(f) do
+    local want = FIELDS[k]
+    if not want then return nil, "unknown fault field '" .. tostring(k) .. "'" end
+    if want ~= true and type(v) ~= want then
+      return nil, "fault field '" .. k .. "' must be a " .. want
+    end
+  end
+  if f.path and not pcall(string.find, "", f.path) then
+    return nil, "fault path is not a valid Lua pattern"
+  end
+  if f.status and (f.status < 200 or f.status > 599) then
+    return nil, "fault status must be 200..599"
+  end
+  return true
+end
+
+-- First pending fault matching this request, consumed (times counts down).
+function M.take(method, path)
+  for i, f in ipairs(state.faults) do
+    if (not f.path or path:find(f.path)) and (not f.method or f.method:upper() == method) then
+      f.times = (f.times or 1) - 1
+      if f.times <= 0 then table.remove(state.faults, i) end
+      return f
+    end
+  end
+end
+
+local function fault_body(f, status)
+  if f.huge then
+    local n = math.floor(f.huge)
+    if n < 14 then return string.rep("a", n) end
+    return '{"padding":"' .. string.rep("a", n - 14) .. '"}'
+  end
+  if type(f.body) == "table" then return util.encode(f.body) end
+  if f.body ~= nil then return tostring(f.body) end
+  return util.encode { message = REASON[status] or ("Injected fault " .. status) }
+end
+
+-- Returns true when the fault answered (or dropped) the request; false to go on normally.
+function M.apply(f)
+  if f.delay and f.delay > 0 then ngx.sleep(f.delay) end
+  if f.drop then return ngx.exit(444) end -- nginx closes without a response
+  if not (f.status or f.body ~= nil or f.huge or f.stall) then return false end
+
+  local status = f.status or 200
+  local body = fault_body(f, status)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json; charset=utf-8"
+  for k, v in pairs(f.headers or {}) do ngx.header[k] = v end
+  if not f.chunked then ngx.header["Content-Length"] = #body end
+
+  if f.stall then
+    local half = math.floor(#body / 2)
+    ngx.print(body:sub(1, half))
+    ngx.flush(true)
+    ngx.sleep(f.stall)
+    if not f.finish then return ngx.exit(ngx.ERROR) end -- truncated: short of Content-Length
+    ngx.print(body:sub(half + 1))
+    return ngx.exit(ngx.HTTP_OK)
+  end
+  ngx.print(body)
+  return ngx.exit(ngx.HTTP_OK)
+end
+
+return M
