@@ -1,0 +1,102 @@
+-- alloy.credentials: a user's credentials (Alloy's name for connections), normalised.
+--
+-- Alloy documents three list shapes (alloy-api.md §5.4): {"data":[...]} (Embedded),
+-- {"credentials":[...]} (Connectivity) and, from older SDKs, a bare array.  Whatever
+-- client:list_credentials returns, M.normalise turns it into an array of
+--   { credentialId, type, name, createdAt, updatedAt }  (missing fields stay nil)
+--
+-- M.list(client, user_id)      -> array | nil, msg, code, res
+-- M.normalise(value)           -> array
+-- M.for_connector(list, id)    -> the entries whose type is id or starts with "id-"
+-- M.added(before, after)       -> entries of after whose credentialId is not in before
+-- M.newest(list)               -> the entry with the greatest createdAt (ISO strings)
+-- M.find(list, credential_id)  -> entry | nil
+local M = {}
+
+local function items_of(v)
+  if type(v) ~= "table" then return {} end
+  if v[1] ~= nil then return v end
+  for _, k in ipairs({ "data", "credentials", "items", "results" }) do
+    local inner = v[k]
+    if type(inner) == "table" then
+      if inner[1] ~= nil or next(inner) == nil then return inner end
+      -- {"data": {"credentials": [...]}}
+      local deeper = items_of(inner)
+      if deeper[1] ~= nil then return deeper end
+    end
+  end
+  return {}
+end
+
+local function str(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+  return nil
+end
+
+function M.normalise(v)
+  local out = {}
+  for _, it in ipairs(items_of(v)) do
+    if type(it) == "table" then
+      out[#out + 1] = {
+        credentialId = str(it.credentialId) or str(it.id) or str(it._id),
+        type = str(it.type) or str(it.connector) or str(it.connectorId),
+        name = str(it.name),
+        createdAt = str(it.createdAt),
+        updatedAt = str(it.updatedAt),
+      }
+    end
+  end
+  return out
+end
+
+function M.list(client, user_id)
+  local v, msg, code, res = client:list_credentials(user_id)
+  if v == nil and code == "HTTP_404" then
+    -- the older documented route (alloy-api.md §5.4, legacy/guide row)
+    local r2 = client:request{ method = "GET", path = "/users/{userId}/credentials", params = { userId = user_id } }
+    if r2 and r2.json ~= nil then return M.normalise(r2.json) end
+  end
+  if v == nil then return nil, msg, code, res end
+  return M.normalise(v)
+end
+
+function M.for_connector(list, connector)
+  if not connector or connector == "" then return list end
+  local want = connector:lower()
+  local out = {}
+  for _, c in ipairs(list) do
+    local t = (c.type or ""):lower()
+    if t == want or t:sub(1, #want + 1) == want .. "-" then out[#out + 1] = c end
+  end
+  return out
+end
+
+function M.added(before, after)
+  local seen = {}
+  for _, c in ipairs(before or {}) do
+    if c.credentialId then seen[c.credentialId] = true end
+  end
+  local out = {}
+  for _, c in ipairs(after or {}) do
+    if c.credentialId and not seen[c.credentialId] then out[#out + 1] = c end
+  end
+  return out
+end
+
+function M.newest(list)
+  local best
+  for _, c in ipairs(list or {}) do
+    if not best or (c.createdAt or "") > (best.createdAt or "") then best = c end
+  end
+  return best
+end
+
+function M.find(list, id)
+  for _, c in ipairs(list or {}) do
+    if c.credentialId == id then return c end
+  end
+  return nil
+end
+
+return M

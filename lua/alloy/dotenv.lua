@@ -1,0 +1,260 @@
+-- alloy.dotenv: read and update `.env` files the way dotenv users expect.
+--
+-- Accepted syntax, one assignment per line:
+--   KEY=value            unquoted; a " #" (blank then #) starts a comment; trimmed
+--   export KEY=value     the `export ` prefix is allowed and ignored
+--   KEY="a\nb"           double quotes: \n \r \t \" \\ \$ escapes; may span lines
+--   KEY='raw $text'      single quotes (and `backticks`): literal; may span lines
+--   # comment, blank lines, CRLF line ends and a UTF-8 BOM are fine.
+-- Later duplicates win.  A line that is none of these is an error reported as
+-- "path:LINE: message" (the file is not half-used).
+--
+-- M.parse(text, name)      -> vars, entries | nil, "name:LINE: message"
+-- M.load(path)             -> vars, entries | nil, msg, "ENOENT" when the file is missing
+-- M.set(path, key, value)  -> true | nil, msg   update in place (atomic; 0600 if created)
+-- M.mode(path)             -> "644" style octal permission string | nil
+local M = {}
+
+local BOM = "\239\187\191"
+
+-- Split text into lines; each item keeps its exact ending ("\n", "\r\n" or "").
+local function split_lines(text)
+  local lines = {}
+  local pos, n = 1, #text
+  while pos <= n do
+    local nl = text:find("\n", pos, true)
+    if nl then
+      lines[#lines + 1] = text:sub(pos, nl)
+      pos = nl + 1
+    else
+      lines[#lines + 1] = text:sub(pos)
+      pos = n + 1
+    end
+  end
+  return lines
+end
+
+local function strip_eol(line)
+  return (line:gsub("\r?\n$", ""))
+end
+
+local ESCAPES = { n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["$"] = "$" }
+
+-- Scan a quoted value starting right after the opening quote at `s:sub(i)`.
+-- Returns value, rest-after-closing-quote or nil when the quote does not close on `s`.
+local function scan_quoted(s, i, q, acc)
+  local out = acc
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == q then
+      return table.concat(out), s:sub(i + 1)
+    elseif c == "\\" and q == '"' and i < #s then
+      local e = s:sub(i + 1, i + 1)
+      out[#out + 1] = ESCAPES[e] or ("\\" .. e)
+      i = i + 2
+    else
+      out[#out + 1] = c
+      i = i + 1
+    end
+  end
+  return nil
+end
+
+function M.parse(text, name)
+  name = name or ".env"
+  if text:sub(1, 3) == BOM then text = text:sub(4) end
+  local raw = split_lines(text)
+  local vars, entries = {}, {}
+  local i = 1
+  while i <= #raw do
+    local line = strip_eol(raw[i])
+    local first = i
+    if line:match("^%s*$") or line:match("^%s*#") then
+      i = i + 1
+    else
+      local body = line:gsub("^%s+", "")
+      local exported = false
+      local rest_export = body:match("^export%s+(.*)$")
+      if rest_export and rest_export:match("^[%a_]") then
+        body, exported = rest_export, true
+      end
+      local key, after = body:match("^([%a_][%w_%.%-]*)%s*=(.*)$")
+      if not key then
+        if body:match("^[%a_][%w_%.%-]*%s*$") or body:match("^[%a_][%w_%.%-]*%s*:") then
+          return nil, ("%s:%d: expected KEY=VALUE"):format(name, i)
+        end
+        local k = body:match("^([^=%s]+)%s*=")
+        if k then
+          return nil, ("%s:%d: invalid variable name %q"):format(name, i, k)
+        end
+        return nil, ("%s:%d: expected KEY=VALUE"):format(name, i)
+      end
+      local value, comment, quote
+      local lead = after:match("^[ \t]*")
+      local v = after:sub(#lead + 1)
+      local q = v:sub(1, 1)
+      if q == '"' or q == "'" or q == "`" then
+        quote = q
+        local acc = {}
+        local val, tail = scan_quoted(v, 2, q, acc)
+        while not val do
+          -- the quote spans lines: keep a newline and continue on the next raw line
+          if i >= #raw then
+            local kind = q == '"' and "double" or (q == "'" and "single" or "backtick")
+            return nil, ("%s:%d: unterminated %s-quoted value for %s"):format(name, first, kind, key)
+          end
+          i = i + 1
+          acc[#acc + 1] = "\n"
+          val, tail = scan_quoted(strip_eol(raw[i]), 1, q, acc)
+        end
+        value = val
+        local c = tail:match("^%s*(#.*)$")
+        if c then
+          comment = c
+        elseif not tail:match("^%s*$") then
+          return nil, ("%s:%d: unexpected text after the closing quote of %s"):format(name, i, key)
+        end
+      else
+        local cpos = after:find("%s#")
+        if cpos then
+          comment = after:sub(cpos):match("^%s*(.*)$")
+          after = after:sub(1, cpos - 1)
+        end
+        value = after:match("^%s*(.-)%s*$")
+      end
+      vars[key] = value
+      entries[#entries + 1] = { key = key, value = value, first = first, last = i,
+                                export = exported, comment = comment, quote = quote }
+      i = i + 1
+    end
+  end
+  return vars, entries
+end
+
+local function read_file(path)
+  local f, err, errno = io.open(path, "rb")
+  if not f then return nil, err, errno end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+function M.load(path)
+  local text, err, errno = read_file(path)
+  if not text then
+    return nil, err, errno == 2 and "ENOENT" or "EIO"
+  end
+  return M.parse(text, path)
+end
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function exec_ok(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end -- Lua 5.1
+  return a == true and (c == nil or c == 0)
+end
+
+-- Octal permissions ("600") of an existing file, or nil.
+function M.mode(path)
+  local ok, lfs = pcall(require, "lfs")
+  if ok and type(lfs) == "table" and lfs.attributes then
+    local perm = lfs.attributes(path, "permissions")
+    if not perm then return nil end
+    local digits = {}
+    for k = 0, 2 do
+      local trio = perm:sub(k * 3 + 1, k * 3 + 3)
+      local d = 0
+      if trio:sub(1, 1) == "r" then d = d + 4 end
+      if trio:sub(2, 2) == "w" then d = d + 2 end
+      if trio:sub(3, 3) ~= "-" then d = d + 1 end
+      digits[#digits + 1] = tostring(d)
+    end
+    return table.concat(digits)
+  end
+  local p = io.popen("stat -c %a " .. shell_quote(path) .. " 2>/dev/null")
+  if not p then return nil end
+  local out = p:read("*l")
+  p:close()
+  return out and out:match("^(%d+)$") and out:sub(-3) or nil
+end
+
+-- A value as it should be written: bare when that is unambiguous, else double-quoted.
+function M.format_value(value)
+  if value:match("^[%w_%-%.%/:@%+,=%%~]*$") then return value end
+  return '"' .. value:gsub('[\\"\n\r\t]', {
+    ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+  }) .. '"'
+end
+
+-- Write `text` to `path` atomically: a temp file in the same directory created with
+-- umask 077 (so it is never readable by others, not even while being written), the
+-- original's permissions carried over when it existed, then rename over the target.
+local function atomic_write(path, text, mode)
+  local dir, base = path:match("^(.*)/([^/]+)$")
+  if not dir then dir, base = ".", path end
+  if dir == "" then dir = "/" end
+  local tmp = ("%s/.%s.tmp-%d-%s"):format(dir, base, os.time(),
+    (tostring({}):match("0x(%x+)") or tostring(math.random(1e9))))
+  if not exec_ok("umask 077 && : > " .. shell_quote(tmp)) then
+    return nil, "cannot create a temporary file in " .. dir
+  end
+  local f, err = io.open(tmp, "wb")
+  if not f then os.remove(tmp); return nil, err end
+  local ok, werr = f:write(text)
+  if ok then ok, werr = f:close() else f:close() end
+  if not ok then os.remove(tmp); return nil, "cannot write " .. tmp .. ": " .. tostring(werr) end
+  if mode and mode ~= "600" and not exec_ok("chmod " .. mode .. " " .. shell_quote(tmp)) then
+    os.remove(tmp)
+    return nil, "cannot set the mode of " .. tmp
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then os.remove(tmp); return nil, rerr end
+  return true
+end
+
+-- Set KEY=value in the file at `path`, keeping every other line (comments, blank lines,
+-- ordering, line endings, BOM) exactly as it was.  The last assignment of KEY (the one
+-- that wins) is rewritten in place, keeping its `export ` prefix and trailing comment;
+-- when KEY is absent a line is appended.  A file that does not parse is left untouched.
+function M.set(path, key, value)
+  assert(type(key) == "string" and key:match("^[%a_][%w_]*$"), "dotenv.set: bad key")
+  value = tostring(value)
+  local text, rerr, errno = read_file(path)
+  local existed = text ~= nil
+  if not text then
+    if errno ~= 2 then return nil, rerr end
+    text = ""
+  end
+  local vars, entries = M.parse(text, path)
+  if not vars then return nil, entries end
+  local lines = split_lines(text)
+  local crlf = text:find("\r\n", 1, true) ~= nil
+  local default_eol = crlf and "\r\n" or "\n"
+  local target
+  for _, e in ipairs(entries) do
+    if e.key == key then target = e end
+  end
+  local function render(e, eol)
+    return (e and e.export and "export " or "") .. key .. "=" .. M.format_value(value)
+      .. ((e and e.comment) and (" " .. e.comment) or "") .. eol
+  end
+  if target then
+    local eol = lines[target.last]:match("\r?\n$") or ""
+    local prefix = ""
+    if target.first == 1 and lines[1]:sub(1, 3) == BOM then prefix = BOM end
+    local lead = (target.first == 1 and lines[1]:sub(#prefix + 1) or lines[target.first]):match("^[ \t]*")
+    lines[target.first] = prefix .. lead .. render(target, eol)
+    for k = target.last, target.first + 1, -1 do table.remove(lines, k) end
+  else
+    if #lines > 0 and not lines[#lines]:match("\n$") then
+      lines[#lines] = lines[#lines] .. default_eol
+    end
+    lines[#lines + 1] = render(nil, default_eol)
+  end
+  return atomic_write(path, table.concat(lines), existed and M.mode(path) or "600")
+end
+
+return M

@@ -1,0 +1,179 @@
+-- alloy.listener: a one-shot loopback HTTP listener for the OAuth redirect (luasocket).
+--
+--   local L, err, code = listener.open("127.0.0.1", 3000)
+--       code: "EADDRINUSE", "EACCES" or "EBIND"
+--   local req, err = L:wait{ path = "/oauth/callback", timeout = 300, respond = fn }
+--       fn(req) -> status, html   (called once, for the first request on `path`)
+--       req = { method, target, path, query = {k = v}, headers = {lower = v} }
+--       err = "timeout" when nobody came back in time
+--   L:close()   (idempotent; the port is free again afterwards)
+--
+-- Bound to 127.0.0.1 only.  Requests for other paths (favicon.ico, ...) get a 404 and the
+-- listener keeps waiting; connections that never send a request (browser preconnects)
+-- do not block it, because every socket is driven by select().
+local socket = require "socket"
+
+local M = {}
+local Listener = {}
+Listener.__index = Listener
+
+local MAX_REQUEST = 16384
+
+function M.open(host, port)
+  host = host or "127.0.0.1"
+  local s = socket.tcp()
+  if not s then return nil, "cannot create a socket", "EBIND" end
+  s:setoption("reuseaddr", true)
+  local ok, err = s:bind(host, port)
+  if ok then ok, err = s:listen(32) end
+  if not ok then
+    s:close()
+    local code = "EBIND"
+    if tostring(err):find("in use", 1, true) then code = "EADDRINUSE"
+    elseif tostring(err):find("permission", 1, true) or tostring(err):find("access", 1, true) then code = "EACCES" end
+    return nil, ("cannot listen on %s:%s: %s"):format(host, tostring(port), tostring(err)), code
+  end
+  s:settimeout(0)
+  local _, bound_port = s:getsockname()
+  return setmetatable({ server = s, host = host, port = tonumber(bound_port) or port, clients = {} }, Listener)
+end
+
+local function url_decode(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+function M.parse_query(q)
+  local out = {}
+  for pair in (q or ""):gmatch("[^&;]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    if not k then k, v = pair, "" end
+    out[url_decode(k)] = url_decode(v)
+  end
+  return out
+end
+
+function M.html_escape(s)
+  return (tostring(s):gsub("[&<>\"']", {
+    ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;",
+  }))
+end
+
+-- A small standalone HTML page.
+function M.page(title, paragraphs)
+  local body = {}
+  for _, p in ipairs(paragraphs or {}) do body[#body + 1] = "<p>" .. p .. "</p>" end
+  return table.concat({
+    "<!doctype html>",
+    '<html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    "<title>", M.html_escape(title), "</title>",
+    "<style>body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em}",
+    "code{background:#eee;padding:.1em .3em}</style></head><body>",
+    "<h1>", M.html_escape(title), "</h1>",
+    table.concat(body),
+    "</body></html>\n",
+  })
+end
+
+local REASONS = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [405] = "Method Not Allowed",
+                  [500] = "Internal Server Error", [502] = "Bad Gateway" }
+
+local function send(c, status, html)
+  c:settimeout(5)
+  c:send(("HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
+    .. "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s"):format(
+      status, REASONS[status] or "OK", #html, html))
+  c:close()
+end
+
+local function parse_request(buf)
+  local head = buf:match("^(.-)\r?\n\r?\n")
+  if not head then return nil end
+  local lines = {}
+  for l in (head .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = (l:gsub("\r$", "")) end
+  local method, target = (lines[1] or ""):match("^(%u+)%s+(%S+)%s+HTTP/%d")
+  if not method then return false end
+  local headers = {}
+  for i = 2, #lines do
+    local k, v = lines[i]:match("^([^:]+):%s*(.-)%s*$")
+    if k then headers[k:lower()] = v end
+  end
+  local path, query = target:match("^([^?#]*)%??([^#]*)")
+  if target:match("^https?://") then -- absolute-form
+    path, query = target:match("^https?://[^/]*([^?#]*)%??([^#]*)")
+  end
+  if path == "" then path = "/" end
+  return { method = method, target = target, path = path, query = M.parse_query(query), headers = headers }
+end
+
+local function norm_path(p)
+  p = p or "/"
+  if p == "" then p = "/" end
+  if #p > 1 then p = p:gsub("/+$", "") end
+  return p
+end
+
+function Listener:wait(opts)
+  local want = norm_path(opts.path)
+  local deadline = socket.gettime() + (opts.timeout or 300)
+  while true do
+    local left = deadline - socket.gettime()
+    if left <= 0 then return nil, "timeout" end
+    local recvt = { self.server }
+    for c in pairs(self.clients) do recvt[#recvt + 1] = c end
+    -- short slices keep Ctrl-C responsive
+    local ready = socket.select(recvt, nil, math.min(left, 0.25))
+    for _, s in ipairs(ready or {}) do
+      if s == self.server then
+        local c = self.server:accept()
+        if c then
+          c:settimeout(0)
+          self.clients[c] = { buf = "", since = socket.gettime() }
+        end
+      else
+        local st = self.clients[s]
+        local data, err, partial = s:receive(4096)
+        local chunk = data or partial or ""
+        st.buf = st.buf .. chunk
+        local req = parse_request(st.buf)
+        if req == false or #st.buf > MAX_REQUEST then
+          self.clients[s] = nil
+          send(s, 400, M.page("Bad request", { "This listener only understands the OAuth redirect." }))
+        elseif req then
+          self.clients[s] = nil
+          if norm_path(req.path) == want and (req.method == "GET" or req.method == "POST") then
+            local okr, status, html = pcall(opts.respond, req)
+            if not okr then
+              send(s, 500, M.page("Internal error", { M.html_escape(status) }))
+              error(status, 0)
+            end
+            send(s, status or 200, html or M.page("Done", { "You can close this window." }))
+            return req
+          end
+          send(s, 404, M.page("Not found", { "Waiting for the OAuth redirect on <code>"
+            .. M.html_escape(want) .. "</code>." }))
+        elseif err == "closed" then
+          self.clients[s] = nil
+          s:close()
+        end
+      end
+    end
+    -- drop idle connections (preconnects) after 30 s
+    local now = socket.gettime()
+    for c, st in pairs(self.clients) do
+      if now - st.since > 30 then self.clients[c] = nil; c:close() end
+    end
+  end
+end
+
+function Listener:close()
+  for c in pairs(self.clients) do c:close() end
+  self.clients = {}
+  if self.server then
+    self.server:close()
+    self.server = nil
+  end
+end
+
+return M

@@ -1,0 +1,242 @@
+-- alloy.oauth: the OAuth connection flow shared by initiate_oauth.lua and test_oauth.lua.
+--
+-- 1. (with listening) open the loopback listener first, so a busy port fails before
+--    anything is created, and snapshot the user's credentials;
+-- 2. POST /connectors/{connector}/credentials -> oauthUrl, printed on stdout;
+-- 3. (with listening) wait for the browser's redirect to the redirect URI, answer it
+--    with a small HTML page, confirm by listing the credentials again and comparing with
+--    the snapshot (or by the credentialId the redirect carried), print the new id.
+-- Alloy does the code exchange itself (alloy-api.md §5.2/5.3): nothing is "exchanged".
+local cli = require "alloy.cli"
+local credentials = require "alloy.credentials"
+local listener = require "alloy.listener"
+local dotenv = require "alloy.dotenv"
+
+local M = {}
+
+M.DEFAULT_TIMEOUT = 300
+
+-- Split a redirect URI.  -> { scheme, host, port, path, explicit_port, loopback } | nil, msg
+function M.parse_redirect(uri)
+  local scheme, rest = uri:match("^(https?)://(.+)$")
+  if not scheme then return nil, ("redirect URI must be an http:// or https:// URL, got %q"):format(uri) end
+  local authority, path = rest:match("^([^/?#]*)(.*)$")
+  path = (path or ""):match("^([^?#]*)")
+  if path == "" then path = "/" end
+  authority = authority:gsub("^.*@", "")
+  local host, port = authority:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([^:]+):?(%d*)$") end
+  if not host or host == "" then return nil, ("redirect URI has no host: %q"):format(uri) end
+  local explicit = port ~= nil and port ~= ""
+  port = explicit and tonumber(port) or (scheme == "https" and 443 or 80)
+  if port < 1 or port > 65535 then return nil, ("redirect URI port out of range: %q"):format(uri) end
+  local h = host:lower()
+  local loopback = h == "localhost" or h == "127.0.0.1"
+  return { scheme = scheme, host = host, port = port, path = path, explicit_port = explicit, loopback = loopback }
+end
+
+-- Adds the flow's options to a parser (initiate_oauth and test_oauth share them).
+function M.add_options(p)
+  p:option("--redirect-uri", "Where Alloy sends the browser after authorizing; overrides REDIRECT_URI.")
+    :argname("<url>")
+  p:flag("--listen", "Wait for the browser's redirect on the redirect URI's loopback port"
+    .. " (default when it is http://localhost:PORT/... or http://127.0.0.1:PORT/...).")
+  p:flag("--no-listen", "Only print the OAuth URL; do not wait for the redirect.")
+  p:option("--timeout", ("Seconds to wait for the redirect (default %d)."):format(M.DEFAULT_TIMEOUT))
+    :argname("<seconds>")
+  p:flag("--save", "Write CONNECTION_ID=<new id> into the .env file (other lines are kept).")
+  p:flag("--open", "Open the URL with xdg-open when a display is available.")
+  p:option("--auth-config-id", "Custom OAuth app config id (authConfigId)."):argname("<id>")
+end
+
+local function open_browser(url)
+  local display = os.getenv("DISPLAY") or os.getenv("WAYLAND_DISPLAY")
+  if not display or display == "" then
+    cli.say("--open: no display here; open the URL in a browser yourself")
+    return
+  end
+  local ok = os.execute("command -v xdg-open >/dev/null 2>&1")
+  if ok ~= true and ok ~= 0 then
+    cli.say("--open: xdg-open is not installed; open the URL in a browser yourself")
+    return
+  end
+  os.execute("xdg-open '" .. url:gsub("'", "'\\''") .. "' >/dev/null 2>&1 &")
+  cli.say("opened the URL with xdg-open")
+end
+
+-- Decide whether to listen; exits 2 on contradictory or impossible settings.
+local function listen_mode(args, r)
+  if args.listen and args.no_listen then
+    cli.fail("--listen and --no-listen contradict each other", "pick one", cli.USAGE)
+  end
+  if args.no_listen then return false end
+  local can = r.scheme == "http" and r.loopback
+  if args.listen then
+    if not can then
+      cli.fail(("cannot listen for %s://%s: only http://localhost or http://127.0.0.1 redirect URIs can be caught")
+        :format(r.scheme, r.host), "use a loopback redirect URI such as http://localhost:3000/oauth/callback,"
+        .. " or --no-listen", cli.USAGE)
+    end
+    return true
+  end
+  return can and r.explicit_port
+end
+
+local function page_ok(connector, cred)
+  return listener.page(connector .. " is connected", {
+    "Alloy created the connection <code>" .. listener.html_escape(cred.credentialId) .. "</code>"
+      .. (cred.name and (" (" .. listener.html_escape(cred.name) .. ")") or "") .. ".",
+    "You can close this window and return to the terminal.",
+  })
+end
+
+local function page_fail(connector, why)
+  return listener.page("Connecting " .. connector .. " failed", {
+    listener.html_escape(why),
+    "See the terminal for details. You can close this window.",
+  })
+end
+
+-- Run the flow.  o = { args, cfg, client, connector, redirect_uri }
+-- Returns normally only on success (exit code 0 is left to the caller).
+function M.run(o)
+  local args, cfg, client, connector = o.args, o.cfg, o.client, o.connector
+  local uri = o.redirect_uri
+  local r, perr = M.parse_redirect(uri)
+  if not r then
+    cli.fail(perr, "pass --redirect-uri http://localhost:3000/oauth/callback (or set REDIRECT_URI)", cli.USAGE)
+  end
+  local listen = listen_mode(args, r)
+  local timeout = M.DEFAULT_TIMEOUT
+  if args.timeout then
+    timeout = tonumber(args.timeout)
+    if not timeout or timeout <= 0 then
+      cli.fail(("--timeout must be a positive number of seconds, got %q"):format(args.timeout), nil, cli.USAGE)
+    end
+  end
+  if args.save and not listen then
+    cli.fail("--save needs the redirect listener (the new connection id is only known after the redirect)",
+      "use a http://localhost:PORT/... redirect URI (or --listen); or run list_connections.lua afterwards", cli.USAGE)
+  end
+  local ctx = { user_id = cfg.user_id, connector = connector, url = cfg.base_url }
+
+  local L, before
+  if listen then
+    local lerr, lcode
+    L, lerr, lcode = listener.open("127.0.0.1", r.port)
+    if not L then
+      local hint = lcode == "EADDRINUSE"
+        and ("another program is using port %d (a dev server?); stop it, or choose a redirect URI with a free port"
+          .. " (it must match the one registered for the app), or pass --no-listen"):format(r.port)
+        or "ports below 1024 need privileges; use a redirect URI with a port such as 3000, or --no-listen"
+      cli.fail(lerr, hint, cli.USAGE)
+    end
+    local list, msg, code = credentials.list(client, cfg.user_id)
+    if not list then L:close(); cli.api_fail(msg, code, ctx) end
+    before = list
+  end
+
+  local body = { userId = cfg.user_id, authenticationType = "oauth2", redirectUri = uri,
+                 authConfigId = args.auth_config_id }
+  local created, msg, code = client:create_credential(connector, body)
+  if created == nil then
+    if L then L:close() end
+    cli.api_fail(msg, code, ctx)
+  end
+  local oauth_url = type(created) == "table" and created.oauthUrl or (type(created) == "string" and created) or nil
+  if type(oauth_url) ~= "string" or oauth_url == "" then
+    if L then L:close() end
+    cli.fail("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION", cli.FAILURE)
+  end
+
+  cli.say("Open this URL in a browser to connect %s for user %s:", connector, cfg.user_id)
+  if args.json then
+    if not listen then
+      cli.out(cli.json({ oauthUrl = oauth_url, connector = connector, userId = cfg.user_id,
+                         redirectUri = uri }) .. "\n")
+    else
+      io.stderr:write(oauth_url, "\n")
+    end
+  else
+    cli.out(oauth_url .. "\n")
+  end
+  if args.open then open_browser(oauth_url) end
+
+  if not listen then
+    cli.say("After authorizing, Alloy sends the browser to %s.", uri)
+    cli.say("Then find the new connection id with: lua5.4 lua/list_connections.lua --connector %s", connector)
+    return
+  end
+
+  cli.say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
+    timeout, uri, r.port)
+  local outcome
+  local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
+    local q = rq.query
+    if q.error or q.success == "false" then
+      local why = q.error_description or q.error or "authorization was not completed"
+      outcome = { ok = false, msg = "authorization failed: " .. why,
+                  hint = "try again; if it keeps failing, check the app's OAuth settings in Alloy" }
+      return 400, page_fail(connector, "Authorization failed: " .. why)
+    end
+    local after, lmsg, lcode = credentials.list(client, cfg.user_id)
+    if not after then
+      outcome = { ok = false, msg = lmsg, code = lcode }
+      return 502, page_fail(connector, "Could not confirm the connection: " .. tostring(lmsg))
+    end
+    local cred
+    if q.credentialId and q.credentialId ~= "" then cred = credentials.find(after, q.credentialId) end
+    if not cred then
+      local added = credentials.added(before, after)
+      cred = credentials.newest(credentials.for_connector(added, connector)) or credentials.newest(added)
+    end
+    if not cred then
+      outcome = { ok = false, msg = ("the browser came back, but no new %s connection appeared for user %s")
+        :format(connector, cfg.user_id), hint = "the authorization may have been cancelled; run again, or check"
+        .. " list_connections.lua" }
+      return 400, page_fail(connector, "No new connection was found for this user.")
+    end
+    outcome = { ok = true, cred = cred, query = q }
+    return 200, page_ok(connector, cred)
+  end }
+  L:close()
+  if not req then
+    cli.fail(("no redirect arrived on %s within %g s (%s)"):format(uri, timeout, werr or "timeout"),
+      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)",
+      cli.FAILURE)
+  end
+  if not outcome.ok then
+    if outcome.code then cli.api_fail(outcome.msg, outcome.code, ctx) end
+    cli.fail(outcome.msg, outcome.hint, cli.FAILURE)
+  end
+
+  local cred = outcome.cred
+  cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
+    cred.name and (" (" .. cred.name .. ")") or "")
+  local saved
+  if args.save then
+    local ok, serr = dotenv.set(cfg.env_path, "CONNECTION_ID", cred.credentialId)
+    if not ok then
+      cli.fail("could not save CONNECTION_ID to " .. cfg.env_path .. ": " .. tostring(serr),
+        ("add CONNECTION_ID=%s to it by hand"):format(cred.credentialId), cli.FAILURE)
+    end
+    saved = cfg.env_path
+    cli.say("Saved CONNECTION_ID=%s to %s", cred.credentialId, cfg.env_path)
+  end
+  if args.json then
+    cli.out(cli.json({
+      oauthUrl = oauth_url, connector = connector, userId = cfg.user_id, redirectUri = uri,
+      credentialId = cred.credentialId, credential = cred, savedTo = saved or cli.null,
+      redirectQuery = outcome.query,
+    }) .. "\n")
+  else
+    cli.out(cred.credentialId .. "\n")
+  end
+  if not saved then
+    cli.say("Next: use it with CONNECTION_ID=%s (add that line to .env, or run again with --save)", cred.credentialId)
+  end
+  cli.say("List connections: lua5.4 lua/list_connections.lua --connector %s", connector)
+  return cred
+end
+
+return M

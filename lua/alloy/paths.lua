@@ -1,0 +1,33 @@
+-- alloy.paths: let a script run from a checkout with no LUA_PATH/LUA_CPATH.
+--
+-- Every script starts with
+--   local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+--   package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
+-- which puts lua/ (the helpers) on package.path; this module then prepends
+-- <script dir>/../build/<abi>/?.so to package.cpath so `require "alloy"` finds the
+-- freshly built module before any installed copy.  Installed copies (LuaRocks) simply
+-- fall through to the normal search paths.
+local M = {}
+
+-- The build directory name for the running interpreter's ABI.
+function M.abi()
+  if type(rawget(_G, "jit")) == "table" then return "luajit" end
+  local v = _VERSION:match("Lua (%d+%.%d+)")
+  return v and ("lua" .. v) or "lua5.4"
+end
+
+-- Directory of the running script (arg[0]), "." when run from its own directory.
+function M.script_dir()
+  local a0 = arg and arg[0]
+  if type(a0) ~= "string" then return "." end
+  return a0:match("^(.*)[/\\]") or "."
+end
+
+M.root = M.script_dir() .. "/.."
+M.cpath_entry = M.root .. "/build/" .. M.abi() .. "/?.so"
+
+if not package.cpath:find(M.cpath_entry, 1, true) then
+  package.cpath = M.cpath_entry .. ";" .. package.cpath
+end
+
+return M

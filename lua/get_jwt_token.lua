@@ -1,0 +1,186 @@
+-- get_jwt_token.lua: print a user's Alloy JWT for the embedded frontend (`npm run get-jwt-token`).
+local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
+
+local cli = require "alloy.cli"
+
+local parser = cli.parser("get_jwt_token.lua",
+  "Print a user's JWT for Alloy's embedded frontend (Alloy.setToken). Only the token goes to stdout;"
+  .. " a summary (user, endpoint, API version, expiry) goes to stderr.",
+  [[
+Examples:
+  lua5.4 lua/get_jwt_token.lua                       token of ALLOY_USER_ID
+  TOKEN=$(lua5.4 lua/get_jwt_token.lua -u 68c3229752345278627ae373)
+  lua5.4 lua/get_jwt_token.lua --json                {token,userId,expiresAt,endpoint,apiVersion}
+  lua5.4 lua/get_jwt_token.lua --probe               try every known host/version/method variant]])
+parser:option("--embedded-url", "Host of the token call; overrides ALLOY_EMBEDDED_URL."):argname("<url>")
+parser:option("--base-url", "Production host (used by --probe); overrides ALLOY_BASE_URL."):argname("<url>")
+parser:option("--api-version", "API version; overrides ALLOY_API_VERSION (default 2025-09)."):argname("<yyyy-mm>")
+parser:flag("--probe", "Try the documented and historical endpoint variants, print a table on stderr,"
+  .. " use the first that works.")
+
+-- monotonic seconds, for timing probe attempts that got no response
+local now
+do
+  local ok, system = pcall(require, "system")
+  if ok and system.monotime then now = system.monotime
+  elseif ok and system.gettime then now = system.gettime
+  else now = os.clock end
+end
+
+-- Expiry from the token's exp claim: iso string and "in 59m", or nil.
+local function expiry(alloy, token)
+  local claims = alloy.jwt_claims(token)
+  local exp = claims and tonumber(claims.exp)
+  if not exp then return nil end
+  return cli.iso_time(exp), cli.relative(exp - os.time()), claims
+end
+
+local function summary(user, method, url, version_text, token, alloy)
+  local iso, rel = expiry(alloy, token)
+  cli.say("user:        %s", user)
+  cli.say("endpoint:    %s %s", method, url)
+  cli.say("api version: %s", version_text)
+  if iso then
+    cli.say("expires:     %s (%s)", iso, rel)
+  else
+    cli.say("expires:     unknown (the token carries no exp claim)")
+  end
+  return iso
+end
+
+-- The variants --probe tries, documented first (see alloy-api.md §1 and §3).
+local function variants(cfg)
+  local list = {}
+  local versions, seen = {}, {}
+  for _, v in ipairs({ cfg.api_version, "2025-09", "2024-03", "2023-12" }) do
+    if not seen[v] then seen[v] = true; versions[#versions + 1] = v end
+  end
+  local hosts = {
+    { service = "embedded", name = "embedded", url = cfg.embedded_url },
+    { service = "base", name = "production", url = cfg.base_url },
+  }
+  for _, method in ipairs({ "GET", "POST" }) do
+    for _, host in ipairs(hosts) do
+      list[#list + 1] = { method = method, host = host, version = cfg.api_version, in_path = false }
+    end
+    for _, host in ipairs(hosts) do
+      for _, v in ipairs(versions) do
+        list[#list + 1] = { method = method, host = host, version = v, in_path = true }
+      end
+    end
+  end
+  return list
+end
+
+local function version_text(v)
+  if v.in_path then return "path /" .. v.version end
+  return "header " .. v.version
+end
+
+local function probe(cfg, args)
+  local clients = {}
+  local function client_for(version)
+    if not clients[version] then
+      clients[version] = cli.client(cfg, { api_version = version, retries = 0, debug = args.verbose })
+    end
+    return clients[version]
+  end
+  local results, first = {}, nil
+  cli.say("probing %s for user %s (retries off, timeout %gs each):", "token endpoints", cfg.user_id, cfg.timeout)
+  cli.say("%3s  %-6s %-10s %-16s %-18s %8s  %s", "#", "method", "host", "version", "result", "time", "url")
+  for i, v in ipairs(variants(cfg)) do
+    local client = client_for(v.version)
+    local t0 = now()
+    local token, res_or_msg, code, res = client:user_token(cfg.user_id,
+      { service = v.host.service, version_in_path = v.in_path, method = v.method })
+    local elapsed = now() - t0
+    local r = { n = i, method = v.method, host = v.host.url, hostName = v.host.name,
+                version = v.version, versionIn = v.in_path and "path" or "header" }
+    if token then
+      res = res_or_msg
+      r.status, r.ok = res.status, true
+      r.result = res.status .. " token"
+      r.url = res.url
+      if res.time then elapsed = res.time end
+      if not first then first = { variant = v, token = token, res = res, row = r } end
+    else
+      r.ok = false
+      r.code = code
+      r.status = res and res.status or nil
+      r.result = code or "error"
+      r.message = res_or_msg
+      if res and res.time then elapsed = res.time end
+    end
+    r.timeMs = math.floor(elapsed * 1000 + 0.5)
+    results[#results + 1] = r
+    cli.say("%3d  %-6s %-10s %-16s %-18s %5d ms  %s", i, v.method, v.host.name, version_text(v), r.result, r.timeMs,
+      v.host.url)
+  end
+  for _, c in pairs(clients) do c:close() end
+  return results, first
+end
+
+local function main()
+  local args = cli.parse(parser, arg)
+  local cfg = cli.config(args, {
+    embedded_url = args.embedded_url, base_url = args.base_url, api_version = args.api_version,
+  })
+  cli.require_config(cfg, true)
+  local alloy = cli.alloy()
+
+  if args.probe then
+    local results, first = probe(cfg, args)
+    if not first then
+      -- the hint follows the most common failure (ties: the earliest)
+      local count, best = {}, results[1]
+      for _, r in ipairs(results) do
+        count[r.result] = (count[r.result] or 0) + 1
+        if count[r.result] > count[best.result] then best = r end
+      end
+      cli.fail(("no variant returned a token (%d tried; most common: %s)"):format(#results,
+        best.message or best.result),
+        require("alloy.hints").for_failure(best.code, best.message, { user_id = cfg.user_id }), cli.FAILURE)
+    end
+    local v = first.variant
+    cli.say("first working variant: #%d %s %s (%s)", first.row.n, v.method, first.res.url or v.host.url,
+      v.in_path and ("version in the path, /" .. v.version) or ("x-api-version: " .. v.version .. " header"))
+    if v.method == "GET" and not v.in_path and v.host.service == "base" then
+      cli.say("to make it the default: ALLOY_EMBEDDED_URL=%s", v.host.url)
+    end
+    local iso = summary(cfg.user_id, v.method, first.res.url or v.host.url,
+      v.in_path and (v.version .. " (in the path)") or (v.version .. " (x-api-version header)"), first.token, alloy)
+    if args.json then
+      cli.out(cli.json({
+        token = first.token, userId = cfg.user_id, expiresAt = iso or cli.null,
+        endpoint = first.res.url or v.host.url, apiVersion = v.version, method = v.method,
+        probes = cli.array(results),
+      }) .. "\n")
+    else
+      cli.out(first.token .. "\n")
+    end
+    return cli.OK
+  end
+
+  local client = cli.client(cfg, { debug = args.verbose })
+  local token, res_or_msg, code = client:user_token(cfg.user_id)
+  if not token then
+    client:close()
+    cli.api_fail(res_or_msg, code, { user_id = cfg.user_id, url = cfg.embedded_url })
+  end
+  local res = res_or_msg
+  local url = res.url or (cfg.embedded_url .. "/users/" .. cfg.user_id .. "/token")
+  local iso = summary(cfg.user_id, "GET", url, cfg.api_version .. " (x-api-version header)", token, alloy)
+  client:close()
+  if args.json then
+    cli.out(cli.json({
+      token = token, userId = cfg.user_id, expiresAt = iso or cli.null,
+      endpoint = url, apiVersion = cfg.api_version,
+    }) .. "\n")
+  else
+    cli.out(token .. "\n")
+  end
+  return cli.OK
+end
+
+cli.main(main)

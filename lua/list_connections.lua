@@ -1,0 +1,87 @@
+-- list_connections.lua: a user's connections (Alloy credentials) as an aligned table
+-- (`npm run list-connections`).
+local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
+
+local cli = require "alloy.cli"
+local credentials = require "alloy.credentials"
+
+local parser = cli.parser("list_connections.lua",
+  "List a user's connections (Alloy credentials): an aligned table (id, type, name, created) on stdout,"
+  .. " the count and the .env line to use one on stderr.",
+  [[
+Examples:
+  lua5.4 lua/list_connections.lua
+  lua5.4 lua/list_connections.lua --connector notion
+  lua5.4 lua/list_connections.lua --json | jq -r '.connections[0].credentialId']])
+parser:option("-c --connector", "Only connections of this connector (type notion or notion-*)."):argname("<id>")
+
+local function short_time(iso)
+  if not iso then return "-" end
+  local date, hm = iso:match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d:%d%d)")
+  if date then return date .. " " .. hm end
+  return iso
+end
+
+local function table_text(list)
+  local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
+  for _, c in ipairs(list) do
+    rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
+  end
+  local width = { 0, 0, 0, 0 }
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do
+      if #cell > width[i] then width[i] = #cell end
+    end
+  end
+  local out = {}
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i < #row and (cell .. string.rep(" ", width[i] - #cell)) or cell
+    end
+    out[#out + 1] = table.concat(cells, "  ")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local function main()
+  local args = cli.parse(parser, arg)
+  local cfg = cli.config(args)
+  cli.require_config(cfg, true)
+  local client = cli.client(cfg, { debug = args.verbose })
+  local list, msg, code = credentials.list(client, cfg.user_id)
+  client:close()
+  if not list then cli.api_fail(msg, code, { user_id = cfg.user_id, url = cfg.base_url }) end
+  local total = #list
+  list = credentials.for_connector(list, args.connector)
+  table.sort(list, function(a, b) return (a.createdAt or "") < (b.createdAt or "") end)
+
+  if args.json then
+    local items = {}
+    for i, c in ipairs(list) do
+      items[i] = { credentialId = c.credentialId or cli.null, type = c.type or cli.null, name = c.name or cli.null,
+                   createdAt = c.createdAt or cli.null, updatedAt = c.updatedAt or cli.null }
+    end
+    cli.out(cli.json({ userId = cfg.user_id, connector = args.connector or cli.null, count = #list,
+                       connections = cli.array(items) }) .. "\n")
+  end
+
+  local what = args.connector and (args.connector .. " connection") or "connection"
+  if #list == 0 then
+    if args.connector and total > 0 then
+      cli.say("No %ss for user %s (%d of other connectors; drop --connector to see them).", what, cfg.user_id, total)
+    else
+      cli.say("No %ss for user %s.", what, cfg.user_id)
+    end
+    cli.say("Create one with: lua5.4 lua/initiate_oauth.lua --connector %s --redirect-uri"
+      .. " http://localhost:3000/oauth/callback", args.connector or "notion")
+    return cli.OK
+  end
+  if not args.json then cli.out(table_text(list)) end
+  cli.say("%d %s%s for user %s", #list, what, #list == 1 and "" or "s", cfg.user_id)
+  cli.say("To use one, put it in .env: CONNECTION_ID=%s", list[#list].credentialId or "<id>")
+  return cli.OK
+end
+
+cli.main(main)

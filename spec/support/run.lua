@@ -1,0 +1,242 @@
+-- spec/support/run.lua: run a script the way a user does, and capture what it printed.
+--
+--   local run = require "run"
+--   local r = run.script("get_jwt_token", {"--json"}, { env = {...}, cwd = dir, stdin = "..." })
+--   r.stdout, r.stderr, r.code
+--
+-- * The child starts from a clean environment (env -i with PATH and HOME only, plus
+--   opts.env), so the developer's own ALLOY_* never leak in.
+-- * Variables reach the child through a 0600 temp file that `sh` sources with `set -a`;
+--   the API key is never on any command line (ps, /proc/*/cmdline).
+-- * opts.tty = true runs the script under a pseudo-terminal (util-linux `script`); its
+--   stdout and stderr are then merged into r.stdout (that is what a terminal shows).
+-- * run.spawn(...) starts a script in the background with stdout on a pipe, for flows that
+--   need to read output while the script runs (the OAuth listener): h:line(), h:wait().
+-- * Every run is recorded in run.history ({name, args, stdout, stderr, code}) so
+--   spec/secrets_spec.lua can check no output ever contained the API key.
+local M = {}
+
+M.history = {}
+
+-- Directory holding the scripts (lua/ of this checkout).
+local function root_dir()
+  local src = debug.getinfo(1, "S").source:match("^@(.*)$") or ""
+  local dir = src:match("^(.*)/spec/support/[^/]*$")
+  if not dir or dir == "" then
+    local p = io.popen("pwd")
+    dir = p:read("*l")
+    p:close()
+  elseif dir:sub(1, 1) ~= "/" then
+    local p = io.popen("pwd")
+    dir = p:read("*l") .. "/" .. dir
+    p:close()
+  end
+  return dir
+end
+
+M.root = root_dir()
+M.lua = os.getenv("ALLOY_TEST_LUA") or "lua5.4"
+
+function M.quote(s)
+  s = tostring(s)
+  if s:match("^[%w_%-%.%/=:,@%+]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- os.tmpname() creates the file with mode 0600 (mkstemp) on Lua 5.2+.
+local function tmpfile(text)
+  local p = os.tmpname()
+  if text then write_file(p, text) end
+  return p
+end
+
+local function env_file(env)
+  local lines = {}
+  local names = {}
+  for k in pairs(env or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    assert(k:match("^[%a_][%w_]*$"), "bad env var name " .. k)
+    lines[#lines + 1] = k .. "=" .. "'" .. tostring(env[k]):gsub("'", "'\\''") .. "'"
+  end
+  return tmpfile(table.concat(lines, "\n") .. "\n")
+end
+
+local function script_path(name)
+  if name:find("/", 1, true) then return name end
+  return M.root .. "/lua/" .. name .. (name:match("%.lua$") and "" or ".lua")
+end
+
+-- The command line (no secrets in it) and the temp files it uses.
+local function build(name, args, opts)
+  opts = opts or {}
+  local files = { env = env_file(opts.env) }
+  local argv = { M.quote(opts.lua or M.lua), M.quote(script_path(name)) }
+  for _, a in ipairs(args or {}) do argv[#argv + 1] = M.quote(a) end
+  local inner = ("set -a; . %s; set +a; exec %s"):format(M.quote(files.env), table.concat(argv, " "))
+  local base_env = ("env -i PATH=%s HOME=%s"):format(
+    M.quote(os.getenv("PATH") or "/usr/bin:/bin"), M.quote(opts.home or os.getenv("HOME") or "/tmp"))
+  local cmd
+  if opts.tty then
+    -- `script` gives the child a pseudo-terminal on stdin/stdout/stderr
+    cmd = ("%s TERM=dumb script -qefc %s /dev/null"):format(base_env, M.quote("sh -c " .. M.quote(inner)))
+  else
+    cmd = ("%s sh -c %s"):format(base_env, M.quote(inner))
+  end
+  if opts.stdin then
+    files.stdin = tmpfile(opts.stdin)
+    cmd = cmd .. " < " .. M.quote(files.stdin)
+  else
+    cmd = cmd .. " < /dev/null"
+  end
+  if opts.cwd then cmd = "cd " .. M.quote(opts.cwd) .. " && " .. cmd end
+  return cmd, files
+end
+
+local function exit_code(a, b, c)
+  if type(a) == "number" then -- Lua 5.1: raw wait status
+    if a > 255 then return math.floor(a / 256) end
+    return a
+  end
+  if b == "signal" then return 128 + (c or 0) end
+  return c or (a and 0 or 1)
+end
+
+local function cleanup(files)
+  for _, p in pairs(files) do os.remove(p) end
+end
+
+local function record(name, args, r)
+  M.history[#M.history + 1] = { name = name, args = args, stdout = r.stdout, stderr = r.stderr, code = r.code }
+  return r
+end
+
+-- Run to completion.  -> { stdout, stderr, code, cmd }
+function M.script(name, args, opts)
+  opts = opts or {}
+  local cmd, files = build(name, args, opts)
+  files.out = tmpfile()
+  files.err = tmpfile()
+  local full = "( " .. cmd .. " ) > " .. M.quote(files.out) .. " 2> " .. M.quote(files.err)
+  local code = exit_code(os.execute(full))
+  local r = { stdout = read_file(files.out), stderr = read_file(files.err), code = code, cmd = cmd }
+  if opts.tty then
+    -- the terminal turns "\n" into "\r\n"; give specs plain newlines
+    r.stdout = r.stdout:gsub("\r\n", "\n")
+  end
+  cleanup(files)
+  return record(name, args, r)
+end
+
+-- Start in the background, stdout on a pipe (stderr to a file).
+-- h:line() -> next stdout line (nil at EOF); h:wait() -> { stdout (all of it), stderr, code }
+function M.spawn(name, args, opts)
+  opts = opts or {}
+  local cmd, files = build(name, args, opts)
+  files.err = tmpfile()
+  local p = assert(io.popen("( " .. cmd .. " ) 2> " .. M.quote(files.err), "r"))
+  local h = { lines = {}, files = files, pipe = p }
+  function h:line()
+    local l = self.pipe:read("*l")
+    if l then self.lines[#self.lines + 1] = l end
+    return l
+  end
+  function h:stderr_so_far()
+    return read_file(self.files.err)
+  end
+  function h:wait()
+    if self.result then return self.result end
+    local rest = self.pipe:read("*a") or ""
+    local code = exit_code(self.pipe:close())
+    local out = table.concat(self.lines, "\n")
+    if #self.lines > 0 then out = out .. "\n" end
+    local r = { stdout = out .. rest, stderr = read_file(self.files.err), code = code, cmd = cmd }
+    cleanup(self.files)
+    self.result = record(name, args, r)
+    return r
+  end
+  return h
+end
+
+-- A fresh temporary directory (for cwd / .env files); removed by M.rmdir.
+function M.tmpdir()
+  local p = io.popen("mktemp -d")
+  local dir = p:read("*l")
+  p:close()
+  return dir
+end
+
+function M.rmdir(dir)
+  if dir and dir:match("^/tmp/") then os.execute("rm -rf " .. M.quote(dir)) end
+end
+
+function M.write(path, text, mode)
+  write_file(path, text)
+  if mode then os.execute("chmod " .. mode .. " " .. M.quote(path)) end
+end
+
+M.read = read_file
+
+-- The environment a script needs to talk to sandbox `sb` as `user`, with small
+-- timeouts and no retries so failure cases stay fast; `extra` adds or overrides
+-- (false removes a variable).
+function M.env(sb, user, extra)
+  local e = {
+    ALLOY_API_KEY = sb.api_key, ALLOY_USER_ID = user,
+    ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.url,
+    ALLOY_TIMEOUT = "5", ALLOY_RETRIES = "0", ALLOY_BACKOFF = "0",
+    ALLOY_CA_FILE = sb.ca_file,
+  }
+  for k, v in pairs(extra or {}) do
+    if v == false then e[k] = nil else e[k] = v end
+  end
+  return e
+end
+
+-- A loopback port nothing listens on (bound and released; good enough for a test).
+function M.closed_port()
+  local socket = require "socket"
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Decode a JWT payload without alloy.so (base64url), for cross-checking.
+function M.jwt_payload(token)
+  local cjson = require "cjson"
+  local p = token:match("^[^.]+%.([^.]+)%.[^.]*$")
+  if not p then return nil end
+  p = p:gsub("-", "+"):gsub("_", "/")
+  p = p .. string.rep("=", (4 - #p % 4) % 4)
+  local b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  local bits = p:gsub("=", ""):gsub(".", function(c)
+    local i = b64:find(c, 1, true) - 1
+    local s = ""
+    for k = 5, 0, -1 do s = s .. (math.floor(i / 2 ^ k) % 2 == 1 and "1" or "0") end
+    return s
+  end)
+  local out = bits:gsub("%d%d%d%d%d%d%d%d", function(byte)
+    local n = 0
+    for k = 1, 8 do n = n * 2 + (byte:sub(k, k) == "1" and 1 or 0) end
+    return string.char(n)
+  end)
+  out = out:sub(1, math.floor(#bits / 8))
+  return cjson.decode(out)
+end
+
+return M
