@@ -145,7 +145,8 @@ function H.create_credential(req, p)
     return util.invalid("authenticationType", "must be one of: oauth2")
   end
   if body.redirectUri == nil then return util.invalid("redirectUri", "is required") end
-  if type(body.redirectUri) ~= "string" or not body.redirectUri:match("^[hH][tT][tT][pP][sS]?://.") then
+  if type(body.redirectUri) ~= "string" or not body.redirectUri:match("^[hH][tT][tT][pP][sS]?://.")
+      or body.redirectUri:find("[%c ]") then
     return util.invalid("redirectUri", "must be a valid URI")
   end
   local token = util.opaque_token()
