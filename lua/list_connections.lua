@@ -55,7 +55,12 @@ local function main()
   if not list then cli.api_fail(msg, code, { user_id = cfg.user_id, url = cfg.base_url }) end
   local total = #list
   list = credentials.for_connector(list, args.connector)
-  table.sort(list, function(a, b) return (a.createdAt or "") < (b.createdAt or "") end)
+  -- oldest first; ties keep the API's order
+  for i, c in ipairs(list) do c._pos = i end
+  table.sort(list, function(a, b)
+    if (a.createdAt or "") ~= (b.createdAt or "") then return (a.createdAt or "") < (b.createdAt or "") end
+    return a._pos < b._pos
+  end)
 
   if args.json then
     local items = {}

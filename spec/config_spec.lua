@@ -203,14 +203,20 @@ describe("alloy.config.load", function()
     assert.is_nil(text:find("sekrit", 1, true))
   end)
 
-  it("falls back to CURL_CA_BUNDLE for the CA file", function()
+  it("falls back to CURL_CA_BUNDLE for the CA file, and checks it can be read", function()
     run.write(cwd_env, "")
+    run.write(dir .. "/a.pem", "")
+    run.write(dir .. "/b.pem", "")
     local f = { env_file = cwd_env }
-    local cfg = assert(config.load{ getenv = getenv_from{ CURL_CA_BUNDLE = "/etc/ca.pem" }, flags = f })
-    assert.equal("/etc/ca.pem", cfg.ca_file)
-    cfg = assert(config.load{ getenv = getenv_from{ CURL_CA_BUNDLE = "/etc/ca.pem", ALLOY_CA_FILE = "/x.pem" },
+    local cfg = assert(config.load{ getenv = getenv_from{ CURL_CA_BUNDLE = dir .. "/a.pem" }, flags = f })
+    assert.equal(dir .. "/a.pem", cfg.ca_file)
+    cfg = assert(config.load{ getenv = getenv_from{ CURL_CA_BUNDLE = dir .. "/a.pem", ALLOY_CA_FILE = dir .. "/b.pem" },
                               flags = f })
-    assert.equal("/x.pem", cfg.ca_file)
+    assert.equal(dir .. "/b.pem", cfg.ca_file)
+    local err
+    cfg, err = config.load{ getenv = getenv_from{ ALLOY_CA_FILE = dir .. "/missing.pem" }, flags = f }
+    assert.is_nil(cfg)
+    assert.matches("ALLOY_CA_FILE (environment) names a file that cannot be read", err, 1, true)
   end)
 end)
 

@@ -298,6 +298,29 @@ describe("get_jwt_token.lua", function()
     end)
   end)
 
+  describe("over TLS", function()
+    local tls, tuid
+    setup(function()
+      tls = Sandbox.start{ tls = true }
+      tuid = tls:create_user{ username = "tina" }
+    end)
+    teardown(function() if tls then tls:stop() end end)
+
+    it("works with ALLOY_CA_FILE naming the sandbox's CA", function()
+      local r = run.script("get_jwt_token", {}, { env = run.env(tls, tuid), cwd = dir })
+      assert.equal(0, r.code, r.stderr)
+      assert.matches(JWT, r.stdout)
+      assert.matches("endpoint:    GET https://127.0.0.1:", r.stderr, 1, true)
+    end)
+
+    it("fails verification without it: exit 1 and the CA bundle hint", function()
+      local r = run.script("get_jwt_token", {}, { env = run.env(tls, tuid, { ALLOY_CA_FILE = false }), cwd = dir })
+      assert.equal(1, r.code)
+      assert.equal("", r.stdout)
+      assert.matches("^error: SSL_[%u_]+[^\n]*\nhint: TLS failed: point ALLOY_CA_FILE %(or CURL_CA_BUNDLE%)", r.stderr)
+    end)
+  end)
+
   describe("--probe", function()
     local function rows(stderr)
       local out = {}

@@ -149,6 +149,8 @@ end
 function M.parser(name, description, epilog, opts)
   opts = opts or {}
   local p = argparse(name, description, (epilog and (epilog .. "\n\n") or "") .. COMMON_EPILOG)
+  if p.help_max_width then p:help_max_width(100) end
+  if p.help_description_margin then p:help_description_margin(30) end
   p:option("--env-file", "Read variables from this file instead of ./.env."):argname("<path>")
   if opts.user ~= false then
     p:option("-u --user", "Alloy user id (24-hex ObjectId) or username; overrides ALLOY_USER_ID.")

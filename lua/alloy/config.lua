@@ -38,7 +38,7 @@ M.VARS = {
   { field = "timeout", var = "ALLOY_TIMEOUT", default = "30", kind = "seconds" },
   { field = "retries", var = "ALLOY_RETRIES", default = "2", kind = "count" },
   { field = "backoff", var = "ALLOY_BACKOFF", default = "0.5", kind = "seconds0" },
-  { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE" },
+  { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE", kind = "file" },
 }
 
 local function flag_name(f)
@@ -68,6 +68,12 @@ local function check(spec, value, where)
         spec.var, where, kind == "seconds" and "positive" or "non-negative", value)
     end
     return n
+  elseif kind == "file" then
+    local f = io.open(value, "rb")
+    if not f then
+      return nil, ("%s (%s) names a file that cannot be read: %s"):format(spec.var, where, value)
+    end
+    f:close()
   elseif kind == "count" then
     local n = tonumber(value)
     if not n or n < 0 or n ~= math.floor(n) or n > 100 then

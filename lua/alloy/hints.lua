@@ -27,10 +27,14 @@ function M.for_failure(code, msg, ctx)
   elseif code == "HTTP_403" then
     return "the API key is not allowed to do this; check its permissions in the Alloy dashboard"
   elseif code == "HTTP_400" and msg:lower():find("must be a valid id", 1, true) then
-    return "user ids are 24-hex ObjectIds (e.g. 68c3229752345278627ae373) or the user's username;"
-      .. " check ALLOY_USER_ID / --user"
+    return "user ids are 24-hex ObjectIds (e.g. 68c3229752345278627ae373); a username works only where the"
+      .. " API accepts one (token, get user): check ALLOY_USER_ID / --user"
   elseif code == "HTTP_404" then
-    if ctx.connector then
+    local lower = msg:lower()
+    if ctx.connector and lower:find("connector", 1, true) then
+      return ("check the connector id %q (e.g. notion, slack, hubspot)"):format(ctx.connector)
+    end
+    if ctx.connector and not lower:find("user", 1, true) then
       return ("check the connector id %q (e.g. notion, slack, hubspot) and ALLOY_USER_ID / --user%s")
         :format(ctx.connector, ctx.user_id and (" (" .. ctx.user_id .. ")") or "")
     end

@@ -21,7 +21,10 @@ local MAX_REQUEST = 16384
 
 function M.open(host, port)
   host = host or "127.0.0.1"
-  local s = socket.tcp()
+  -- tcp4, not tcp: LuaSocket 3's tcp() creates its descriptor only at bind time, so
+  -- reuseaddr set before bind would be lost (and a port in TIME_WAIT from the previous
+  -- run would look busy).  Loopback IPv4 is all we bind anyway.
+  local s = (socket.tcp4 or socket.tcp)()
   if not s then return nil, "cannot create a socket", "EBIND" end
   s:setoption("reuseaddr", true)
   local ok, err = s:bind(host, port)

@@ -12,8 +12,8 @@
 --   stdout and stderr are then merged into r.stdout (that is what a terminal shows).
 -- * run.spawn(...) starts a script in the background with stdout on a pipe, for flows that
 --   need to read output while the script runs (the OAuth listener): h:line(), h:wait().
--- * Every run is recorded in run.history ({name, args, stdout, stderr, code}) so
---   spec/secrets_spec.lua can check no output ever contained the API key.
+-- * Every run is recorded in run.history ({name, args, stdout, stderr, code, secret}) so
+--   spec/secrets_spec.lua can check no output ever contained the API key (run.leaks()).
 local M = {}
 
 M.history = {}
@@ -120,9 +120,22 @@ local function cleanup(files)
   for _, p in pairs(files) do os.remove(p) end
 end
 
-local function record(name, args, r)
-  M.history[#M.history + 1] = { name = name, args = args, stdout = r.stdout, stderr = r.stderr, code = r.code }
+local function record(name, args, opts, r)
+  M.history[#M.history + 1] = { name = name, args = args, stdout = r.stdout, stderr = r.stderr, code = r.code,
+                                secret = opts.env and opts.env.ALLOY_API_KEY or nil }
   return r
+end
+
+-- Runs (of run.history) whose output contains the API key they were given.
+function M.leaks(history)
+  local bad = {}
+  for _, h in ipairs(history or M.history) do
+    local k = h.secret
+    if k and #k >= 8 and ((h.stdout or ""):find(k, 1, true) or (h.stderr or ""):find(k, 1, true)) then
+      bad[#bad + 1] = h
+    end
+  end
+  return bad
 end
 
 -- Run to completion.  -> { stdout, stderr, code, cmd }
@@ -139,7 +152,7 @@ function M.script(name, args, opts)
     r.stdout = r.stdout:gsub("\r\n", "\n")
   end
   cleanup(files)
-  return record(name, args, r)
+  return record(name, args, opts, r)
 end
 
 -- Start in the background, stdout on a pipe (stderr to a file).
@@ -166,7 +179,7 @@ function M.spawn(name, args, opts)
     if #self.lines > 0 then out = out .. "\n" end
     local r = { stdout = out .. rest, stderr = read_file(self.files.err), code = code, cmd = cmd }
     cleanup(self.files)
-    self.result = record(name, args, r)
+    self.result = record(name, args, opts, r)
     return r
   end
   return h
@@ -214,6 +227,50 @@ function M.closed_port()
   local _, port = s:getsockname()
   s:close()
   return tonumber(port)
+end
+
+-- One HTTP GET the way a browser's first hop goes: no redirect following.
+-- -> status (number or nil), headers (lower-case), body, err
+function M.get(url, headers)
+  local http = require "socket.http"
+  local ltn12 = require "ltn12"
+  local socket = require "socket"
+  local out = {}
+  local ok, status, hdrs = http.request{
+    url = url, method = "GET", redirect = false, headers = headers,
+    sink = ltn12.sink.table(out),
+    create = function()
+      local s = socket.tcp()
+      s:settimeout(10)
+      return s
+    end,
+  }
+  if not ok then return nil, nil, nil, status end
+  return status, hdrs or {}, table.concat(out)
+end
+
+-- The spec plays the browser: open the OAuth URL, follow its 302 to the redirect URI.
+-- -> { authorize_status, location, status, body } (status/body from the redirect target)
+function M.browse(oauth_url)
+  local r = {}
+  local st, h = M.get(oauth_url)
+  r.authorize_status, r.location = st, h and h.location
+  if st == 302 and r.location then
+    r.status, r.headers, r.body, r.err = M.get(r.location)
+  end
+  return r
+end
+
+-- Poll fn() every 20 ms until it returns a value or `timeout` seconds pass.
+function M.wait_for(fn, timeout)
+  local socket = require "socket"
+  local deadline = socket.gettime() + (timeout or 5)
+  repeat
+    local v = fn()
+    if v then return v end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return nil
 end
 
 -- Decode a JWT payload without alloy.so (base64url), for cross-checking.

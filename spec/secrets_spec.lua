@@ -1,0 +1,122 @@
+-- The API key must appear in no output of any script, in any failure mode, with or
+-- without --verbose.  This spec drives every script through every failure mode itself,
+-- then also checks every script run recorded so far by the rest of the suite.
+local Sandbox = require "sandbox"
+local run = require "run"
+
+describe("the API key never appears in script output", function()
+  local sb, dir
+
+  setup(function()
+    sb = Sandbox.start()
+    dir = run.tmpdir()
+  end)
+  teardown(function()
+    if sb then sb:stop() end
+    run.rmdir(dir)
+  end)
+
+  local WRONG_KEY = "wrongKEY_abcdefghijklmnopqrstuvw"
+
+  -- Every script, with arguments that reach the API (listening ones wait briefly).
+  local function scripts()
+    local port = run.closed_port()
+    local redirect = "http://127.0.0.1:" .. port .. "/oauth/callback"
+    return {
+      { "get_jwt_token", {} },
+      { "get_jwt_token", { "--json" } },
+      { "get_jwt_token", { "--probe" } },
+      { "list_connections", {} },
+      { "list_connections", { "--json", "--connector", "notion" } },
+      { "initiate_oauth", { "--connector", "notion", "--redirect-uri", redirect, "--timeout", "0.1" } },
+      { "initiate_oauth", { "--connector", "notion", "--redirect-uri", redirect, "--no-listen", "--json" } },
+      { "test_oauth", { "--redirect-uri", redirect, "--timeout", "0.1" } },
+    }
+  end
+
+  -- name -> function(uid) returning env overrides and extra args, after arranging faults
+  local MODES = {
+    { "success", function() return {} end, ok = true },
+    { "401 wrong key", function() return { ALLOY_API_KEY = WRONG_KEY } end },
+    { "404 unknown user", function() return {}, { "--user", "5f0000000000000000000000" } end },
+    { "400 invalid id", function()
+      sb:fault{ path = ".", status = 400, times = 50,
+                body = { message = "userId must be a valid ID", error = { message = "userId must be a valid ID" } } }
+      return {}
+    end },
+    { "500", function() sb:fault{ path = ".", status = 500, times = 50 }; return {} end },
+    { "unreachable", function()
+      local url = "http://127.0.0.1:" .. run.closed_port()
+      return { ALLOY_BASE_URL = url, ALLOY_EMBEDDED_URL = url }
+    end },
+    { "timeout", function()
+      sb:fault{ path = ".", delay = 1, times = 2 }
+      return { ALLOY_TIMEOUT = "0.05" }
+    end, partial = true },
+    { "malformed JSON", function()
+      sb:fault{ path = ".", status = 200, body = "{not json", times = 50 }
+      return {}
+    end },
+    { "missing user", function() return { ALLOY_USER_ID = false } end },
+    { "missing key", function() return { ALLOY_API_KEY = false } end },
+    { "key in a world-readable .env", function()
+      run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\n", "644")
+      return { ALLOY_API_KEY = false }
+    end, ok = true },
+  }
+
+  local runs = {}
+
+  for _, mode in ipairs(MODES) do
+    for _, verbose in ipairs({ false, true }) do
+      it(mode[1] .. (verbose and " --verbose" or ""), function()
+        for _, s in ipairs(scripts()) do
+          sb:reset()
+          os.remove(dir .. "/.env")
+          local uid = sb:create_user{ username = "secret-user" }
+          local extra_env, extra_args = mode[2]()
+          local args = {}
+          for _, a in ipairs(s[2]) do args[#args + 1] = a end
+          for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
+          if verbose then args[#args + 1] = "--verbose" end
+          local r = run.script(s[1], args, { env = run.env(sb, uid, extra_env), cwd = dir })
+          runs[#runs + 1] = r
+          local label = s[1] .. " " .. table.concat(args, " ") .. " [" .. mode[1] .. "]"
+          assert.is_nil(r.stdout:find(sb.api_key, 1, true), "key in stdout of " .. label)
+          assert.is_nil(r.stderr:find(sb.api_key, 1, true), "key in stderr of " .. label)
+          assert.is_nil(r.stdout:find(WRONG_KEY, 1, true), "wrong key in stdout of " .. label)
+          assert.is_nil(r.stderr:find(WRONG_KEY, 1, true), "wrong key in stderr of " .. label)
+          -- (--probe recovers from a fault on its first attempts: its exit code is not the point)
+          if not mode.ok and not (mode.partial and s[2][1] == "--probe") then
+            assert.is_true(r.code == 1 or r.code == 2, label .. " exited " .. tostring(r.code) .. "\n" .. r.stderr)
+            assert.matches("error: ", r.stderr, 1, true)
+          end
+          if verbose and mode.ok then
+            -- the HTTP exchange really was shown (so the redaction was exercised)
+            assert.is_truthy(r.stderr:find("\n> [A-Z]+ /"), "no request shown for " .. label)
+            assert.is_truthy(r.stderr:find("[Aa]uthorization: "), "no Authorization line for " .. label)
+          end
+        end
+      end)
+    end
+  end
+
+  it("covered every script in failing and verbose runs", function()
+    local seen = {}
+    for _, r in ipairs(run.history) do
+      if r.code ~= 0 then seen[r.name] = true end
+    end
+    for _, name in ipairs({ "get_jwt_token", "list_connections", "initiate_oauth", "test_oauth" }) do
+      assert.is_true(seen[name], name .. " never failed in this suite")
+    end
+    assert.is_true(#runs >= #MODES * 2 * 8)
+  end)
+
+  it("no script run recorded anywhere in the suite printed its key", function()
+    local bad = run.leaks()
+    local names = {}
+    for _, h in ipairs(bad) do names[#names + 1] = h.name .. " " .. table.concat(h.args or {}, " ") end
+    assert.same({}, names)
+    assert.is_true(#run.history > 0)
+  end)
+end)
