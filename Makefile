@@ -27,13 +27,13 @@ LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
 BINDIR     ?= $(PREFIX)/bin
 
 BUSTED     := busted
-SCRIPTS    := get_jwt_token
+SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
 
 DEB_PKGS   := lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
-              lua-socket lua-sec lua-argparse lua-term lua-system luarocks openssl \
+              lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
               nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev pkg-config gcc make
 
-.PHONY: all deps test test-all demo lint clean install
+.PHONY: all deps deps-browser test test-all demo lint clean install
 
 all: $(MODULE)
 
@@ -53,6 +53,11 @@ deps:
 	else echo "make deps: all packages present"; fi
 
 # The spec suite on one ABI; scripts spawned by specs use the same interpreter.
+# Headless Chromium for the browser spec of the OAuth round trip (optional: pending without it).
+deps-browser:
+	@dpkg-query -W -f='$${Status}\n' chromium 2>/dev/null | grep -q '^install ok installed' || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+
 test: deps all
 	ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so'
 
@@ -75,3 +80,7 @@ install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/alloy $(DESTDIR)$(BINDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/alloy.so
 	install -m 0644 lua/alloy/*.lua $(DESTDIR)$(LUADIR)/alloy/
+	@# each script becomes a command, alloy-get-jwt-token and so on
+	for s in $(SCRIPTS); do \
+	  install -m 0755 lua/$$s.lua $(DESTDIR)$(BINDIR)/alloy-$$(echo $$s | tr _ -); \
+	  sed -i '1i #!/usr/bin/env $(LUA)' $(DESTDIR)$(BINDIR)/alloy-$$(echo $$s | tr _ -); done
