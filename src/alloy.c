@@ -184,18 +184,16 @@ static char *opt_dup(lua_State *L, int t, const char *name) {
   return dup_string(L, s, n);
 }
 
-static void check_option_names(lua_State *L, int t) {
+/* Raises "<who>: unknown <what> 'k'" for a key of table t not in names: typos fail loudly. */
+static void check_keys(lua_State *L, int t, const char *const names[], const char *who, const char *what) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
     int known = 0;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      const char *k = lua_tostring(L, -2);
-      for (int i = 0; option_names[i]; i++)
-        if (strcmp(k, option_names[i]) == 0) known = 1;
-      if (!known) luaL_error(L, "alloy.new: unknown option '%s'", k);
-    } else {
-      luaL_error(L, "alloy.new: option names must be strings");
-    }
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: %s names must be strings", who, what);
+    const char *k = lua_tostring(L, -2);
+    for (int i = 0; names[i]; i++)
+      if (strcmp(k, names[i]) == 0) known = 1;
+    if (!known) luaL_error(L, "%s: unknown %s '%s'", who, what, k);
     lua_pop(L, 1);
   }
 }
@@ -203,7 +201,7 @@ static void check_option_names(lua_State *L, int t) {
 static int alloy_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  check_option_names(L, 1);
+  check_keys(L, 1, option_names, "alloy.new", "option");
 
   size_t key_len = 0;
   lua_getfield(L, 1, "api_key");
@@ -279,21 +277,6 @@ static const char *const request_fields[] = {"method", "url", "service", "path",
                                              "json", "body", "headers", "version_in_path", "raw",
                                              "op", "args", NULL};
 
-static void check_request_fields(lua_State *L, int spec, const char *who) {
-  lua_pushnil(L);
-  while (lua_next(L, spec)) {
-    int known = 0;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      const char *k = lua_tostring(L, -2);
-      for (int i = 0; request_fields[i]; i++)
-        if (strcmp(k, request_fields[i]) == 0) known = 1;
-      if (!known) luaL_error(L, "%s: unknown request field '%s'", who, k);
-    } else {
-      luaL_error(L, "%s: request field names must be strings", who);
-    }
-    lua_pop(L, 1);
-  }
-}
 
 static const char *field_string(lua_State *L, int spec, const char *name, size_t *len, const char *who) {
   const char *s = NULL;
@@ -465,7 +448,7 @@ static void prepare_request(lua_State *L, client *c, int spec, int keep, const a
   keep = ac_absindex(L, keep);
   memset(p, 0, sizeof *p);
   p->op = op;
-  check_request_fields(L, spec, who);
+  check_keys(L, spec, request_fields, who, "request field");
 
   size_t mlen = 0, url_len = 0, path_len = 0, slen = 0, blen = 0;
   const char *method = field_string(L, spec, "method", &mlen, who);
