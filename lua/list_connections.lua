@@ -28,21 +28,7 @@ local function table_text(list)
   for _, c in ipairs(list) do
     rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
   end
-  local width = { 0, 0, 0, 0 }
-  for _, row in ipairs(rows) do
-    for i, cell in ipairs(row) do
-      if #cell > width[i] then width[i] = #cell end
-    end
-  end
-  local out = {}
-  for _, row in ipairs(rows) do
-    local cells = {}
-    for i, cell in ipairs(row) do
-      cells[i] = i < #row and (cell .. string.rep(" ", width[i] - #cell)) or cell
-    end
-    out[#out + 1] = table.concat(cells, "  ")
-  end
-  return table.concat(out, "\n") .. "\n"
+  return cli.columns(rows)
 end
 
 local function main()

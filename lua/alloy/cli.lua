@@ -117,6 +117,25 @@ end
 
 M.null = cjson.null
 
+-- Rows of cells as aligned text columns (two spaces apart), one line per row.
+function M.columns(rows)
+  local width = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do
+      if #cell > (width[i] or 0) then width[i] = #cell end
+    end
+  end
+  local out = {}
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i < #row and (cell .. string.rep(" ", width[i] - #cell)) or cell
+    end
+    out[#out + 1] = table.concat(cells, "  ")
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
 -- ---------------------------------------------------------------- time
 
 -- "2025-10-01T12:00:00Z"
