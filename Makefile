@@ -33,7 +33,7 @@ DEB_PKGS   := lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev l
               lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
               nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev pkg-config gcc make
 
-.PHONY: all deps deps-browser test test-all demo lint clean install
+.PHONY: all deps deps-browser test test-all demo lint clean install bench bench-quick
 
 all: $(MODULE)
 
@@ -69,6 +69,14 @@ test-all: deps
 # The main job on the built-in sandbox: a real JWT from a local Alloy.
 demo: deps all
 	@$(LUA) spec/sandbox/demo.lua
+
+# Speed and memory beside the peers (raw C libcurl, curl, socket.http, Node): bench/RESULTS.md.
+# Never a pass/fail test. BENCH_QUICK=1 (bench-quick) is a short smoke run.
+bench: all
+	$(LUA) bench/run.lua
+
+bench-quick: all
+	BENCH_QUICK=1 $(LUA) bench/run.lua
 
 lint:
 	luacheck --no-color lua spec bench examples
