@@ -15,7 +15,8 @@ static void add_clean(abuf *out, const char *s, size_t n) {
 static void redact(abuf *out, const char *secret) {
   static const char mask[] = "[REDACTED]";
   size_t k = secret ? strlen(secret) : 0;
-  if (k == 0 || out->len < k) return;
+  /* A very short "key" would blank out ordinary words; real keys are long. */
+  if (k < 8 || out->len < k) return;
   for (size_t i = 0; i + k <= out->len;) {
     if (memcmp(out->data + i, secret, k) == 0) {
       abuf tail = {0};
