@@ -132,8 +132,11 @@ void http_transfer_free(http_transfer *t) {
   if (t->easy) curl_easy_cleanup(t->easy);
   t->easy = NULL;
   http_response_free(&t->res);
+  abuf_free(&t->last_url);
 }
 
+/* Sets only what differs from the previous request on this handle: libcurl re-parses
+ * a URL and resets its method state on every setopt, even when nothing changed. */
 static void prepare(http_transfer *t, const http_request *req) {
   CURL *e = t->easy;
   abuf_clear(&t->res.body);
@@ -141,11 +144,18 @@ static void prepare(http_transfer *t, const http_request *req) {
   t->res.status = 0;
   t->res.too_large = 0;
   t->res.errbuf[0] = '\0';
-  curl_easy_setopt(e, CURLOPT_URL, req->url);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
+  if (t->last_url.data == NULL || strcmp(t->last_url.data, req->url) != 0) {
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    abuf_clear(&t->last_url);
+    abuf_adds(&t->last_url, req->url);
+  }
+  int is_post = strcmp(req->method, "POST") == 0;
+  int plain_get = req->body == NULL && strcmp(req->method, "GET") == 0;
+  if (plain_get && t->last_was_get) return;
+  t->last_was_get = plain_get;
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
   curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
-  int is_post = strcmp(req->method, "POST") == 0;
   if (req->body || is_post) {
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
@@ -154,7 +164,7 @@ static void prepare(http_transfer *t, const http_request *req) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    if (strcmp(req->method, "GET") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    if (!plain_get) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
   }
 }
 

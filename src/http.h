@@ -45,6 +45,8 @@ typedef struct http_transfer {
   CURL *easy;
   const http_conf *conf;
   http_response res;
+  abuf last_url;    /* what CURLOPT_URL holds, so an unchanged URL is not set again */
+  int last_was_get; /* the handle is already set for a plain GET */
   /* Batch bookkeeping. */
   size_t index;
   double retry_at;
