@@ -28,7 +28,7 @@ end
 
 local function capture(cmd)
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -43,7 +43,7 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -247,7 +247,7 @@ if arg and arg[0] and arg[0]:match("nginx/server%.lua$") and (...) ~= "nginx.ser
     "key:   BENCH_API_KEY in ", keyfile, "\n",
     "prefix:", srv.prefix, "\nPress Enter to stop.\n")
   io.stdout:flush()
-  io.read("l")
+  io.read("*l")
   srv:stop()
 end
 

@@ -39,7 +39,7 @@ local ok, code = xpcall(function()
 
   -- mktemp -d is 0700 and umask 077 makes the file 0600 from its first byte.
   local p = assert(io.popen("mktemp -d -t alloy-demo.XXXXXXXX"))
-  tmpdir = p:read("l")
+  tmpdir = p:read("*l")
   p:close()
   assert(tmpdir and tmpdir ~= "", "mktemp -d failed")
   local env_file = tmpdir .. "/.env"

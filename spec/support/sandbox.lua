@@ -44,7 +44,7 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -143,7 +143,7 @@ local live = {}
 function Sandbox.start(opts)
   opts = opts or {}
   local p = assert(io.popen("mktemp -d -t alloy-sandbox.XXXXXXXX"))
-  local dir = p:read("l")
+  local dir = p:read("*l")
   p:close()
   assert(dir and dir:match("alloy%-sandbox%."), "sandbox: mktemp -d failed")
 
@@ -237,7 +237,7 @@ function Sandbox:_spawn()
     .. " -c " .. q(d .. "/nginx.conf") .. " -e " .. q(d .. "/error.log")
     .. " >" .. q(d .. "/start.log") .. " 2>&1 </dev/null", "r"))
   self.nginx_pipe = nginx
-  self.pid = tonumber(nginx:read("l"))
+  self.pid = tonumber(nginx:read("*l"))
   assert(self.pid, "sandbox: could not start nginx")
   local wfile = d .. "/watcher.pid"
   os.remove(wfile)
