@@ -383,6 +383,59 @@ describe("alloy module", function()
     end)
   end)
 
+  describe("custom transports", function()
+    it("sends through a transport function instead of libcurl", function()
+      local seen
+      local c = client { transport = function(req)
+        seen = req
+        return { status = 200, headers = { ["Content-Type"] = "application/json", ["X-Many"] = { "a", "b" } },
+                 body = '{"token":"h.p.s"}' }
+      end }
+      local token, res = c:user_token("u/1")
+      assert.equals("h.p.s", token)
+      assert.equals("a, b", res.headers["x-many"])
+      assert.equals("GET", seen.method)
+      assert.equals(sb.url .. "/users/u%2F1/token", seen.url)
+      local names = {}
+      for _, h in ipairs(seen.headers) do names[h[1]:lower()] = h[2] end
+      assert.equals("Bearer " .. sb.api_key, names.authorization)
+      assert.equals("2025-09", names["x-api-version"])
+      assert.equals(0, #sb:requests())
+    end)
+
+    it("reports a failing transport as TRANSPORT_ERROR", function()
+      local c = client { transport = function() return nil, "upstream unreachable" end }
+      local _, msg, code = c:user_token(uid)
+      assert.equals("TRANSPORT_ERROR", code)
+      assert.equals("TRANSPORT_ERROR: upstream unreachable (GET /users/" .. uid .. "/token)", msg)
+      local c2 = client { transport = function() error("boom") end }
+      assert.equals("TRANSPORT_ERROR", select(3, c2:user_token(uid)))
+    end)
+
+    it("splits a call into prepare and finish for hosts that send it themselves", function()
+      local c = client()
+      local req = assert(c:prepare("user_token", uid))
+      assert.equals("user_token", req.op)
+      assert.equals("/users/" .. uid .. "/token", req.path)
+      -- send it with another HTTP client, as a yielding host would
+      local http, ltn12 = require "socket.http", require "ltn12"
+      local headers, out = {}, {}
+      for _, h in ipairs(req.headers) do headers[h[1]] = h[2] end
+      local _, status, resp_headers = http.request { url = req.url, method = req.method, headers = headers,
+        sink = ltn12.sink.table(out) }
+      local token, res = c:finish(req, { status = status, headers = resp_headers, body = table.concat(out) })
+      assert.equals(uid, alloy.jwt_claims(token).userId)
+      assert.equals(200, res.status)
+      local _, msg, code = c:finish(req, nil, "closed")
+      assert.equals("TRANSPORT_ERROR", code)
+      assert.matches("^TRANSPORT_ERROR: closed", msg)
+      local bad, _, bad_code = c:prepare("user_token", "a\nb")
+      assert.is_nil(bad)
+      assert.equals("INVALID_ARGUMENT", bad_code)
+      assert.has_error(function() c:prepare("no_such_op") end, "client:prepare: unknown operation 'no_such_op'")
+    end)
+  end)
+
   describe("lifecycle", function()
     it("closes idempotently and raises on use after close", function()
       local c = client()
