@@ -44,11 +44,11 @@ build = {
   type = "builtin",
   modules = {
     alloy = {
-      sources = { "src/alloy.c", "src/errors.c", "src/http.c", "src/ops.c", "src/url.c" },
+      sources = { "src/alloy.c", "src/curl_api.c", "src/errors.c", "src/http.c", "src/ops.c", "src/url.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-      libraries = { "curl" },
+      -- libcurl itself is loaded at run time (src/curl_api.h says why); only dlopen is linked
+      libraries = { "dl" },
     },
     ["alloy.cli"] = "lua/alloy/cli.lua",
     ["alloy.config"] = "lua/alloy/config.lua",

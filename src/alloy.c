@@ -1184,7 +1184,8 @@ static const luaL_Reg module_functions[] = {
 
 int luaopen_alloy(lua_State *L);
 __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
-  if (http_global_init() != 0) luaL_error(L, "alloy: curl_global_init failed");
+  char err[256];
+  if (http_global_init(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
 
   /* A private lua-cjson instance: our settings never change the host's cjson. */
   lua_getglobal(L, "require");

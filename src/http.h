@@ -4,6 +4,7 @@
 #define ALLOY_HTTP_H
 
 #include <curl/curl.h>
+#include "curl_api.h"
 #include "buf.h"
 
 typedef struct http_conf {
@@ -52,7 +53,8 @@ typedef struct http_transfer {
   double retry_at;
 } http_transfer;
 
-int http_global_init(void);
+/* Loads libcurl (see curl_api.h) and initialises it; -1 with a reason in err. */
+int http_global_init(char *err, size_t err_size);
 int http_transfer_init(http_transfer *t, const http_conf *conf);
 void http_transfer_free(http_transfer *t);
 

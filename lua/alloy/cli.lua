@@ -6,7 +6,6 @@
 --   * exit codes: 0 success, 1 API or network failure, 2 usage or configuration error;
 --   * fail(): one "error: ..." line and one "hint: ..." line on stderr, then exit;
 --   * JSON output through lua-cjson (sorted keys, arrays marked with M.array).
-local argparse = require "argparse"
 local cjson = require "cjson"
 local config = require "alloy.config"
 local hints = require "alloy.hints"
@@ -165,11 +164,64 @@ end
 -- ---------------------------------------------------------------- arguments
 
 -- A parser with the options every script has.  `opts.user = false` drops --user.
+-- Loading argparse and building a parser is a seventh of a one-shot run, and a bare
+-- invocation needs only the defaults. So M.parser returns a recorder: every method call on
+-- it (and on what those calls return) is remembered, and replayed on a real argparse
+-- parser only when there are arguments to parse or help to show.
+local calls_of = setmetatable({}, { __mode = "k" })
+
+local function recorder()
+  local calls = {}
+  local rec = setmetatable({}, { __index = function(_, method)
+    return function(_, ...)
+      local child = recorder()
+      calls[#calls + 1] = { method = method, n = select("#", ...), args = { ... }, child = child }
+      return child
+    end
+  end })
+  calls_of[rec] = calls
+  return rec
+end
+
+local unpack_ = table.unpack or unpack
+
+local function replay(rec, target, from)
+  local calls = calls_of[rec]
+  for i = from or 1, #calls do
+    local c = calls[i]
+    replay(c.child, target[c.method](target, unpack_(c.args, 1, c.n)))
+  end
+  return target
+end
+
+-- What argparse returns for an empty command line: options' defaults, converted.
+local function defaults(parser)
+  local out = {}
+  for _, c in ipairs(calls_of[parser]) do
+    local default = c.args[3]
+    if c.method == "option" and default ~= nil then
+      local names = c.args[1]
+      local key = (names:match("%-%-([%w%-_]+)") or names:match("%-([%w_])")):gsub("%-", "_")
+      -- option(...):argname(...):convert(fn) chains: follow the chain for convert
+      local rec = c.child
+      while rec do
+        local cc = calls_of[rec][1]
+        if cc and cc.method == "convert" then default = cc.args[1](default) end
+        rec = cc and cc.child
+      end
+      out[key] = default
+    end
+  end
+  return out
+end
+
+-- A parser with the options every script has.  `opts.user = false` drops --user.
 function M.parser(name, description, epilog, opts)
   opts = opts or {}
-  local p = argparse(name, description, (epilog and (epilog .. "\n\n") or "") .. COMMON_EPILOG)
-  if p.help_max_width then p:help_max_width(100) end
-  if p.help_description_margin then p:help_description_margin(30) end
+  -- installed commands are named alloy-get-jwt-token and so on: show what was typed
+  name = (arg and type(arg[0]) == "string" and arg[0]:match("[^/\\]+$")) or name
+  local p = recorder()
+  p:_build(name, description, (epilog and (epilog .. "\n\n") or "") .. COMMON_EPILOG)
   p:option("--env-file", "Read variables from this file instead of ./.env."):argname("<path>")
   if opts.user ~= false then
     p:option("-u --user", "Alloy user id (24-hex ObjectId) or username; overrides ALLOY_USER_ID.")
@@ -179,6 +231,16 @@ function M.parser(name, description, epilog, opts)
   p:flag("-v --verbose", "Show the configuration and the HTTP exchange on stderr (key redacted).")
   p:flag("-q --quiet", "No narrative on stderr; errors are still printed.")
   return p
+end
+
+-- The real argparse parser for a recorder.
+local function materialise(rec)
+  local argparse = require "argparse"
+  local first = calls_of[rec][1] -- _build: the constructor's arguments
+  local p = argparse(unpack_(first.args, 1, first.n))
+  if p.help_max_width then p:help_max_width(100) end
+  if p.help_description_margin then p:help_description_margin(30) end
+  return replay(rec, p, 2)
 end
 
 -- The key is never a command-line argument: refuse anything that looks like one.
@@ -198,7 +260,8 @@ end
 function M.parse(parser, args)
   args = args or {}
   refuse_key_args(args)
-  local ok, res = parser:pparse(args)
+  if #args == 0 then return defaults(parser) end
+  local ok, res = materialise(parser):pparse(args)
   if not ok then
     M.fail(res, "run with --help for usage", M.USAGE)
   end

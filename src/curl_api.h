@@ -1,0 +1,56 @@
+/* libcurl, loaded at run time with lazy binding.
+ *
+ * Lua loads C modules with RTLD_NOW, which binds every symbol of libcurl and its ~30
+ * dependencies up front: about 3 ms, a sixth of a one-shot script. alloy.so therefore
+ * does not link libcurl; alloy_curl_load() dlopens it with RTLD_LAZY and the macros below
+ * send the usual curl_* calls through the loaded table. Include after <curl/curl.h>. */
+#ifndef ALLOY_CURL_API_H
+#define ALLOY_CURL_API_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+
+typedef struct curl_api {
+  CURLcode (*global_init)(long);
+  curl_version_info_data *(*version_info)(CURLversion);
+  time_t (*getdate)(const char *, const time_t *);
+  CURL *(*easy_init)(void);
+  CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+  CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+  CURLcode (*easy_perform)(CURL *);
+  void (*easy_cleanup)(CURL *);
+  const char *(*easy_strerror)(CURLcode);
+  CURLM *(*multi_init)(void);
+  CURLMcode (*multi_add_handle)(CURLM *, CURL *);
+  CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
+  CURLMcode (*multi_perform)(CURLM *, int *);
+  CURLMsg *(*multi_info_read)(CURLM *, int *);
+  CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd[], unsigned int, int, int *);
+  CURLMcode (*multi_cleanup)(CURLM *);
+} curl_api;
+
+extern curl_api alloy_curl;
+
+/* Loads libcurl once; returns 0, or -1 with a reason in err. */
+int alloy_curl_load(char *err, size_t err_size);
+
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#define curl_global_init alloy_curl.global_init
+#define curl_version_info alloy_curl.version_info
+#define curl_getdate alloy_curl.getdate
+#define curl_easy_init alloy_curl.easy_init
+#define curl_easy_setopt alloy_curl.easy_setopt
+#define curl_easy_getinfo alloy_curl.easy_getinfo
+#define curl_easy_perform alloy_curl.easy_perform
+#define curl_easy_cleanup alloy_curl.easy_cleanup
+#define curl_easy_strerror alloy_curl.easy_strerror
+#define curl_multi_init alloy_curl.multi_init
+#define curl_multi_add_handle alloy_curl.multi_add_handle
+#define curl_multi_remove_handle alloy_curl.multi_remove_handle
+#define curl_multi_perform alloy_curl.multi_perform
+#define curl_multi_info_read alloy_curl.multi_info_read
+#define curl_multi_poll alloy_curl.multi_poll
+#define curl_multi_cleanup alloy_curl.multi_cleanup
+
+#endif
