@@ -323,7 +323,7 @@ static int compare_strings(const void *a, const void *b) {
 }
 
 /* Appends "?k=v&..." sorted by key, so the same query always makes the same URL. */
-static int append_query(lua_State *L, int query, abuf *url, prepared *p) {
+static void append_query(lua_State *L, int query, abuf *url) {
   const char *keys[64];
   size_t n = 0;
   lua_pushnil(L);
@@ -345,8 +345,6 @@ static int append_query(lua_State *L, int query, abuf *url, prepared *p) {
     url_encode(url, v, vlen);
     lua_pop(L, 1);
   }
-  (void)p;
-  return 0;
 }
 
 static int header_is(const char *name, size_t n, const char *want) {
@@ -545,7 +543,7 @@ static void prepare_request(lua_State *L, client *c, int spec, int keep, const a
   }
   lua_getfield(L, spec, "query");
   if (lua_istable(L, -1))
-    append_query(L, lua_gettop(L), url, p);
+    append_query(L, lua_gettop(L), url);
   else if (!lua_isnil(L, -1))
     luaL_error(L, "%s: query must be a table", who);
   lua_pop(L, 1);
