@@ -1,6 +1,7 @@
 -- examples/openresty/ run for real: its nginx.conf (nginx + the Lua module, LuaJIT, with
 -- build/luajit/alloy.so) in front of the local sandbox, asked over plain HTTP.
 local Sandbox = require "sandbox"
+local Nginx = require "nginx"
 local run = require "run"
 local socket = require "socket"
 local http = require "socket.http"
@@ -9,106 +10,22 @@ local cjson = require "cjson"
 local alloy = require "alloy"
 
 local ROOT = run.root
-local NGINX = os.getenv("SANDBOX_NGINX") or "/usr/sbin/nginx"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function is_root()
-  return (run.read("/proc/self/status")):match("\nUid:%s+0%s") ~= nil
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-local function alive(pid)
-  local stat = run.read("/proc/" .. pid .. "/stat")
-  return stat ~= "" and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
-
--- ---------------------------------------------------------------- a throwaway nginx
--- The example config rendered into a temp prefix; nginx in the foreground under a shell
--- holding a pipe from us (closing it, or our death, stops nginx), as the sandbox does.
--- The API key reaches nginx through a 0600 file the shell sources, never argv.
-local Nginx = {}
-Nginx.__index = Nginx
-
-local function render(template, vars)
-  return (template:gsub("{{(%u+)}}", function(k) return assert(vars[k], "no value for {{" .. k .. "}}") end))
-end
-
-function Nginx.start(vars, env)
-  local self = setmetatable({ dir = run.tmpdir() }, Nginx)
-  assert(self.dir:match("^/tmp/"), "mktemp failed")
-  assert(sh("mkdir -p " .. q(self.dir .. "/tmp") .. " && chmod 755 " .. q(self.dir)))
+-- The example config rendered into a throwaway prefix (spec/support/nginx.lua); the API key
+-- reaches nginx through its environment, never argv.
+local function start_example(alloy_addr, api_key)
   local template = run.read(ROOT .. "/examples/openresty/nginx.conf")
-  for _ = 1, 5 do
-    self.port = free_port()
-    run.write(self.dir .. "/nginx.conf", render(template, {
-      ROOT = ROOT, PREFIX = self.dir, LISTEN = "127.0.0.1:" .. self.port, ALLOY = vars.ALLOY,
-      USER = is_root() and "user nobody nogroup;" or "",
-    }))
-    local envfile = self.dir .. "/env"
-    run.write(envfile, "", "600")
-    local lines = {}
-    for k, v in pairs(env) do lines[#lines + 1] = k .. "=" .. q(v) end
-    run.write(envfile, table.concat(lines, "\n") .. "\n", "600")
-    local d = self.dir
-    local script = "exec >/dev/null 2>&1; trap '' INT; set -a; . " .. q(envfile) .. "; set +a; rm -f " .. q(envfile)
-      .. "; " .. q(NGINX) .. " -p " .. q(d .. "/") .. " -c " .. q(d .. "/nginx.conf") .. " -e " .. q(d .. "/error.log")
-      .. " -g " .. q("daemon off; pid " .. d .. "/nginx.pid;") .. " & echo $! > " .. q(d .. "/launcher.pid")
-      .. "; while read -r _; do :; done; kill -TERM $!; wait"
-    self.launcher = assert(io.popen(script, "w"))
-    self.url = "http://127.0.0.1:" .. self.port
-    local ready = self:_wait_ready(10)
-    if ready then return self end
-    self:_halt()
-    if not self:error_log():find("Address already in use", 1, true) then break end
-  end
-  local log = self:error_log()
-  self:stop()
-  error("openresty example: nginx did not start:\n" .. log, 0)
-end
-
-function Nginx:_wait_ready(timeout)
-  local deadline = socket.gettime() + timeout
-  while socket.gettime() < deadline do
-    self.pid = self.pid or tonumber(run.read(self.dir .. "/launcher.pid"):match("%d+") or "")
-    if self.pid and not alive(self.pid) then return false end
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    local ok = c:connect("127.0.0.1", self.port)
-    c:close()
-    if ok and self.pid then return true end
-    socket.sleep(0.02)
-  end
-  return false
-end
-
-function Nginx:error_log() return run.read(self.dir .. "/error.log") end
-
-function Nginx:_halt()
-  if self.pid and alive(self.pid) then
-    sh("kill -TERM " .. self.pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + 5
-    while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.01) end
-  end
-  if self.launcher then pcall(self.launcher.close, self.launcher) end
-  self.launcher, self.pid = nil, nil
-end
-
-function Nginx:stop()
-  if self.stopped then return end
-  self.stopped = true
-  self:_halt()
-  run.rmdir(self.dir)
+  local n = Nginx.start {
+    name = "alloy-openresty",
+    conf = function(ports, n)
+      return Nginx.render(template, {
+        ROOT = ROOT, PREFIX = n.dir, LISTEN = "127.0.0.1:" .. ports[1], ALLOY = alloy_addr, USER = n.user,
+      })
+    end,
+    env = { ALLOY_API_KEY = api_key },
+  }
+  n.url = "http://127.0.0.1:" .. n.ports[1]
+  return n
 end
 
 -- ---------------------------------------------------------------- HTTP helpers
@@ -165,7 +82,7 @@ describe("examples/openresty", function()
   setup(function()
     assert(io.open(so, "rb"), "examples/openresty needs " .. so .. ": run `make LUA=luajit`"):close()
     sb = Sandbox.start()
-    ngx_ = Nginx.start({ ALLOY = "127.0.0.1:" .. sb.port }, { ALLOY_API_KEY = sb.api_key })
+    ngx_ = start_example("127.0.0.1:" .. sb.port, sb.api_key)
   end)
   teardown(function()
     if ngx_ then ngx_:stop() end
@@ -320,8 +237,8 @@ end)
 
 describe("examples/openresty without a reachable Alloy", function()
   it("answers 502 TRANSPORT_ERROR", function()
-    local dead = free_port() -- nothing listens there
-    local n = Nginx.start({ ALLOY = "127.0.0.1:" .. dead }, { ALLOY_API_KEY = "k-not-used-0123456789abcdef" })
+    local dead = Nginx.free_ports(1)[1] -- nothing listens there
+    local n = start_example("127.0.0.1:" .. dead, "k-not-used-0123456789abcdef")
     local ok, err = pcall(function()
       local status, _, body, doc = get(n.url .. "/alloy/token?user=someone")
       assert.are.equal(502, status, body)
