@@ -52,7 +52,7 @@ local function b64url_decode(s)
   local bits = s:gsub(".", function(c)
     local v = alphabet:find(c, 1, true) - 1
     local r = ""
-    for i = 5, 0, -1 do r = r .. ((v >> i) & 1) end
+    for i = 5, 0, -1 do r = r .. (math.floor(v / 2 ^ i) % 2) end
     return r
   end)
   return (bits:gsub("%d%d%d%d%d%d%d%d", function(b) return string.char(tonumber(b, 2)) end)
@@ -66,7 +66,7 @@ local function hmac_b64url(secret, data)
   f:close()
   local p = io.popen("openssl dgst -sha256 -mac HMAC -macopt key:" .. secret
     .. " -binary < " .. tmp .. " | base64 -w0")
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   os.remove(tmp)
   return (out:gsub("%s", ""):gsub("=", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
@@ -433,7 +433,7 @@ describe("sandbox lifecycle", function()
     sb:stop()
     local stat = io.open("/proc/" .. pid .. "/stat")
     if stat then
-      local state = stat:read("a"):match("^%d+ %b() (%a)")
+      local state = stat:read("*a"):match("^%d+ %b() (%a)")
       stat:close()
       assert.equal("Z", state)
     end

@@ -161,7 +161,10 @@ function M.spawn(name, args, opts)
   opts = opts or {}
   local cmd, files = build(name, args, opts)
   files.err = tmpfile()
-  local p = assert(io.popen("( " .. cmd .. " ) 2> " .. M.quote(files.err), "r"))
+  files.code = tmpfile()
+  -- the exit status goes through a file: Lua 5.1's pipe:close() does not report it
+  local p = assert(io.popen("( " .. cmd .. " ) 2> " .. M.quote(files.err) .. "; echo $? > "
+    .. M.quote(files.code), "r"))
   local h = { lines = {}, files = files, pipe = p }
   function h:line()
     local l = self.pipe:read("*l")
@@ -174,7 +177,8 @@ function M.spawn(name, args, opts)
   function h:wait()
     if self.result then return self.result end
     local rest = self.pipe:read("*a") or ""
-    local code = exit_code(self.pipe:close())
+    self.pipe:close()
+    local code = tonumber(read_file(self.files.code):match("%d+"))
     local out = table.concat(self.lines, "\n")
     if #self.lines > 0 then out = out .. "\n" end
     local r = { stdout = out .. rest, stderr = read_file(self.files.err), code = code, cmd = cmd }
