@@ -32,7 +32,9 @@ typedef struct client {
   char *user_agent;
   abuf scratch; /* URL and message building, reused across calls */
   int transport_ref; /* a Lua function that sends instead of libcurl, or LUA_NOREF */
-  int closed;
+  int closed;   /* close() was called: any later use raises */
+  int busy;     /* method calls in progress (see client_guarded) */
+  int released; /* handles and buffers freed */
 } client;
 
 /* A request ready for the wire; the strings it points at are anchored in a Lua table. */
@@ -79,8 +81,9 @@ static void cjson_call(lua_State *L, const char *fn, int idx, int nres) {
 
 /* ------------------------------------------------------------------ client lifecycle */
 
-static void client_cleanup(lua_State *L, client *c) {
-  if (c->closed) return;
+static void client_release(lua_State *L, client *c) {
+  if (c->released) return;
+  c->released = 1;
   c->closed = 1;
   luaL_unref(L, LUA_REGISTRYINDEX, c->transport_ref);
   c->transport_ref = LUA_NOREF;
@@ -108,10 +111,38 @@ static void client_cleanup(lua_State *L, client *c) {
   abuf_free(&c->scratch);
 }
 
+/* close() and __close: a call in progress (close() reached from a transport, a metamethod
+ * or a finaliser it ran) keeps using the handles, so the release then waits for it. */
 static int client_close(lua_State *L) {
   client *c = luaL_checkudata(L, 1, CLIENT_MT);
-  client_cleanup(L, c);
+  c->closed = 1;
+  if (c->busy == 0) client_release(L, c);
   return 0;
+}
+
+/* __gc: no call can be in progress on an unreachable client. */
+static int client_gc(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  client_release(L, c);
+  return 0;
+}
+
+/* Every client method but close runs through here, in protected mode, so busy is right even
+ * when the method raises; upvalues: cjson, the op index (or nil), the method itself. */
+static int client_guarded(lua_State *L) {
+  client *c = check_client(L, 1);
+  int n = lua_gettop(L);
+  lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(3));
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushcclosure(L, fn, 2);
+  lua_insert(L, 1);
+  c->busy++;
+  int rc = lua_pcall(L, n, LUA_MULTRET, 0);
+  c->busy--;
+  if (c->closed && c->busy == 0) client_release(L, c);
+  if (rc != 0) return lua_error(L);
+  return lua_gettop(L);
 }
 
 static int client_tostring(lua_State *L) {
@@ -251,6 +282,7 @@ static int alloy_new(lua_State *L) {
   c->conf.ca_file = c->ca_file;
   c->conf.proxy = c->proxy;
   c->conf.user_agent = c->user_agent;
+  c->conf.secret = c->api_key;
 
   size_t auth_len = key_len + 22;
   c->auth_header = malloc(auth_len + 1);
@@ -932,6 +964,7 @@ static int client_finish(lua_State *L) {
 
 /* Runs one prepared request on the client's handle (or its transport). */
 static int run_single(lua_State *L, client *c, prepared *p) {
+  if (c->closed) luaL_error(L, "alloy: client is closed");
   if (p->fail_code) return alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
   if (c->transport_ref != LUA_NOREF) {
     http_response r;
@@ -1054,6 +1087,7 @@ static int client_batch(lua_State *L) {
     lua_pop(L, 1);
   }
 
+  if (c->closed) luaL_error(L, "alloy: client is closed");
   /* Requests that failed validation are not sent; the rest go out together. */
   size_t sendable = 0;
   for (size_t i = 0; i < n; i++)
@@ -1073,7 +1107,14 @@ static int client_batch(lua_State *L) {
   int rc = 0;
   if (sendable && c->transport_ref != LUA_NOREF) {
     for (size_t i = 0, k = 0; i < n; i++)
-      if (!reqs[i].fail_code) run_transport(L, c, &reqs[i], &results[k++]);
+      if (!reqs[i].fail_code) {
+        if (c->closed) { /* by the transport: the rest are not sent */
+          for (size_t j = 0; j < k; j++) http_response_free(&results[j]);
+          free(wire), free(results), free(ptrs);
+          luaL_error(L, "alloy: client is closed");
+        }
+        run_transport(L, c, &reqs[i], &results[k++]);
+      }
   } else if (sendable) {
     for (size_t i = 0; i < width; i++) ptrs[i] = &pool[i];
     warn_insecure(c);
@@ -1166,11 +1207,10 @@ static const luaL_Reg client_methods[] = {
   {"batch", client_batch},
   {"prepare", client_prepare},
   {"finish", client_finish},
-  {"close", client_close},
   {NULL, NULL}};
 
 static const luaL_Reg client_meta[] = {
-  {"__gc", client_close},
+  {"__gc", client_gc},
   {"__close", client_close},
   {"__tostring", client_tostring},
   {NULL, NULL}};
@@ -1198,12 +1238,20 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   lua_pushvalue(L, cjson);
   ac_setfuncs(L, client_meta, 1);
   lua_newtable(L); /* methods */
-  lua_pushvalue(L, cjson);
-  ac_setfuncs(L, client_methods, 1);
+  for (const luaL_Reg *m = client_methods; m->name; m++) {
+    lua_pushvalue(L, cjson);
+    lua_pushnil(L);
+    lua_pushcfunction(L, m->func);
+    lua_pushcclosure(L, client_guarded, 3);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pushcfunction(L, client_close);
+  lua_setfield(L, -2, "close");
   for (size_t i = 0; i < alloy_op_count; i++) {
     lua_pushvalue(L, cjson);
     lua_pushinteger(L, (lua_Integer)i);
-    lua_pushcclosure(L, client_op, 2);
+    lua_pushcfunction(L, client_op);
+    lua_pushcclosure(L, client_guarded, 3);
     lua_setfield(L, -2, alloy_ops[i].name);
   }
   lua_setfield(L, -2, "__index");

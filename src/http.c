@@ -56,8 +56,28 @@ static int starts_with_ci(const char *s, size_t n, const char *prefix) {
   return n >= k && strncasecmp(s, prefix, k) == 0;
 }
 
-/* Prints headers to stderr with credentials replaced, line by line. */
-static void debug_lines(const char *prefix, const char *data, size_t size) {
+/* Writes one debug line with every copy of secret replaced. */
+static void debug_line(const char *prefix, const char *s, size_t n, const char *secret) {
+  size_t k = secret ? strlen(secret) : 0, from = 0;
+  if (k < 8) k = 0; /* as in errors.c: too short to be a key, too common to hide */
+  fputs(prefix, stderr);
+  for (size_t i = 0; k && i + k <= n;) {
+    if (memcmp(s + i, secret, k) == 0) {
+      fwrite(s + from, 1, i - from, stderr);
+      fputs("[REDACTED]", stderr);
+      i += k;
+      from = i;
+    } else {
+      i++;
+    }
+  }
+  fwrite(s + from, 1, n - from, stderr);
+  fputc('\n', stderr);
+}
+
+/* Prints headers to stderr with credentials replaced, line by line: the Authorization
+ * headers entirely, and the key wherever else it shows (a server may echo it). */
+static void debug_lines(const char *prefix, const char *data, size_t size, const char *secret) {
   const char *p = data, *end = data + size;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -70,19 +90,19 @@ static void debug_lines(const char *prefix, const char *data, size_t size) {
       else if (starts_with_ci(p, shown, "proxy-authorization:"))
         fprintf(stderr, "%sProxy-Authorization: [REDACTED]\n", prefix);
       else
-        fprintf(stderr, "%s%.*s\n", prefix, (int)shown, p);
+        debug_line(prefix, p, shown, secret);
     }
     p += n + (eol ? 1 : 0);
   }
 }
 
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud) {
+  const http_conf *conf = ud;
   (void)h;
-  (void)ud;
   switch (type) {
-    case CURLINFO_TEXT: debug_lines("* ", data, size); break;
-    case CURLINFO_HEADER_OUT: debug_lines("> ", data, size); break;
-    case CURLINFO_HEADER_IN: debug_lines("< ", data, size); break;
+    case CURLINFO_TEXT: debug_lines("* ", data, size, conf->secret); break;
+    case CURLINFO_HEADER_OUT: debug_lines("> ", data, size, conf->secret); break;
+    case CURLINFO_HEADER_IN: debug_lines("< ", data, size, conf->secret); break;
     default: break;
   }
   return 0;
@@ -125,6 +145,7 @@ int http_transfer_init(http_transfer *t, const http_conf *conf) {
   if (conf->user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, conf->user_agent);
   if (conf->debug) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, (void *)conf); /* the client's: survives pool growth */
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
   }
   return 0;
@@ -158,6 +179,10 @@ static void prepare(http_transfer *t, const http_request *req) {
     abuf_adds(&t->last_url, req->url);
   }
   int is_post = strcmp(req->method, "POST") == 0;
+  /* libcurl silently sends a request again when a reused connection dies before any answer.
+   * Harmless for GET; a POST or PATCH could then act twice, so each gets a fresh connection,
+   * on which libcurl never does that (a drop is then GOT_NOTHING, and not retried). */
+  curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, (long)(is_post || strcmp(req->method, "PATCH") == 0));
   int plain_get = req->body == NULL && strcmp(req->method, "GET") == 0;
   if (plain_get && t->last_was_get) return;
   t->last_was_get = plain_get;
@@ -328,6 +353,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_requ
       done++;
     }
     if (done >= n) break;
+    if (n_idle > 0 && next < n) continue; /* start what is queued before waiting on anything */
     int wait_ms = 1000;
     if (next_wake >= 0) {
       double ms = (next_wake - now_seconds()) * 1000;

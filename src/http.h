@@ -19,6 +19,7 @@ typedef struct http_conf {
   const char *user_agent;
   int insecure;
   int debug;
+  const char *secret;     /* never printed: replaced in debug output */
 } http_conf;
 
 typedef struct http_request {
