@@ -63,19 +63,24 @@ describe("alloy module", function()
     end)
 
     it("rejects unknown options and wrong types", function()
-      assert.has_error(function() alloy.new { api_key = "k", timeot = 3 } end,
+      assert.has_error(function() alloy.new { api_key = "key-0123456789", timeot = 3 } end,
         "alloy.new: unknown option 'timeot'")
-      assert.has_error(function() alloy.new { api_key = "k", timeout = "3" } end,
+      assert.has_error(function() alloy.new { api_key = "key-0123456789", timeout = "3" } end,
         "alloy.new: option 'timeout' must be a number")
-      assert.has_error(function() alloy.new { api_key = "k", debug = 1 } end,
+      assert.has_error(function() alloy.new { api_key = "key-0123456789", debug = 1 } end,
         "alloy.new: option 'debug' must be a boolean")
-      assert.has_error(function() alloy.new { api_key = "k", base_url = "ftp://x" } end,
+      assert.has_error(function() alloy.new { api_key = "key-0123456789", base_url = "ftp://x" } end,
         "alloy.new: option 'base_url' must be an http:// or https:// URL")
     end)
 
+    it("refuses keys too short to be redacted from messages", function()
+      assert.has_error(function() alloy.new { api_key = "short" } end,
+        "alloy.new: option 'api_key' must be at least 8 characters, without spaces, CR, LF or NUL")
+    end)
+
     it("requires finite, positive timeouts", function()
-      assert.has_error(function() alloy.new { api_key = "k", timeout = 0 } end)
-      assert.has_error(function() alloy.new { api_key = "k", connect_timeout = -1 } end)
+      assert.has_error(function() alloy.new { api_key = "key-0123456789", timeout = 0 } end)
+      assert.has_error(function() alloy.new { api_key = "key-0123456789", connect_timeout = -1 } end)
     end)
 
     it("never echoes a malformed key in its error", function()

@@ -238,9 +238,10 @@ static int alloy_new(lua_State *L) {
   lua_getfield(L, 1, "api_key");
   if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "alloy.new: option 'api_key' is required (a string)");
   const char *key = lua_tolstring(L, -1, &key_len);
-  /* The message names the rule, never the value. */
-  if (key_len == 0 || !header_value_ok(key, key_len) || memchr(key, ' ', key_len))
-    luaL_error(L, "alloy.new: option 'api_key' must be non-empty, without spaces, CR, LF or NUL");
+  /* The message names the rule, never the value. Shorter "keys" could not be redacted
+   * from messages without mangling ordinary words (errors.c). */
+  if (key_len < 8 || !header_value_ok(key, key_len) || memchr(key, ' ', key_len))
+    luaL_error(L, "alloy.new: option 'api_key' must be at least 8 characters, without spaces, CR, LF or NUL");
   lua_pop(L, 1);
 
   size_t ver_len = 0;

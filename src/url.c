@@ -1,9 +1,12 @@
 #include "url.h"
 
-#include <ctype.h>
+/* ASCII only: isalnum() would follow the host's C locale and pass bytes >= 0x80. */
+static int is_alnum(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
 
 static int is_unreserved(unsigned char c) {
-  return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+  return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 int url_encode(abuf *out, const char *s, size_t n) {
@@ -88,7 +91,7 @@ int header_name_ok(const char *s, size_t n) {
   if (n == 0) return 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (!isalnum(c) && (c == '\0' || strchr(extra, c) == NULL)) return 0;
+    if (!is_alnum(c) && (c == '\0' || strchr(extra, c) == NULL)) return 0;
   }
   return 1;
 }
