@@ -28,11 +28,11 @@ BINDIR     ?= $(PREFIX)/bin
 BUSTED     := busted
 SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
 
-DEB_PKGS   := lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
+DEB_PKGS   := valgrind clang libclang-rt-14-dev lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
               lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
               nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev neovim pkg-config gcc make
 
-.PHONY: all deps deps-browser test test-all examples-module demo lint clean install bench bench-quick
+.PHONY: all deps deps-browser test test-all examples-module demo lint clean install bench bench-quick sanitize sanitize-build valgrind fuzz fuzz-build
 
 all: $(MODULE)
 
@@ -78,8 +78,87 @@ bench: all
 bench-quick: all
 	BENCH_QUICK=1 $(LUA) bench/run.lua
 
+# Memory safety: the whole suite with ASan+UBSan (sanitize) or under memcheck (valgrind);
+# libFuzzer targets for the parsers of untrusted input (fuzz). fuzz/README.md explains each.
+SAN_CC        ?= gcc
+SAN_DIR       := build/asan
+SAN_MODULE    := $(SAN_DIR)/alloy.so
+SAN_FLAGS     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+                 -fno-sanitize-recover=undefined
+SAN_LEAKS     ?= 1
+BUSTED_BIN    := $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
+SAN_BUSTED    ?= -o utfTerminal
+
+FUZZ_CC       ?= clang
+FUZZ_SECONDS  ?= 30
+FUZZ_DIR      := build/fuzz
+FUZZ_TARGETS  := fuzz_url fuzz_header fuzz_b64url fuzz_retry_after fuzz_errors
+FUZZ_FLAGS    := -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -Wall -Wextra -Isrc \
+                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                 $(shell pkg-config --cflags lua5.4 libcurl 2>/dev/null)
+FUZZ_LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+VALGRIND_SCRIPTS ?= 1
+
+$(SAN_MODULE): $(wildcard src/*.c src/*.h)
+	@mkdir -p $(SAN_DIR)
+	$(SAN_CC) -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden -Wall -Wextra \
+	  $(shell pkg-config --cflags lua5.4 libcurl) $(SAN_FLAGS) -shared -o $@ \
+	  $(wildcard src/*.c) -ldl
+
+sanitize-build: $(SAN_MODULE)
+
+sanitize: $(SAN_MODULE)
+	@rm -rf $(SAN_DIR)/logs
+	@fuzz/lua-asan -e 'require "alloy"; for l in io.lines("/proc/self/maps") do if l:find("build/asan/alloy.so", 1, true) then os.exit(0) end end; io.stderr:write("sanitize: the ASan module was not loaded\n"); os.exit(1)'
+	ALLOY_DETECT_LEAKS=$(SAN_LEAKS) ALLOY_TEST_LUA=$(CURDIR)/fuzz/lua-asan \
+	  fuzz/lua-asan $(BUSTED_BIN) --ignore-lua $(SAN_BUSTED); rc=$$?; \
+	if ls $(SAN_DIR)/logs/* >/dev/null 2>&1; then \
+	  echo "sanitize: reports in $(SAN_DIR)/logs:"; cat $(SAN_DIR)/logs/*; exit 1; fi; \
+	echo "sanitize: no ASan/UBSan/LSan reports"; exit $$rc
+
+valgrind: all
+	@command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)"; exit 1; }
+	@rm -rf build/valgrind/logs
+	$(if $(filter 1,$(VALGRIND_SCRIPTS)),ALLOY_TEST_LUA=$(CURDIR)/fuzz/lua-valgrind) \
+	  fuzz/lua-valgrind $(BUSTED_BIN) --ignore-lua $(SAN_BUSTED); rc=$$?; \
+	find build/valgrind/logs -type f -size 0 -delete; \
+	if ls build/valgrind/logs/* >/dev/null 2>&1; then \
+	  echo "valgrind: reports in build/valgrind/logs:"; cat build/valgrind/logs/*; exit 1; fi; \
+	echo "valgrind: no memcheck errors, no definite leaks"; exit $$rc
+
+$(FUZZ_DIR)/fuzz_url $(FUZZ_DIR)/fuzz_header $(FUZZ_DIR)/fuzz_b64url: $(FUZZ_DIR)/%: fuzz/%.c fuzz/fuzz_common.h src/url.c src/url.h src/buf.h
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/url.c
+
+$(FUZZ_DIR)/fuzz_retry_after: fuzz/fuzz_retry_after.c fuzz/fuzz_common.h src/http.c src/http.h src/url.c src/curl_api.c src/curl_api.h
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/http.c src/url.c src/curl_api.c -ldl -lm
+
+# The only binary that links liblua: errors.c needs a lua_State (and lua-cjson, via cpath).
+$(FUZZ_DIR)/fuzz_errors: fuzz/fuzz_errors.c fuzz/fuzz_common.h src/errors.c src/errors.h
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/errors.c $(FUZZ_LUA_LIBS) -lm
+
+fuzz-build: $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/crashes
+	@fail=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	  printf 'fuzz: %-18s %3ss ... ' $$t $(FUZZ_SECONDS); \
+	  if $(FUZZ_DIR)/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	      -dict=fuzz/$$t.dict -artifact_prefix=$(FUZZ_DIR)/crashes/$$t- \
+	      $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t > $(FUZZ_DIR)/$$t.log 2>&1; then \
+	    grep -ho 'Done [0-9]* runs in [0-9]* second' $(FUZZ_DIR)/$$t.log | tail -1; \
+	  else \
+	    fail=1; echo FAILED; grep -A1 'INVARIANT\|ERROR:\|runtime error\|Test unit written' $(FUZZ_DIR)/$$t.log | head -12; \
+	  fi; \
+	done; \
+	if [ $$fail = 1 ]; then echo "fuzz: crashes in $(FUZZ_DIR)/crashes/ (reproduce: $(FUZZ_DIR)/<target> <file>)"; fi; \
+	exit $$fail
+
 lint:
-	luacheck --no-color lua spec bench examples
+	luacheck --no-color lua spec bench examples fuzz
 
 clean:
 	rm -rf build
