@@ -1,0 +1,262 @@
+-- The module under an eager garbage collector: collection steps between (and, through
+-- finalisers, inside) calls, clients dropped without close, results outliving their client,
+-- and a client closed by Lua code that runs in the middle of one of its own calls.
+-- `make sanitize` and `make valgrind` run this file too; that is where it bites hardest.
+local Sandbox = require "sandbox"
+local alloy = require "alloy"
+
+local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or ".")
+
+-- Runs Lua code in a fresh interpreter (a crash must not take busted down with it), with this
+-- checkout's alloy.so; under `make sanitize` ALLOY_TEST_LUA is the ASan interpreter.
+local function run_lua(code)
+  local src, out, err = os.tmpname(), os.tmpname(), os.tmpname()
+  local f = assert(io.open(src, "wb"))
+  f:write(code)
+  f:close()
+  local lua = os.getenv("ALLOY_TEST_LUA") or "lua5.4"
+  local cpath = ("package.cpath = %q .. package.cpath"):format(ROOT .. "/build/lua5.4/?.so;")
+  local ok, how, n = os.execute(("%s -e '%s' %s >%s 2>%s"):format(lua, cpath, src, out, err))
+  local function slurp(p)
+    local h = io.open(p, "rb")
+    local s = h and h:read("a") or ""
+    if h then h:close() end
+    os.remove(p)
+    return s
+  end
+  os.remove(src)
+  return slurp(out), slurp(err), (ok and 0) or (how == "signal" and 128 + n) or n
+end
+
+-- Open descriptors of this process: /proc/<our pid>/fd (the `ls` runs in a child).
+local function our_fds()
+  local f = assert(io.open("/proc/self/stat", "rb"))
+  local pid = f:read("a"):match("^(%d+)")
+  f:close()
+  local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
+  local n = tonumber(p:read("a"))
+  p:close()
+  return n
+end
+
+local function full_gc()
+  collectgarbage("collect")
+  collectgarbage("collect")
+end
+
+describe("GC stress", function()
+  local sb, uid
+
+  local function client(opts)
+    local o = { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url, timeout = 5,
+                backoff = 0.01 }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return alloy.new(o)
+  end
+
+  setup(function()
+    sb = Sandbox.start()
+  end)
+  teardown(function()
+    collectgarbage("incremental", 200, 100)
+    if sb then sb:stop() end
+  end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "gc" }
+  end)
+  after_each(function()
+    collectgarbage("incremental", 200, 100) -- Lua 5.4's defaults
+    collectgarbage("restart")
+  end)
+
+  it("survives a collection step between every call, with an eager collector", function()
+    collectgarbage("incremental", 10, 400) -- pause 10%: collect almost all the time
+    local c = client()
+    for i = 1, 60 do
+      collectgarbage("step", 0)
+      local token, res = c:user_token(uid)
+      assert.is_string(token, res)
+      collectgarbage("step", 0)
+      local _, msg, code = c:user_token("5f0000000000000000000000")
+      assert.equals("HTTP_404", code, msg)
+      if i % 10 == 0 then full_gc() end
+    end
+    c:close()
+  end)
+
+  it("survives the generational collector", function()
+    collectgarbage("generational")
+    local c = client()
+    for _ = 1, 40 do
+      assert.is_string((c:user_token(uid)))
+      for k = 1, 200 do local _ = { k } end -- young garbage for the minor collections
+    end
+    local results = c:batch({ { op = "user_token", args = { uid } }, { path = "/users" } })
+    collectgarbage("step", 0)
+    assert.is_string(results[1].value)
+    assert.equals(200, results[2].status)
+  end)
+
+  it("collects many clients dropped without close, and their connections", function()
+    full_gc()
+    local fds0 = our_fds()
+    for _ = 1, 100 do
+      local c = client()
+      assert.is_string((c:user_token(uid)))
+      -- a batch grows the pool: its handles must go with the client too
+      c:batch({ { path = "/users" }, { path = "/users" }, { path = "/users" } }, { concurrency = 3 })
+      collectgarbage("step", 0)
+    end
+    full_gc()
+    -- every client's sockets are closed once it is collected (a few may linger in libcurl's
+    -- shared DNS/TLS caches: allow a handful, not one per client)
+    assert.is_true(our_fds() <= fds0 + 4, ("fds: %d before, %d after"):format(fds0, our_fds()))
+  end)
+
+  it("returns to its memory baseline (collectgarbage('count'))", function()
+    local c = client()
+    local function round()
+      for _ = 1, 50 do
+        assert.is_string((c:user_token(uid)))
+        local _, _, code = c:user_token("5f0000000000000000000000")
+        assert.equals("HTTP_404", code)
+      end
+      c:batch({ { path = "/users" }, { op = "user_token", args = { uid } } })
+    end
+    round()
+    full_gc()
+    local base = collectgarbage("count")
+    for _ = 1, 6 do round() end
+    full_gc()
+    local grown = collectgarbage("count") - base
+    assert.is_true(grown < 64, ("grew by %.1f KiB"):format(grown))
+    c:close()
+  end)
+
+  it("keeps batch results intact after the client is gone", function()
+    local c = client()
+    local reqs = {}
+    for i = 1, 40 do
+      reqs[i] = (i % 4 == 0) and { op = "user_token", args = { "5f0000000000000000000000" } }
+        or { op = "user_token", args = { uid } }
+    end
+    local results, failures = c:batch(reqs, { concurrency = 8 })
+    c = nil -- luacheck: ignore 311
+    full_gc()
+    for _ = 1, 5000 do local _ = { string.rep("x", 64) } end -- churn over freed memory
+    full_gc()
+    assert.equals(10, failures)
+    for i, r in ipairs(results) do
+      if i % 4 == 0 then
+        assert.is_false(r.ok)
+        assert.equals("HTTP_404", r.code)
+        assert.matches("^HTTP_404: User not found %(GET /users/5f0+/token%)$", r.error)
+        assert.equals(404, r.res.status)
+      else
+        assert.is_true(r.ok)
+        assert.equals(uid, alloy.jwt_claims(r.value).userId)
+        assert.matches("json", r.headers["content-type"])
+        assert.equals(r.value, r.json.token)
+      end
+    end
+  end)
+
+  it("keeps earlier messages intact while the client reuses its buffers", function()
+    local c = client { retries = 0 }
+    local seen = {}
+    for i = 1, 30 do
+      local id = ("5f%022d"):format(i)
+      local _, msg = c:user_token(id)
+      seen[#seen + 1] = { id, msg }
+      collectgarbage("step", 0)
+    end
+    for _, s in ipairs(seen) do
+      assert.equals("HTTP_404: User not found (GET /users/" .. s[1] .. "/token)", s[2])
+    end
+  end)
+
+  it("is usable from coroutines, and a transport that yields fails cleanly", function()
+    local c = client()
+    local co = coroutine.wrap(function()
+      local token = c:user_token(uid)
+      coroutine.yield(token)
+      return (c:user_token(uid))
+    end)
+    assert.is_string(co())
+    collectgarbage("collect")
+    assert.is_string(co())
+
+    local t = alloy.new { api_key = sb.api_key, base_url = sb.url, transport = function()
+      coroutine.yield("nope")
+    end }
+    local co2 = coroutine.wrap(function() return t:request { path = "/users" } end)
+    local res, _, code = co2()
+    assert.is_nil(res)
+    assert.equals("TRANSPORT_ERROR", code)
+  end)
+
+  describe("a client closed by Lua code running inside one of its calls", function()
+    -- These run in a child interpreter: a use-after-free there may crash it.
+    local function check(body)
+      local out, err, rc = run_lua(([[
+        local alloy = require "alloy"
+        local KEY, URL = %q, %q
+        %s
+        io.stdout:write("survived\n")
+      ]]):format(sb.api_key, sb.url, body))
+      assert.equals(0, rc, "exit " .. rc .. "; stderr:\n" .. err)
+      assert.equals("survived\n", out, err)
+    end
+
+    it("from a request table's metamethod: the call raises 'client is closed'", function()
+      check [[
+        local c = alloy.new{ api_key = KEY, base_url = URL, retries = 0 }
+        local spec = setmetatable({ path = "/users" }, { __index = function(_, k)
+          if k == "json" then c:close() end
+        end })
+        local ok, err = pcall(c.request, c, spec)
+        assert(not ok and err:find("client is closed", 1, true), tostring(err))
+        assert(not pcall(c.request, c, { path = "/users" }))
+        local c2 = alloy.new{ api_key = KEY, base_url = URL, retries = 0 }
+        local ok2, err2 = pcall(c2.batch, c2, { { path = "/users" },
+          setmetatable({ path = "/users" }, { __index = function() c2:close() end }) })
+        assert(not ok2 and err2:find("client is closed", 1, true), tostring(err2))
+        collectgarbage() collectgarbage()
+      ]]
+    end)
+
+    it("from a transport: the rest of a batch is not sent", function()
+      check [[
+        local c, calls = nil, 0
+        c = alloy.new{ api_key = KEY, base_url = URL, transport = function(req)
+          calls = calls + 1
+          c:close()
+          return { status = 200, headers = {}, body = "{}" }
+        end }
+        local ok, err = pcall(c.batch, c, { { path = "/a" }, { path = "/b" }, { path = "/c" } })
+        assert(not ok and err:find("client is closed", 1, true), tostring(err))
+        assert(calls == 1, calls)
+        collectgarbage() collectgarbage()
+      ]]
+    end)
+
+    it("from a finaliser that runs during the call", function()
+      check [[
+        local c = alloy.new{ api_key = KEY, base_url = URL, embedded_url = URL, retries = 0 }
+        collectgarbage("incremental", 1, 1000)
+        local closed = false
+        for i = 1, 200 do
+          if closed then break end
+          -- garbage whose finaliser closes the client, collected at some allocation inside
+          -- the next call
+          setmetatable({}, { __gc = function() closed = true; c:close() end })
+          local ok, err = pcall(c.request, c, { path = "/users/{id}", params = { id = "u" .. i },
+                                                 query = { a = string.rep("q", i) } })
+          assert(ok or err:find("client is closed", 1, true), tostring(err))
+        end
+        collectgarbage() collectgarbage()
+      ]]
+    end)
+  end)
+end)
