@@ -1,5 +1,6 @@
 # lua-alloy: build alloy.so per Lua ABI, test, lint, demo, install.
 # LUA selects the ABI: lua5.4 (default), lua5.3, lua5.1, luajit.
+SHELL      := /bin/bash
 LUA        ?= lua5.4
 LUA_PC     := $(LUA)
 BUILD_DIR  := build/$(LUA)
@@ -32,7 +33,7 @@ DEB_PKGS   := valgrind clang libclang-rt-14-dev lua5.4 liblua5.4-dev lua5.3 libl
               lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
               nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev neovim pkg-config gcc make
 
-.PHONY: all deps deps-browser test test-all examples-module demo lint clean install bench bench-quick sanitize sanitize-build valgrind fuzz fuzz-build
+.PHONY: all deps deps-browser test test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
 
 all: $(MODULE)
 
@@ -58,12 +59,22 @@ deps-browser:
 	@dpkg-query -W -f='$${Status}\n' chromium 2>/dev/null | grep -q '^install ok installed' || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
-test: deps all
-	ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so'
+# The spec suite on one ABI; scripts spawned by specs use the same interpreter. Neovim and
+# nginx embed LuaJIT, so their specs need the LuaJIT build whatever the suite runs on.
+# Ends with a plain "N passed, N failed" line.
+test: deps all examples-module
+	@set -o pipefail; ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so' \
+	  | tee $(BUILD_DIR)/busted.log; rc=$$?; \
+	awk '/ successes \/ .* failures \/ .* errors/ { print $$1 " passed, " $$4 + $$7 " failed" }' \
+	  $(BUILD_DIR)/busted.log | tail -n 1; exit $$rc
 
-# The whole suite on every ABI.
+examples-module:
+	@$(MAKE) --no-print-directory all LUA=luajit
+
+# The whole suite on every ABI (ABIS narrows it).
+ABIS ?= lua5.1 luajit lua5.3 lua5.4
 test-all: deps
-	@for abi in lua5.1 luajit lua5.3 lua5.4; do \
+	@for abi in $(ABIS); do \
 	  echo "== $$abi"; $(MAKE) --no-print-directory test LUA=$$abi || exit 1; done
 
 # The main job on the built-in sandbox: a real JWT from a local Alloy.
@@ -77,6 +88,11 @@ bench: all
 
 bench-quick: all
 	BENCH_QUICK=1 $(LUA) bench/run.lua
+
+# 10,000 requests through one client with 10% injected faults: every one accounted for, no
+# RSS growth past 2 MB after the first 1,000, no fd leak. Exits 1 when an invariant fails.
+soak: all
+	$(LUA) bench/soak.lua
 
 # Memory safety: the whole suite with ASan+UBSan (sanitize) or under memcheck (valgrind);
 # libFuzzer targets for the parsers of untrusted input (fuzz). fuzz/README.md explains each.
