@@ -4,31 +4,8 @@
 local Sandbox = require "sandbox"
 local alloy = require "alloy"
 
-local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/[^/]*$") or ".")
 
--- Runs Lua code in a fresh interpreter (the one the suite's scripts use, so `make sanitize`
--- and `make valgrind` cover it) with this checkout's alloy.so; the code comes from a 0600
--- temp file, never the command line. Returns stdout, stderr, exit code.
-local function run_lua(code)
-  local src, out, err = os.tmpname(), os.tmpname(), os.tmpname()
-  local f = assert(io.open(src, "wb"))
-  f:write(code)
-  f:close()
-  local lua = os.getenv("ALLOY_TEST_LUA") or "lua5.4"
-  local cpath = ("package.cpath = %q .. package.cpath"):format(ROOT .. "/build/lua5.4/?.so;")
-  local cmd = ("%s -e '%s' %s >%s 2>%s"):format(lua, cpath, src, out, err)
-  local ok, how, code_ = os.execute(cmd)
-  local function slurp(p)
-    local h = io.open(p, "rb")
-    local s = h and h:read("a") or ""
-    if h then h:close() end
-    os.remove(p)
-    return s
-  end
-  os.remove(src)
-  local rc = (ok and 0) or (how == "signal" and 128 + code_) or code_
-  return slurp(out), slurp(err), rc
-end
+local run_lua = require("run").lua_code
 
 describe("TLS", function()
   local sb, port
@@ -53,7 +30,7 @@ describe("TLS", function()
     assert.matches("^https://127%.0%.0%.1:%d+$", sb.url)
     assert.is_string(sb.ca_file)
     local f = assert(io.open(sb.ca_file, "rb"))
-    assert.matches("BEGIN CERTIFICATE", f:read("a"))
+    assert.matches("BEGIN CERTIFICATE", f:read("*a"))
     f:close()
   end)
 

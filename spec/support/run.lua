@@ -189,6 +189,19 @@ function M.spawn(name, args, opts)
   return h
 end
 
+-- Runs Lua source in a fresh interpreter (the one scripts run on, so `make sanitize` and
+-- `make valgrind` cover it; a crash cannot take busted down), with this checkout's build of
+-- alloy.so for that interpreter first on package.cpath. The source goes through a 0600 temp
+-- file, never a command line. -> stdout, stderr, exit code
+function M.lua_code(code)
+  local abi = M.lua:match("(lua5%.%d)$") or M.lua:match("(luajit)$") or "lua5.4"
+  local src = tmpfile(("package.cpath = %q .. package.cpath\n"):format(M.root .. "/build/" .. abi .. "/?.so;")
+    .. code)
+  local r = M.script(src, {}, {})
+  os.remove(src)
+  return r.stdout, r.stderr, r.code
+end
+
 -- A fresh temporary directory (for cwd / .env files); removed by M.rmdir.
 function M.tmpdir()
   local p = io.popen("mktemp -d")
