@@ -16,21 +16,6 @@ Examples:
   lua5.4 lua/list_connections.lua --json | jq -r '.connections[0].credentialId']])
 parser:option("-c --connector", "Only connections of this connector (type notion or notion-*)."):argname("<id>")
 
-local function short_time(iso)
-  if not iso then return "-" end
-  local date, hm = iso:match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d:%d%d)")
-  if date then return date .. " " .. hm end
-  return iso
-end
-
-local function table_text(list)
-  local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
-  for _, c in ipairs(list) do
-    rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
-  end
-  return cli.columns(rows)
-end
-
 local function main()
   local args = cli.parse(parser, arg)
   local cfg = cli.config(args)
@@ -69,7 +54,7 @@ local function main()
       .. " http://localhost:3000/oauth/callback", args.connector or "notion")
     return cli.OK
   end
-  if not args.json then cli.out(table_text(list)) end
+  if not args.json then cli.out(credentials.table(list)) end
   cli.say("%d %s%s for user %s", #list, what, #list == 1 and "" or "s", cfg.user_id)
   cli.say("To use one, put it in .env: CONNECTION_ID=%s", list[#list].credentialId or "<id>")
   return cli.OK

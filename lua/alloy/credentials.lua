@@ -11,6 +11,7 @@
 -- M.added(before, after)       -> entries of after whose credentialId is not in before
 -- M.newest(list)               -> the entry with the greatest createdAt (ISO strings)
 -- M.find(list, credential_id)  -> entry | nil
+-- M.table(list)                -> aligned text: ID, TYPE, NAME, CREATED, one line per entry
 local M = {}
 
 local function items_of(v)
@@ -97,6 +98,20 @@ function M.find(list, id)
     if c.credentialId == id then return c end
   end
   return nil
+end
+
+-- "2025-02-05T15:09:29.551Z" -> "2025-02-05 15:09"; anything else as it is.
+local function short_time(iso)
+  local date, hm = tostring(iso or ""):match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d:%d%d)")
+  return date and (date .. " " .. hm) or (iso or "-")
+end
+
+function M.table(list)
+  local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
+  for _, c in ipairs(list) do
+    rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
+  end
+  return require("alloy.cli").columns(rows)
 end
 
 return M

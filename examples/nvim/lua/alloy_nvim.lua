@@ -139,28 +139,9 @@ function M.token(user)
   return token, info
 end
 
-local function short_time(s)
-  local date, hm = tostring(s or ""):match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d:%d%d)")
-  return date and (date .. " " .. hm) or (s or "-")
-end
-
 local function table_lines(list)
-  local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
-  for _, c in ipairs(list) do
-    rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
-  end
-  local width = { 0, 0, 0, 0 }
-  for _, row in ipairs(rows) do
-    for i, cell in ipairs(row) do width[i] = math.max(width[i], #cell) end
-  end
   local lines = {}
-  for _, row in ipairs(rows) do
-    local cells = {}
-    for i, cell in ipairs(row) do
-      cells[i] = i < #row and (cell .. string.rep(" ", width[i] - #cell)) or cell
-    end
-    lines[#lines + 1] = table.concat(cells, "  ")
-  end
+  for line in require("alloy.credentials").table(list):gmatch("[^\n]+") do lines[#lines + 1] = line end
   return lines
 end
 
