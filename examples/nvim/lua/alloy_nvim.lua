@@ -107,14 +107,9 @@ local function api_fail(msg, code, cfg, url)
   return fail(msg or code, hints.for_failure(code, msg, { user_id = cfg.user_id, url = url }))
 end
 
-local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
-
-local function relative(secs)
-  if secs < 0 then return "expired" end
-  if secs < 120 then return ("in %ds"):format(secs) end
-  if secs < 7200 then return ("in %dm"):format(math.floor(secs / 60)) end
-  return ("in %dh%02dm"):format(math.floor(secs / 3600), math.floor(secs % 3600 / 60))
-end
+-- The scripts' own time formats: "2026-11-28T00:17:22Z", "in 59m".
+local function iso(t) return require("alloy.cli").iso_time(t) end
+local function relative(secs) return require("alloy.cli").relative(secs) end
 
 -- Lua API: token, info {user_id, exp, expires_at, registers} | nil, msg.
 function M.token(user)
