@@ -19,13 +19,13 @@ parser:option("--api-version", "API version; overrides ALLOY_API_VERSION (defaul
 parser:flag("--probe", "Try the documented and historical endpoint variants, print a table on stderr,"
   .. " use the first that works.")
 
--- monotonic seconds, for timing probe attempts that got no response
-local now
-do
+-- Monotonic seconds, for timing probe attempts that got no response; lua-system is loaded
+-- only by --probe (start-up time matters for the plain call).
+local function now()
   local ok, system = pcall(require, "system")
-  if ok and system.monotime then now = system.monotime
-  elseif ok and system.gettime then now = system.gettime
-  else now = os.clock end
+  local clock = ok and (system.monotime or system.gettime) or os.clock
+  now = clock
+  return clock()
 end
 
 -- Expiry from the token's exp claim: iso string and "in 59m", or nil.

@@ -8,7 +8,6 @@
 --   * JSON output through lua-cjson (sorted keys, arrays marked with M.array).
 local cjson = require "cjson"
 local config = require "alloy.config"
-local hints = require "alloy.hints"
 
 local M = {}
 
@@ -60,6 +59,7 @@ end
 
 -- Failure tuple from alloy.so -> message, hint, exit.
 function M.api_fail(msg, code, ctx)
+  local hints = require "alloy.hints" -- only failures need it
   M.fail(msg or code or "request failed", hints.for_failure(code, msg, ctx), hints.exit_code(code))
 end
 

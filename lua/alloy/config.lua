@@ -21,7 +21,6 @@
 --   -> cfg | nil, msg, hint           (errors are configuration errors: exit 2)
 -- cfg.<field>, cfg.source.<field> ("flag --user", "environment", ".env (path)", "default"),
 -- cfg.env_file (the file read, if any), cfg.warnings (array of strings).
-local dotenv = require "alloy.dotenv"
 
 local M = {}
 
@@ -100,12 +99,20 @@ function M.load(opts)
   -- the .env file: --env-file must exist; ./.env is optional
   local env_path = nonempty(flags.env_file) or ".env"
   local filevars = {}
-  local vars, err, errno = dotenv.load(env_path)
+  -- the parser is loaded only when there is a file to parse (start-up time of a plain call)
+  local vars, err, errno
+  local probe = io.open(env_path, "rb")
+  if probe or nonempty(flags.env_file) then
+    if probe then probe:close() end
+    vars, err, errno = require("alloy.dotenv").load(env_path)
+  else
+    errno = "ENOENT"
+  end
   if vars then
     filevars = vars
     cfg.env_file = env_path
     if nonempty(vars.ALLOY_API_KEY) then
-      local mode = dotenv.mode(env_path)
+      local mode = require("alloy.dotenv").mode(env_path)
       if M.readable_by_others(mode) then
         cfg.warnings[#cfg.warnings + 1] =
           ("%s holds ALLOY_API_KEY and is readable by other users (mode %s); run: chmod 600 %s")
