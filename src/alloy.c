@@ -1038,6 +1038,53 @@ static http_transfer *ensure_pool(lua_State *L, client *c, size_t want) {
   return c->pool;
 }
 
+typedef struct batch_ctx {
+  lua_State *L;
+  client *c;
+  prepared *reqs;
+  const size_t *origin; /* wire index -> request index */
+  int out;              /* the results table */
+  int failures;
+} batch_ctx;
+
+/* results[i] := the result of request i: the response (ok = true, value for a named op) or
+ * {ok = false, error, code, res}. r NULL: request i failed validation. */
+static void batch_store(batch_ctx *b, size_t i, const http_response *r) {
+  lua_State *L = b->L;
+  int base = lua_gettop(L);
+  int nres = r ? finish_request(L, b->c, r, &b->reqs[i])
+               : alloy_push_failure(L, b->reqs[i].fail_msg, b->reqs[i].fail_code, 0);
+  int first = lua_gettop(L) - nres + 1; /* finish_request leaves scratch below its results */
+  if (lua_isnil(L, first)) { /* nil, msg, code, res */
+    b->failures++;
+    lua_createtable(L, 0, 4);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "ok");
+    lua_pushvalue(L, first + 1);
+    lua_setfield(L, -2, "error");
+    lua_pushvalue(L, first + 2);
+    lua_setfield(L, -2, "code");
+    lua_pushvalue(L, first + 3);
+    lua_setfield(L, -2, "res");
+  } else { /* res, or value, res */
+    lua_pushvalue(L, nres == 2 ? first + 1 : first);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "ok");
+    if (nres == 2) {
+      lua_pushvalue(L, first);
+      lua_setfield(L, -2, "value");
+    }
+  }
+  lua_rawseti(L, b->out, (int)i + 1);
+  lua_settop(L, base);
+}
+
+/* http_batch's completion callback: called from our loop, never from inside libcurl. */
+static void batch_done(void *ud, size_t k, const http_response *r) {
+  batch_ctx *b = ud;
+  batch_store(b, b->origin[k], r);
+}
+
 /* client:batch(requests [, {concurrency = N}]) -> results, failures */
 static int client_batch(lua_State *L) {
   client *c = check_client(L, 1);
@@ -1089,87 +1136,62 @@ static int client_batch(lua_State *L) {
   }
 
   if (c->closed) luaL_error(L, "alloy: client is closed");
-  /* Requests that failed validation are not sent; the rest go out together. */
+  /* Requests that failed validation are not sent; the rest go out together. Each answer
+   * becomes its Lua result as soon as it is in, so C holds only what is in flight. */
+  lua_createtable(L, (int)n, 0); /* 5: results */
+  batch_ctx ctx = {L, c, reqs, NULL, lua_gettop(L), 0};
   size_t sendable = 0;
   for (size_t i = 0; i < n; i++)
-    if (!reqs[i].fail_code) sendable++;
+    if (reqs[i].fail_code) batch_store(&ctx, i, NULL);
+    else sendable++;
   size_t width = (size_t)concurrency < sendable ? (size_t)concurrency : sendable;
   http_transfer *pool = NULL;
   if (width && c->transport_ref == LUA_NOREF) pool = ensure_pool(L, c, width); /* may raise: nothing to leak yet */
   http_request *wire = calloc(sendable + 1, sizeof *wire);
-  http_response *results = calloc(sendable + 1, sizeof *results);
+  size_t *origin = calloc(sendable + 1, sizeof *origin);
   http_transfer **ptrs = calloc(width + 1, sizeof *ptrs);
-  if (!wire || !results || !ptrs) {
-    free(wire), free(results), free(ptrs);
+  if (!wire || !origin || !ptrs) {
+    free(wire), free(origin), free(ptrs);
     luaL_error(L, "alloy: out of memory");
   }
   for (size_t i = 0, k = 0; i < n; i++)
-    if (!reqs[i].fail_code) wire[k++] = reqs[i].req;
+    if (!reqs[i].fail_code) wire[k] = reqs[i].req, origin[k++] = i;
+  ctx.origin = origin;
   int rc = 0;
   if (sendable && c->transport_ref != LUA_NOREF) {
-    for (size_t i = 0, k = 0; i < n; i++)
-      if (!reqs[i].fail_code) {
-        if (c->closed) { /* by the transport: the rest are not sent */
-          for (size_t j = 0; j < k; j++) http_response_free(&results[j]);
-          free(wire), free(results), free(ptrs);
-          luaL_error(L, "alloy: client is closed");
-        }
-        run_transport(L, c, &reqs[i], &results[k++]);
+    for (size_t k = 0; k < sendable; k++) {
+      if (c->closed) { /* by the transport: the rest are not sent */
+        free(wire), free(origin), free(ptrs);
+        luaL_error(L, "alloy: client is closed");
       }
+      http_response r;
+      run_transport(L, c, &reqs[origin[k]], &r);
+      batch_done(&ctx, k, &r);
+      http_response_free(&r);
+    }
   } else if (sendable) {
     for (size_t i = 0; i < width; i++) ptrs[i] = &pool[i];
     warn_insecure(c);
-    rc = http_batch(c->multi, ptrs, width, wire, results, sendable);
+    rc = http_batch(c->multi, ptrs, width, wire, sendable, batch_done, &ctx);
     if (rc != 0)
       for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
   }
   free(ptrs);
-
-  lua_createtable(L, (int)n, 0); /* 5: results */
-  int out = lua_gettop(L);
-  int failures = 0;
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) {
-    int base = lua_gettop(L);
-    int nres;
-    if (reqs[i].fail_code) {
-      nres = alloy_push_failure(L, reqs[i].fail_msg, reqs[i].fail_code, 0);
-    } else {
-      http_response *r = &results[k++];
-      if (rc != 0 && r->attempts == 0) {
-        r->curl_code = CURLE_FAILED_INIT;
-        snprintf(r->errbuf, sizeof r->errbuf, "batch aborted");
-      }
-      nres = finish_request(L, c, r, &reqs[i]);
-      http_response_free(r);
-    }
-    int first = lua_gettop(L) - nres + 1; /* finish_request leaves scratch below its results */
-    if (lua_isnil(L, first)) { /* nil, msg, code, res */
-      failures++;
-      lua_createtable(L, 0, 4);
-      lua_pushboolean(L, 0);
-      lua_setfield(L, -2, "ok");
-      lua_pushvalue(L, first + 1);
-      lua_setfield(L, -2, "error");
-      lua_pushvalue(L, first + 2);
-      lua_setfield(L, -2, "code");
-      lua_pushvalue(L, first + 3);
-      lua_setfield(L, -2, "res");
-    } else { /* res, or value, res */
-      lua_pushvalue(L, nres == 2 ? first + 1 : first);
-      lua_pushboolean(L, 1);
-      lua_setfield(L, -2, "ok");
-      if (nres == 2) {
-        lua_pushvalue(L, first);
-        lua_setfield(L, -2, "value");
-      }
-    }
-    lua_rawseti(L, out, (int)i + 1);
-    lua_settop(L, base);
-  }
   free(wire);
-  free(results);
-  lua_pushinteger(L, failures);
+  if (rc != 0) { /* what never finished fails in place */
+    http_response aborted;
+    memset(&aborted, 0, sizeof aborted);
+    aborted.curl_code = CURLE_FAILED_INIT;
+    snprintf(aborted.errbuf, sizeof aborted.errbuf, "batch aborted");
+    for (size_t k = 0; k < sendable; k++) {
+      lua_rawgeti(L, ctx.out, (int)origin[k] + 1);
+      int missing = lua_isnil(L, -1);
+      lua_pop(L, 1);
+      if (missing) batch_done(&ctx, k, &aborted);
+    }
+  }
+  free(origin);
+  lua_pushinteger(L, ctx.failures);
   return 2;
 }
 

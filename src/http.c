@@ -293,17 +293,17 @@ static void start(CURLM *m, http_transfer *t, const http_request *req) {
 }
 
 int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
-               http_response *results, size_t n) {
+               size_t n, http_done_fn done, void *ud) {
   http_transfer **idle = malloc(pool_size * sizeof *idle);
   http_transfer **waiting = malloc(pool_size * sizeof *waiting);
-  size_t n_idle = pool_size, n_waiting = 0, next = 0, done = 0;
+  size_t n_idle = pool_size, n_waiting = 0, next = 0, finished = 0;
   int rc = 0;
   if (idle == NULL || waiting == NULL) {
     rc = -1;
     goto out;
   }
   memcpy(idle, pool, pool_size * sizeof *idle);
-  while (done < n) {
+  while (finished < n) {
     while (n_idle > 0 && next < n) {
       http_transfer *t = idle[--n_idle];
       t->index = next;
@@ -345,14 +345,12 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_requ
         if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
         continue;
       }
-      /* Hand the buffers to the caller; the transfer starts its next request empty. */
-      results[t->index] = t->res;
-      memset(&t->res.body, 0, sizeof t->res.body);
-      memset(&t->res.headers, 0, sizeof t->res.headers);
+      /* The caller copies what it needs; the buffers serve the transfer's next request. */
+      done(ud, t->index, &t->res);
       idle[n_idle++] = t;
-      done++;
+      finished++;
     }
-    if (done >= n) break;
+    if (finished >= n) break;
     if (n_idle > 0 && next < n) continue; /* start what is queued before waiting on anything */
     int wait_ms = 1000;
     if (next_wake >= 0) {

@@ -62,10 +62,12 @@ void http_transfer_free(http_transfer *t);
 /* Runs req to completion, retrying as the policy allows. Returns res.curl_code. */
 CURLcode http_perform(http_transfer *t, const http_request *req);
 
-/* Runs n requests over curl_multi m, one in flight per pooled transfer. results[i] receives the
- * response of reqs[i]; the caller frees their buffers with http_response_free. */
+/* Runs n requests over curl_multi m, one in flight per pooled transfer, calling
+ * done(ud, i, response) as reqs[i] finishes (from this loop, not from inside libcurl); the
+ * response is only valid during the call. */
+typedef void (*http_done_fn)(void *ud, size_t index, const http_response *r);
 int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
-               http_response *results, size_t n);
+               size_t n, http_done_fn done, void *ud);
 void http_response_free(http_response *r);
 
 /* Retry policy, exposed for tests and fuzzing. */
