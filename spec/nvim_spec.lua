@@ -17,7 +17,7 @@ local DRIVER = [[
 local R = {}
 local ok, err = xpcall(function()
   vim.cmd("set rtp+=" .. vim.fn.fnameescape(%q))
-  vim.cmd("runtime plugin/alloy.lua")
+  vim.cmd("runtime plugin/alloy_nvim.lua")
   %s
 end, debug.traceback)
 R.ok, R.err = ok, (not ok) and tostring(err) or nil

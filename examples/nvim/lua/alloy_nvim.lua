@@ -189,7 +189,7 @@ function M.setup(o)
   return M
 end
 
--- User commands (plugin/alloy.lua calls this; idempotent).
+-- User commands (plugin/alloy_nvim.lua calls this; idempotent).
 function M.commands()
   local function arg_of(c) return vim.trim(c.args or "") end
   vim.api.nvim_create_user_command("AlloyToken", function(c) M.token(arg_of(c)) end,
