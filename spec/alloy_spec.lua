@@ -14,12 +14,7 @@ describe("alloy module", function()
   local sb, uid
   local messages = {} -- every failure message seen here, checked for the key at the end
 
-  local function client(opts)
-    local o = { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url, timeout = 5,
-                backoff = 0.01 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return alloy.new(o)
-  end
+  local function client(opts) return sb:client(opts) end
 
   -- Calls fn and records its failure message; returns the results unchanged.
   local function record(...)

@@ -41,12 +41,7 @@ end
 describe("GC stress", function()
   local sb, uid
 
-  local function client(opts)
-    local o = { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url, timeout = 5,
-                backoff = 0.01 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return alloy.new(o)
-  end
+  local function client(opts) return sb:client(opts) end
 
   setup(function()
     sb = Sandbox.start()

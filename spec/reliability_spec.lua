@@ -2,7 +2,6 @@
 -- the basic failure codes). Timings are never asserted tightly: an upper bound only guards
 -- against a hang.
 local Sandbox = require "sandbox"
-local alloy = require "alloy"
 local socket = require "socket"
 
 
@@ -25,12 +24,7 @@ end
 describe("reliability", function()
   local sb, uid
 
-  local function client(opts)
-    local o = { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url, timeout = 5,
-                backoff = 0.01 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return alloy.new(o)
-  end
+  local function client(opts) return sb:client(opts) end
 
   local function timed(fn)
     local t0 = socket.gettime()

@@ -2,7 +2,6 @@
 -- verification works with ca_file, fails clearly without it or for another host name,
 -- and the explicit `insecure` switch warns on every use.
 local Sandbox = require "sandbox"
-local alloy = require "alloy"
 
 
 local run_lua = require("run").lua_code
@@ -11,10 +10,9 @@ describe("TLS", function()
   local sb, port
 
   local function client(opts)
-    local o = { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url, timeout = 5,
-                retries = 0 }
+    local o = { retries = 0 }
     for k, v in pairs(opts or {}) do o[k] = v end
-    return alloy.new(o)
+    return sb:client(o)
   end
 
   setup(function()

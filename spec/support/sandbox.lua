@@ -136,6 +136,15 @@ function Sandbox:clear_faults() self:_call("DELETE", "faults") end
 function Sandbox:requests() return self:_call("GET", "requests").requests end
 function Sandbox:clear_requests() self:_call("DELETE", "requests") end
 
+-- An alloy client pointed at this sandbox (both hosts), with short timeouts and backoff so
+-- failure cases stay fast; opts add or override options.
+function Sandbox:client(opts)
+  local o = { api_key = self.api_key, base_url = self.url, embedded_url = self.url, timeout = 5,
+              backoff = 0.01 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return require("alloy").new(o)
+end
+
 function Sandbox:reset() self:_call("POST", "reset", {}) end
 
 -- oauth_redirect = none|success|error, credentials_shape = data|credentials|array|"natural",
