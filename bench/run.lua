@@ -36,25 +36,10 @@ package.path = BENCH .. "/?.lua;" .. package.path
 local server = require "nginx.server"
 local q = server.quote
 
-local function sh(cmd)
-  local ok = os.execute(cmd)
-  return ok == true or ok == 0
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data, mode)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-  if mode then assert(sh("chmod " .. mode .. " " .. q(path))) end
-end
+-- File and shell helpers shared with the sandbox (spec/support/nginx.lua, which server.lua
+-- puts on package.path).
+local Nginx = require "nginx"
+local sh, read_file, write_file = Nginx.sh, Nginx.read, Nginx.write
 
 local function exists(path) return sh("test -e " .. q(path)) end
 local function have(cmd) return sh("command -v " .. q(cmd) .. " >/dev/null 2>&1") end
