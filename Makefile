@@ -29,7 +29,7 @@ BINDIR     ?= $(PREFIX)/bin
 BUSTED     := busted
 SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
 
-DEB_PKGS   := valgrind clang libclang-rt-14-dev lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
+DEB_PKGS   := procps valgrind clang libclang-rt-14-dev lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
               lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
               nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev neovim pkg-config gcc make
 
@@ -50,14 +50,14 @@ deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "make deps: installing $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "make deps: all packages present"; fi
 
 # The spec suite on one ABI; scripts spawned by specs use the same interpreter.
 # Headless Chromium for the browser spec of the OAuth round trip (optional: pending without it).
 deps-browser:
 	@dpkg-query -W -f='$${Status}\n' chromium 2>/dev/null | grep -q '^install ok installed' || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # The spec suite on one ABI; scripts spawned by specs use the same interpreter. Neovim and
 # nginx embed LuaJIT, so their specs need the LuaJIT build whatever the suite runs on.
