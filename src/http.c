@@ -259,8 +259,10 @@ double http_backoff_delay(const http_conf *conf, int attempt, double retry_after
 /* Decides whether the finished attempt in t is retried; returns the wait, or -1. */
 static double retry_decision(http_transfer *t, const char *method) {
   if (t->res.attempts > t->conf->retries) return -1;
-  double retry_after = http_retry_after(t->res.headers.data, t->res.headers.len, 0);
-  if (t->res.curl_code != CURLE_OK) retry_after = -1;
+  /* Most answers are not retryable even with a Retry-After: do not scan their headers. */
+  if (!http_is_retryable(method, t->res.curl_code, t->res.status, 1)) return -1;
+  int ok = t->res.curl_code == CURLE_OK;
+  double retry_after = ok ? http_retry_after(t->res.headers.data, t->res.headers.len, 0) : -1;
   if (!http_is_retryable(method, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
   double delay = http_backoff_delay(t->conf, t->res.attempts, retry_after);
   if (t->conf->debug) {
