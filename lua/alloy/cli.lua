@@ -260,11 +260,18 @@ end
 function M.parse(parser, args)
   args = args or {}
   refuse_key_args(args)
-  if #args == 0 then return defaults(parser) end
-  local ok, res = materialise(parser):pparse(args)
+  local ok, res = true
+  if #args == 0 then
+    res = defaults(parser)
+  else
+    ok, res = materialise(parser):pparse(args)
+  end
   if not ok then
     M.fail(res, "run with --help for usage", M.USAGE)
   end
+  -- ALLOY_DEBUG=1 in the environment is --verbose for scripts that cannot change their flags
+  local debug_env = os.getenv("ALLOY_DEBUG")
+  if debug_env and debug_env ~= "" and debug_env ~= "0" then res.verbose = true end
   M.quiet = res.quiet and true or false
   M.verbose = res.verbose and true or false
   return res
