@@ -3,11 +3,7 @@ local Sandbox = require "sandbox"
 local run = require "run"
 local cjson = require "cjson"
 
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines = run.lines
 
 local JWT = "^[%w_%-]+%.[%w_%-]+%.[%w_%-]+\n$"
 

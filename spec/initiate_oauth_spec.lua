@@ -5,11 +5,7 @@ local run = require "run"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines = run.lines
 
 local function escape(s) return (s:gsub("%p", "%%%0")) end
 

@@ -2,11 +2,7 @@
 local Sandbox = require "sandbox"
 local run = require "run"
 
-local function lines(s)
-  local out = {}
-  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
-  return out
-end
+local lines = run.lines
 
 describe("test_oauth.lua", function()
   local sb, uid, dir

@@ -138,6 +138,13 @@ function M.leaks(history)
   return bad
 end
 
+-- The non-empty lines of s, in order.
+function M.lines(s)
+  local out = {}
+  for l in s:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
 -- Run to completion.  -> { stdout, stderr, code, cmd }
 function M.script(name, args, opts)
   opts = opts or {}
