@@ -20,20 +20,10 @@ static inline void ac_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   }
   lua_pop(L, nup);
 }
-
-static inline void *ac_testudata(lua_State *L, int i, const char *tname) {
-  void *p = lua_touserdata(L, i);
-  if (p == NULL || !lua_getmetatable(L, i)) return NULL;
-  luaL_getmetatable(L, tname);
-  if (!lua_rawequal(L, -1, -2)) p = NULL;
-  lua_pop(L, 2);
-  return p;
-}
 #else
 #define ac_rawlen(L, i) lua_rawlen((L), (i))
 #define ac_absindex(L, i) lua_absindex((L), (i))
 #define ac_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
-#define ac_testudata(L, i, t) luaL_testudata((L), (i), (t))
 #endif
 
 /* Integral numbers: 5.3+ keep integers apart from floats; 5.1 has only doubles. */
