@@ -24,12 +24,18 @@ typedef struct client {
   char *api_key;
   char *auth_header; /* "Authorization: Bearer <key>", the shared tail of every header list */
   struct curl_slist auth_node;
+  char *ua_header;      /* "User-Agent: ...", or NULL when user_agent is false or "" */
+  struct curl_slist ua_node;
+  struct curl_slist *tail; /* ua_node -> auth_node, or auth_node */
+  char *version_header; /* "x-api-version: <api_version>" */
+  /* The fixed header lists of requests without headers of their own, built once:
+   * [body kind (none, json, raw) * 2 + sends x-api-version][node]. */
+  struct curl_slist chains[6][4];
   char *base_url;
   char *embedded_url;
   char *api_version;
   char *ca_file;
   char *proxy;
-  char *user_agent;
   abuf scratch; /* URL and message building, reused across calls */
   int transport_ref; /* a Lua function that sends instead of libcurl, or LUA_NOREF */
   int closed;   /* close() was called: any later use raises */
@@ -100,14 +106,16 @@ static void client_release(lua_State *L, client *c) {
   wipe_free(c->api_key);
   wipe_free(c->auth_header);
   c->api_key = c->auth_header = NULL;
+  free(c->ua_header);
+  free(c->version_header);
+  c->ua_header = c->version_header = NULL;
   free(c->base_url);
   free(c->embedded_url);
   free(c->api_version);
   free(c->ca_file);
   free(c->proxy);
-  free(c->user_agent);
   c->base_url = c->embedded_url = c->api_version = NULL;
-  c->ca_file = c->proxy = c->user_agent = NULL;
+  c->ca_file = c->proxy = NULL;
   abuf_free(&c->scratch);
 }
 
@@ -128,14 +136,11 @@ static int client_gc(lua_State *L) {
 }
 
 /* Every client method but close runs through here, in protected mode, so busy is right even
- * when the method raises; upvalues: cjson, the op index (or nil), the method itself. */
+ * when the method raises; upvalue: the method, a closure over its own upvalues. */
 static int client_guarded(lua_State *L) {
   client *c = check_client(L, 1);
   int n = lua_gettop(L);
-  lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(3));
   lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, lua_upvalueindex(2));
-  lua_pushcclosure(L, fn, 2);
   lua_insert(L, 1);
   c->busy++;
   int rc = lua_pcall(L, n, LUA_MULTRET, 0);
@@ -229,6 +234,35 @@ static void check_keys(lua_State *L, int t, const char *const names[], const cha
   }
 }
 
+/* Mallocs "<prefix><value>". */
+static char *header_line(lua_State *L, const char *prefix, const char *value) {
+  size_t n = strlen(prefix) + strlen(value) + 1;
+  char *line = malloc(n);
+  if (line == NULL) luaL_error(L, "alloy: out of memory");
+  snprintf(line, n, "%s%s", prefix, value);
+  return line;
+}
+
+/* Links the client's shared header nodes: every list ends in [User-Agent ->] Authorization. */
+static void build_chains(client *c) {
+  c->auth_node.data = c->auth_header;
+  c->auth_node.next = NULL;
+  c->ua_node.data = c->ua_header;
+  c->ua_node.next = &c->auth_node;
+  c->tail = c->ua_header ? &c->ua_node : &c->auth_node;
+  for (int kind = 0; kind < 3; kind++)
+    for (int version = 0; version < 2; version++) {
+      struct curl_slist *n = c->chains[kind * 2 + version];
+      int k = 0;
+      n[k++].data = "Accept: application/json";
+      if (kind == 1) n[k++].data = "Content-Type: application/json";
+      if (kind != 0) n[k++].data = "Expect:"; /* no 100-continue round trip */
+      if (version) n[k++].data = c->version_header;
+      for (int i = 0; i + 1 < k; i++) n[i].next = &n[i + 1];
+      n[k - 1].next = c->tail;
+    }
+}
+
 static int alloy_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -274,23 +308,23 @@ static int alloy_new(lua_State *L) {
   c->embedded_url = opt_url(L, 1, "embedded_url", "https://embedded.runalloy.com");
   c->ca_file = opt_dup(L, 1, "ca_file");
   c->proxy = opt_dup(L, 1, "proxy");
-  c->user_agent = opt_dup(L, 1, "user_agent");
-  if (c->user_agent == NULL) {
-    char ua[96];
-    snprintf(ua, sizeof ua, "lua-alloy/%s libcurl/%s", ALLOY_VERSION, curl_version_info(CURLVERSION_NOW)->version);
-    c->user_agent = dup_string(L, ua, strlen(ua));
-  }
   c->conf.ca_file = c->ca_file;
   c->conf.proxy = c->proxy;
-  c->conf.user_agent = c->user_agent;
   c->conf.secret = c->api_key;
-
-  size_t auth_len = key_len + 22;
-  c->auth_header = malloc(auth_len + 1);
-  if (c->auth_header == NULL) luaL_error(L, "alloy: out of memory");
-  snprintf(c->auth_header, auth_len + 1, "Authorization: Bearer %s", c->api_key);
-  c->auth_node.data = c->auth_header;
-  c->auth_node.next = NULL;
+  c->auth_header = header_line(L, "Authorization: Bearer ", c->api_key);
+  c->version_header = header_line(L, "x-api-version: ", c->api_version);
+  /* user_agent: nil for ours, a string, or false (or "") for none. */
+  lua_getfield(L, 1, "user_agent");
+  int send_ua = !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  char ua[96];
+  snprintf(ua, sizeof ua, "lua-alloy/%s libcurl/%s", ALLOY_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+  size_t agent_len = 0;
+  const char *agent = send_ua ? opt_string(L, 1, "user_agent", ua, &agent_len) : "";
+  if (!header_value_ok(agent, agent_len))
+    luaL_error(L, "alloy.new: option 'user_agent' contains CR, LF or NUL");
+  if (agent[0]) c->ua_header = header_line(L, "User-Agent: ", agent);
+  build_chains(c);
 
   lua_getfield(L, 1, "transport");
   if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
@@ -334,21 +368,63 @@ static const char *scalar_string(lua_State *L, int idx, size_t *len) {
   }
 }
 
+/* Where the strings a prepared request points at stay alive while it runs: a table (batch,
+ * prepare), or, with table 0, the stack of the call itself (what is pushed stays there). */
+typedef struct anchors {
+  lua_State *L;
+  int table;
+  int n;
+} anchors;
+
+/* Anchors the value on top of the stack. */
+static void anchor(anchors *a) {
+  if (a->table) lua_rawseti(a->L, a->table, ++a->n);
+}
+
 typedef struct param_lookup {
   lua_State *L;
   int params;
-  int keep;
+  anchors *a;
 } param_lookup;
 
 static const char *lookup_param(void *ud, const char *name, size_t name_len, size_t *value_len) {
   param_lookup *pl = ud;
   if (pl->params == 0) return NULL;
+  luaL_checkstack(pl->L, 2, "path parameters");
   lua_pushlstring(pl->L, name, name_len);
   lua_rawget(pl->L, pl->params);
+  /* A number's string form is new: anchor it before it can be collected. */
   const char *v = scalar_string(pl->L, -1, value_len);
-  /* A number's string form is new: anchor it before it leaves the stack. */
-  lua_rawseti(pl->L, pl->keep, (int)ac_rawlen(pl->L, pl->keep) + 1);
+  anchor(pl->a);
   return v;
+}
+
+/* A named operation's path parameters: its positional arguments, in template order. */
+typedef struct arg_lookup {
+  lua_State *L;
+  int next, last;
+  anchors *a;
+  const char *who;
+} arg_lookup;
+
+static const char *lookup_arg(void *ud, const char *name, size_t name_len, size_t *value_len) {
+  arg_lookup *al = ud;
+  lua_State *L = al->L;
+  int i = al->next++;
+  int t = i <= al->last ? lua_type(L, i) : LUA_TNIL;
+  if (t == LUA_TSTRING) return lua_tolstring(L, i, value_len);
+  if (t == LUA_TNUMBER) {
+    luaL_checkstack(L, 1, "path parameters");
+    lua_pushvalue(L, i); /* converted on a copy: the caller's argument stays a number */
+    const char *v = lua_tolstring(L, -1, value_len);
+    anchor(al->a);
+    return v;
+  }
+  char shown[48];
+  snprintf(shown, sizeof shown, "%.*s", (int)name_len, name);
+  if (t == LUA_TNIL) luaL_error(L, "%s: missing argument '%s'", al->who, shown);
+  luaL_error(L, "%s: argument '%s' must be a string", al->who, shown);
+  return NULL;
 }
 
 static int compare_strings(const void *a, const void *b) {
@@ -384,14 +460,17 @@ static int header_is(const char *name, size_t n, const char *want) {
   return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
-/* Builds the header list in one userdata (collected with the request), ending in the
- * client's shared Authorization node. Returns the list; the userdata is left on the stack. */
-static struct curl_slist *build_headers(lua_State *L, client *c, int headers, int has_json,
-                                        int has_body, int version_header, prepared *p) {
+enum { BODY_NONE, BODY_JSON, BODY_RAW };
+
+/* The header list of a request. Without headers of its own, one of the client's fixed
+ * chains; otherwise nodes and strings in one userdata (anchored through a), ending in the
+ * client's shared [User-Agent ->] Authorization nodes. */
+static struct curl_slist *build_headers(lua_State *L, client *c, int headers, int body_kind,
+                                        int version_header, prepared *p, anchors *a) {
   enum { MAX_HEADERS = 32 };
-  const char *lines[MAX_HEADERS + 4];
-  size_t lens[MAX_HEADERS + 4];
-  int have_accept = 0, have_version = 0, have_ctype = 0;
+  const char *names[MAX_HEADERS];
+  size_t lens[MAX_HEADERS];
+  int have_accept = 0, have_version = 0, have_ctype = 0, have_ua = 0;
   size_t count = 0, total = 0;
 
   if (headers) {
@@ -414,34 +493,29 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
       have_accept |= header_is(name, nlen, "accept");
       have_version |= header_is(name, nlen, "x-api-version");
       have_ctype |= header_is(name, nlen, "content-type");
-      /* "name: value" is assembled below; keep both strings anchored via the headers table */
-      lines[count] = name;
+      have_ua |= header_is(name, nlen, "user-agent");
+      /* "name: value" is assembled below; the names stay anchored by the headers table */
+      names[count] = name;
       lens[count] = nlen;
       count++;
+      total += nlen + 2 + vlen + 1;
       lua_pop(L, 1);
     }
   }
+  if (count == 0) return c->chains[body_kind * 2 + version_header];
+
   /* Lay out nodes then strings in one block. */
-  size_t fixed = (have_accept ? 0 : 1) + (version_header && !have_version ? 1 : 0) +
-                 (has_json && !have_ctype ? 1 : 0) + (has_body ? 1 : 0);
-  size_t nodes = count + fixed;
-  for (size_t i = 0; i < count; i++) {
-    size_t vlen = 0;
-    lua_getfield(L, headers, lines[i]);
-    scalar_string(L, -1, &vlen);
-    lua_pop(L, 1);
-    total += lens[i] + 2 + vlen + 1;
-  }
-  total += 64 + strlen(c->api_version) + 64;
+  size_t nodes = count + (have_accept ? 0 : 1) + (version_header && !have_version ? 1 : 0) +
+                 (body_kind == BODY_JSON && !have_ctype ? 1 : 0) + (body_kind != BODY_NONE ? 1 : 0);
   struct curl_slist *list = lua_newuserdata(L, nodes * sizeof(struct curl_slist) + total);
   char *strings = (char *)(list + nodes);
   size_t k = 0;
   for (size_t i = 0; i < count; i++) {
     size_t vlen = 0;
-    lua_getfield(L, headers, lines[i]);
+    lua_getfield(L, headers, names[i]);
     const char *v = scalar_string(L, -1, &vlen);
     list[k].data = strings;
-    memcpy(strings, lines[i], lens[i]);
+    memcpy(strings, names[i], lens[i]);
     strings += lens[i];
     *strings++ = ':';
     *strings++ = ' ';
@@ -452,15 +526,12 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
     k++;
   }
   if (!have_accept) list[k++].data = "Accept: application/json";
-  if (has_json && !have_ctype) list[k++].data = "Content-Type: application/json";
-  if (has_body) list[k++].data = "Expect:"; /* no 100-continue round trip */
-  if (version_header && !have_version) {
-    list[k].data = strings;
-    sprintf(strings, "x-api-version: %s", c->api_version);
-    k++;
-  }
+  if (body_kind == BODY_JSON && !have_ctype) list[k++].data = "Content-Type: application/json";
+  if (body_kind != BODY_NONE) list[k++].data = "Expect:"; /* no 100-continue round trip */
+  if (version_header && !have_version) list[k++].data = c->version_header;
   for (size_t i = 0; i + 1 < nodes; i++) list[i].next = &list[i + 1];
-  list[nodes - 1].next = &c->auth_node;
+  list[nodes - 1].next = have_ua ? &c->auth_node : c->tail;
+  anchor(a);
   return list;
 }
 
@@ -471,130 +542,183 @@ static const char *check_method(lua_State *L, const char *m, size_t n, const cha
   return m;
 }
 
-/* Reads the request spec at index spec into p. Anchors the strings it creates by appending
- * them to the table at keep. Misuse raises; bad values (ids, header values) set p->fail_*. */
-static void prepare_request(lua_State *L, client *c, int spec, int keep, const alloy_op *op,
-                            prepared *p, const char *who) {
-  spec = ac_absindex(L, spec);
-  keep = ac_absindex(L, keep);
+/* What a request is made of, read from a spec table or from a named operation's arguments.
+ * json, body, query, headers: stack indices of those values, 0 when absent. */
+typedef struct request_input {
+  const char *method;
+  size_t method_len;
+  const char *full_url; /* or base + path */
+  size_t url_len;
+  const char *base;
+  const char *path;
+  size_t path_len;
+  int version_in_path, raw;
+  int json, body, query, headers;
+  url_param_fn lookup; /* the values of the path's {name} placeholders */
+  void *lookup_ud;
+} request_input;
+
+/* Builds the wire request p from in; the strings it makes are anchored through a. Misuse
+ * raises; bad values (ids, header values) set p->fail_*. */
+static void build_request(lua_State *L, client *c, const request_input *in, anchors *a,
+                          const alloy_op *op, prepared *p, const char *who) {
+  luaL_checkstack(L, 16, "request");
   memset(p, 0, sizeof *p);
   p->op = op;
-  check_keys(L, spec, request_fields, who, "request field");
-
-  size_t mlen = 0, url_len = 0, path_len = 0, slen = 0, blen = 0;
-  const char *method = field_string(L, spec, "method", &mlen, who);
-  if (method == NULL) {
-    method = op ? op->method : "GET";
-    mlen = strlen(method);
-  }
-  p->req.method = check_method(L, method, mlen, who);
-  const char *full_url = field_string(L, spec, "url", &url_len, who);
-  const char *path = field_string(L, spec, "path", &path_len, who);
-  const char *service = field_string(L, spec, "service", &slen, who);
-  if (path == NULL && op) {
-    path = op->path;
-    path_len = strlen(path);
-  }
-  if (full_url && path) luaL_error(L, "%s: give either url or path, not both", who);
-  if (!full_url && !path) luaL_error(L, "%s: a path (or url) is required", who);
-  if (path && (path_len == 0 || path[0] != '/')) luaL_error(L, "%s: path must start with '/'", who);
-  if (full_url && !header_value_ok(full_url, url_len))
-    luaL_error(L, "%s: url contains CR, LF or NUL", who);
-  const char *base = c->base_url;
-  if (service == NULL && op && op->service == SERVICE_EMBEDDED) base = c->embedded_url;
-  if (service) {
-    if (strcmp(service, "embedded") == 0)
-      base = c->embedded_url;
-    else if (strcmp(service, "base") != 0)
-      luaL_error(L, "%s: service must be \"base\" or \"embedded\"", who);
-  }
-  lua_getfield(L, spec, "version_in_path");
-  int version_in_path = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  lua_getfield(L, spec, "raw");
-  p->raw = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-
-  /* Body: json (encoded here) or a raw string. */
-  lua_getfield(L, spec, "json");
-  int has_json = !lua_isnil(L, -1);
-  lua_getfield(L, spec, "body");
-  int has_body = !lua_isnil(L, -1);
-  if (has_json && has_body) luaL_error(L, "%s: give either json or body, not both", who);
-  if (has_json) {
+  p->raw = in->raw;
+  p->req.method = check_method(L, in->method, in->method_len, who);
+  if (in->json) {
     lua_getfield(L, CJSON_UPVALUE, "encode");
-    lua_pushvalue(L, -3);
+    lua_pushvalue(L, in->json);
     lua_call(L, 1, 2);
     if (lua_isnil(L, -2)) luaL_error(L, "%s: cannot encode json: %s", who, lua_tostring(L, -1));
     lua_pop(L, 1);
-    lua_replace(L, -2); /* body slot := encoded */
-  } else if (has_body && lua_type(L, -1) != LUA_TSTRING) {
-    luaL_error(L, "%s: body must be a string", who);
+    p->req.body = lua_tolstring(L, -1, &p->req.body_len);
+    anchor(a);
+  } else if (in->body) {
+    p->req.body = lua_tolstring(L, in->body, &p->req.body_len);
   }
-  if (has_json || has_body) {
-    p->req.body = lua_tolstring(L, -1, &blen);
-    p->req.body_len = blen;
-    lua_rawseti(L, keep, (int)ac_rawlen(L, keep) + 1);
-  } else {
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1); /* json */
 
   /* URL: base + [/version] + expanded path + query. */
   abuf *url = &c->scratch;
   abuf_clear(url);
   size_t path_off;
-  if (full_url) {
-    abuf_add(url, full_url, url_len);
+  if (in->full_url) {
+    abuf_add(url, in->full_url, in->url_len);
     const char *scheme_end = strstr(url->data, "://");
     const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
     path_off = slash ? (size_t)(slash - url->data) : url->len;
   } else {
-    abuf_adds(url, base);
+    abuf_adds(url, in->base);
     path_off = url->len;
-    if (version_in_path) {
+    if (in->version_in_path) {
       abuf_add(url, "/", 1);
       abuf_adds(url, c->api_version);
     }
-    lua_getfield(L, spec, "params");
-    int params = lua_istable(L, -1) ? lua_gettop(L) : 0;
-    if (!params && !lua_isnil(L, -1)) luaL_error(L, "%s: params must be a table", who);
-    param_lookup pl = {L, params, keep};
     const char *err = NULL;
     char name[48];
-    if (url_expand(url, path, path_len, lookup_param, &pl, &err, name, sizeof name) != 0) {
-      if (strcmp(err, "invalid path parameter") == 0) {
-        p->fail_code = "INVALID_ARGUMENT";
-        snprintf(p->fail_msg, sizeof p->fail_msg,
-                 "INVALID_ARGUMENT: path parameter '%s' must be a non-empty id without control characters",
-                 name);
-      } else {
-        luaL_error(L, "%s: %s '%s'", who, err, name);
-      }
+    if (url_expand(url, in->path, in->path_len, in->lookup, in->lookup_ud, &err, name, sizeof name) != 0) {
+      if (strcmp(err, "invalid path parameter") != 0) luaL_error(L, "%s: %s '%s'", who, err, name);
+      p->fail_code = "INVALID_ARGUMENT";
+      snprintf(p->fail_msg, sizeof p->fail_msg,
+               "INVALID_ARGUMENT: path parameter '%s' must be a non-empty id without control characters",
+               name);
     }
-    lua_pop(L, 1);
   }
-  lua_getfield(L, spec, "query");
-  if (lua_istable(L, -1))
-    append_query(L, lua_gettop(L), url);
-  else if (!lua_isnil(L, -1))
-    luaL_error(L, "%s: query must be a table", who);
-  lua_pop(L, 1);
+  if (in->query) append_query(L, in->query, url);
 
   lua_pushlstring(L, url->data, url->len);
   p->req.url = lua_tostring(L, -1);
+  anchor(a);
   const char *q = strchr(p->req.url + path_off, '?');
   p->path = p->req.url + path_off;
   p->path_len = q ? (size_t)(q - p->path) : strlen(p->path);
   if (p->path_len == 0) p->path = "/", p->path_len = 1;
-  lua_rawseti(L, keep, (int)ac_rawlen(L, keep) + 1);
 
-  lua_getfield(L, spec, "headers");
-  int headers = lua_istable(L, -1) ? lua_gettop(L) : 0;
-  if (!headers && !lua_isnil(L, -1)) luaL_error(L, "%s: headers must be a table", who);
-  p->req.headers = build_headers(L, c, headers, has_json, has_json || has_body, !version_in_path, p);
-  lua_rawseti(L, keep, (int)ac_rawlen(L, keep) + 1);
-  lua_pop(L, 1);
+  int body_kind = in->json ? BODY_JSON : in->body ? BODY_RAW : BODY_NONE;
+  p->req.headers = build_headers(L, c, in->headers, body_kind, !in->version_in_path, p, a);
+}
+
+/* Pushes field name of the spec table when it is set, checking its type; returns its index or 0. */
+static int spec_field(lua_State *L, int spec, const char *name, int type, const char *who) {
+  lua_getfield(L, spec, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (type != LUA_TNONE && lua_type(L, -1) != type)
+    luaL_error(L, "%s: %s must be a %s", who, name, lua_typename(L, type));
+  return lua_gettop(L);
+}
+
+/* Prepares p from the request spec table at index spec (client:request, batch, prepare). */
+static void spec_request(lua_State *L, client *c, int spec, anchors *a, const alloy_op *op,
+                         prepared *p, const char *who) {
+  spec = ac_absindex(L, spec);
+  check_keys(L, spec, request_fields, who, "request field");
+  request_input in;
+  memset(&in, 0, sizeof in);
+  in.method = field_string(L, spec, "method", &in.method_len, who);
+  if (in.method == NULL) {
+    in.method = op ? op->method : "GET";
+    in.method_len = strlen(in.method);
+  }
+  size_t slen = 0;
+  in.full_url = field_string(L, spec, "url", &in.url_len, who);
+  in.path = field_string(L, spec, "path", &in.path_len, who);
+  const char *service = field_string(L, spec, "service", &slen, who);
+  if (in.path == NULL && op) {
+    in.path = op->path;
+    in.path_len = strlen(in.path);
+  }
+  if (in.full_url && in.path) luaL_error(L, "%s: give either url or path, not both", who);
+  if (!in.full_url && !in.path) luaL_error(L, "%s: a path (or url) is required", who);
+  if (in.path && (in.path_len == 0 || in.path[0] != '/')) luaL_error(L, "%s: path must start with '/'", who);
+  if (in.full_url && !header_value_ok(in.full_url, in.url_len))
+    luaL_error(L, "%s: url contains CR, LF or NUL", who);
+  in.base = c->base_url;
+  if (service == NULL && op && op->service == SERVICE_EMBEDDED) in.base = c->embedded_url;
+  if (service) {
+    if (strcmp(service, "embedded") == 0)
+      in.base = c->embedded_url;
+    else if (strcmp(service, "base") != 0)
+      luaL_error(L, "%s: service must be \"base\" or \"embedded\"", who);
+  }
+  lua_getfield(L, spec, "version_in_path");
+  in.version_in_path = lua_toboolean(L, -1);
+  lua_getfield(L, spec, "raw");
+  in.raw = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+
+  in.json = spec_field(L, spec, "json", LUA_TNONE, who);
+  in.body = spec_field(L, spec, "body", LUA_TSTRING, who);
+  if (in.json && in.body) luaL_error(L, "%s: give either json or body, not both", who);
+  int params = spec_field(L, spec, "params", LUA_TTABLE, who);
+  in.query = spec_field(L, spec, "query", LUA_TTABLE, who);
+  in.headers = spec_field(L, spec, "headers", LUA_TTABLE, who);
+  param_lookup pl = {L, params, a};
+  in.lookup = lookup_param;
+  in.lookup_ud = &pl;
+  build_request(L, c, &in, a, op, p, who);
+}
+
+static void op_spec(lua_State *L, const alloy_op *op, int first, int nargs, const char *who);
+
+/* Prepares p for named operation op called with nargs arguments from index first: straight
+ * from the arguments, unless an options table asks for the general path. */
+static void op_request(lua_State *L, client *c, const alloy_op *op, int first, int nargs,
+                       anchors *a, prepared *p, const char *who) {
+  int nparams = 0;
+  for (const char *s = op->path; (s = strchr(s, '{')) != NULL; s++) nparams++;
+  int last = first + nargs - 1;
+  int body = op->has_body ? first + nparams : 0;
+  int options = first + nparams + (op->has_body ? 1 : 0);
+  if (options <= last && !lua_isnil(L, options)) {
+    op_spec(L, op, first, nargs, who);
+    spec_request(L, c, lua_gettop(L), a, op, p, who);
+    return;
+  }
+  if (options < last) luaL_error(L, "%s: too many arguments", who);
+  request_input in;
+  memset(&in, 0, sizeof in);
+  in.method = op->method;
+  in.method_len = strlen(op->method);
+  in.base = op->service == SERVICE_EMBEDDED ? c->embedded_url : c->base_url;
+  in.path = op->path;
+  in.path_len = strlen(op->path);
+  if (body) {
+    if (body <= last && !lua_isnil(L, body)) {
+      luaL_checktype(L, body, LUA_TTABLE);
+      in.json = body;
+    } else {
+      lua_newtable(L);
+      in.json = lua_gettop(L);
+    }
+  }
+  arg_lookup al = {L, first, last, a, who};
+  in.lookup = lookup_arg;
+  in.lookup_ud = &al;
+  build_request(L, c, &in, a, op, p, who);
 }
 
 /* ------------------------------------------------------------------ responses */
@@ -617,7 +741,7 @@ static void push_response(lua_State *L, const http_response *r, const prepared *
   lua_pushinteger(L, r->attempts);
   lua_setfield(L, -2, "attempts");
 
-  lua_newtable(L);
+  lua_createtable(L, 0, 8);
   const char *cursor = r->headers.data ? r->headers.data : "";
   const char *end = cursor + r->headers.len;
   header_field f;
@@ -919,18 +1043,16 @@ static int client_prepare(lua_State *L) {
   client *c = check_client(L, 1);
   int nargs = lua_gettop(L) - 1;
   const alloy_op *op = NULL;
-  int spec = 2;
   if (lua_type(L, 2) == LUA_TSTRING) {
     op = alloy_op_find(lua_tostring(L, 2));
     if (op == NULL) luaL_error(L, "client:prepare: unknown operation '%s'", lua_tostring(L, 2));
-    op_spec(L, op, 3, nargs - 1, "client:prepare");
-    spec = lua_gettop(L);
-  } else {
-    luaL_checktype(L, 2, LUA_TTABLE);
   }
-  lua_newtable(L);
   prepared p;
-  prepare_request(L, c, spec, lua_gettop(L), op, &p, "client:prepare");
+  anchors on_stack = {L, 0, 0};
+  if (op)
+    op_request(L, c, op, 3, nargs - 1, &on_stack, &p, "client:prepare");
+  else
+    luaL_checktype(L, 2, LUA_TTABLE), spec_request(L, c, 2, &on_stack, NULL, &p, "client:prepare");
   if (p.fail_code) return alloy_push_failure(L, p.fail_msg, p.fail_code, 0);
   push_wire_request(L, c, &p);
   return 1;
@@ -984,27 +1106,22 @@ static int client_request(lua_State *L) {
   client *c = check_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  lua_newtable(L); /* keep: anchors */
-  prepared p;
-  const alloy_op *op = NULL;
   lua_getfield(L, 2, "op");
   if (!lua_isnil(L, -1)) luaL_error(L, "client:request: use the named method for op");
   lua_pop(L, 1);
-  prepare_request(L, c, 2, 3, op, &p, "client:request");
+  prepared p;
+  anchors on_stack = {L, 0, 0};
+  spec_request(L, c, 2, &on_stack, NULL, &p, "client:request");
   return run_single(L, c, &p);
 }
 
+/* client:<op>(args...); upvalues: cjson, the op's index, "client:<op>" for messages. */
 static int client_op(lua_State *L) {
   const alloy_op *op = &alloy_ops[(size_t)lua_tointeger(L, lua_upvalueindex(2))];
   client *c = check_client(L, 1);
-  int nargs = lua_gettop(L) - 1;
-  char who[64];
-  snprintf(who, sizeof who, "client:%s", op->name);
-  op_spec(L, op, 2, nargs, who);
-  int spec = lua_gettop(L);
-  lua_newtable(L);
   prepared p;
-  prepare_request(L, c, spec, spec + 1, op, &p, who);
+  anchors on_stack = {L, 0, 0};
+  op_request(L, c, op, 2, lua_gettop(L) - 1, &on_stack, &p, lua_tostring(L, lua_upvalueindex(3)));
   return run_single(L, c, &p);
 }
 
@@ -1103,7 +1220,8 @@ static int client_batch(lua_State *L) {
   }
   lua_settop(L, 2);
   size_t n = ac_rawlen(L, 2);
-  lua_newtable(L); /* 3: keep */
+  lua_newtable(L); /* 3: anchors */
+  anchors keep = {L, 3, 0};
   prepared *reqs = lua_newuserdata(L, (n ? n : 1) * sizeof *reqs); /* 4 */
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 2, (int)i + 1);
@@ -1125,14 +1243,11 @@ static int client_batch(lua_State *L) {
       } else if (!lua_isnil(L, args)) {
         luaL_error(L, "client:batch: request %d: args must be an array", (int)i + 1);
       }
-      op_spec(L, op, args + 1, nargs, "client:batch");
-      lua_replace(L, item);
-      lua_settop(L, item);
+      op_request(L, c, op, args + 1, nargs, &keep, &reqs[i], "client:batch");
     } else {
-      lua_pop(L, 1);
+      spec_request(L, c, item, &keep, NULL, &reqs[i], "client:batch");
     }
-    prepare_request(L, c, item, 3, op, &reqs[i], "client:batch");
-    lua_pop(L, 1);
+    lua_settop(L, item - 1);
   }
 
   if (c->closed) luaL_error(L, "alloy: client is closed");
@@ -1263,9 +1378,8 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   lua_newtable(L); /* methods */
   for (const luaL_Reg *m = client_methods; m->name; m++) {
     lua_pushvalue(L, cjson);
-    lua_pushnil(L);
-    lua_pushcfunction(L, m->func);
-    lua_pushcclosure(L, client_guarded, 3);
+    lua_pushcclosure(L, m->func, 1);
+    lua_pushcclosure(L, client_guarded, 1);
     lua_setfield(L, -2, m->name);
   }
   lua_pushcfunction(L, client_close);
@@ -1273,8 +1387,9 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   for (size_t i = 0; i < alloy_op_count; i++) {
     lua_pushvalue(L, cjson);
     lua_pushinteger(L, (lua_Integer)i);
-    lua_pushcfunction(L, client_op);
-    lua_pushcclosure(L, client_guarded, 3);
+    lua_pushfstring(L, "client:%s", alloy_ops[i].name);
+    lua_pushcclosure(L, client_op, 3);
+    lua_pushcclosure(L, client_guarded, 1);
     lua_setfield(L, -2, alloy_ops[i].name);
   }
   lua_setfield(L, -2, "__index");

@@ -142,7 +142,6 @@ int http_transfer_init(http_transfer *t, const http_conf *conf) {
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, conf->insecure ? 0L : 2L);
   if (conf->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file);
   if (conf->proxy) curl_easy_setopt(e, CURLOPT_PROXY, conf->proxy);
-  if (conf->user_agent) curl_easy_setopt(e, CURLOPT_USERAGENT, conf->user_agent);
   if (conf->debug) {
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, (void *)conf); /* the client's: survives pool growth */

@@ -16,7 +16,6 @@ typedef struct http_conf {
   size_t max_body;
   const char *ca_file;
   const char *proxy;
-  const char *user_agent;
   int insecure;
   int debug;
   const char *secret;     /* never printed: replaced in debug output */
