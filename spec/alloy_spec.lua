@@ -120,6 +120,31 @@ describe("alloy module", function()
       assert.matches("^lua%-alloy/", req.headers["user-agent"])
     end)
 
+    it("sends the user_agent option, none for false, and one a request sets instead", function()
+      assert(client({ user_agent = "my-app/2.1" }):user_token(uid))
+      assert(client({ user_agent = false }):user_token(uid))
+      assert(client():request { service = "embedded", path = "/users/{id}/token", params = { id = uid },
+        headers = { ["User-Agent"] = "per-request/1" } })
+      local log = sb:requests()
+      assert.equals("my-app/2.1", log[1].headers["user-agent"])
+      assert.is_nil(log[2].headers["user-agent"])
+      assert.equals("per-request/1", log[3].headers["user-agent"]) -- one value, not two
+      assert.has_error(function() alloy.new { api_key = sb.api_key, user_agent = true } end,
+        "alloy.new: option 'user_agent' must be a string")
+    end)
+
+    it("keeps the raw header block and builds res.headers from it when first read", function()
+      local _, res = client():user_token(uid)
+      assert.matches("^HTTP/1%.1 200[^\r\n]*\r\n", res.raw_headers)
+      assert.matches("\r\nContent%-Type: application/json", res.raw_headers)
+      assert.is_nil(rawget(res, "headers"))
+      local headers = res.headers
+      assert.matches("^application/json", headers["content-type"])
+      assert.equals(tostring(#res.body), headers["content-length"])
+      assert.equals(headers, rawget(res, "headers"))
+      assert.is_nil(res.no_such_field)
+    end)
+
     it("can put the version in the path instead of a header", function()
       local c = client { api_version = "2024-03" }
       assert(c:user_token(uid, { version_in_path = true }))

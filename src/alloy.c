@@ -13,6 +13,7 @@
 
 #define ALLOY_VERSION "0.1.0"
 #define CLIENT_MT "alloy.client"
+#define RESPONSE_MT "alloy.response"
 #define CJSON_UPVALUE lua_upvalueindex(1)
 
 typedef struct client {
@@ -728,24 +729,12 @@ static void set_number(lua_State *L, const char *k, double v) {
   lua_setfield(L, -2, k);
 }
 
-/* Pushes the response table for r. */
-static void push_response(lua_State *L, const http_response *r, const prepared *p) {
-  lua_createtable(L, 0, 8);
-  lua_pushinteger(L, (lua_Integer)r->status);
-  lua_setfield(L, -2, "status");
-  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
-  lua_setfield(L, -2, "body");
-  lua_pushstring(L, p->req.url);
-  lua_setfield(L, -2, "url");
-  set_number(L, "time", r->total_time);
-  lua_pushinteger(L, r->attempts);
-  lua_setfield(L, -2, "attempts");
-
-  lua_createtable(L, 0, 8);
-  const char *cursor = r->headers.data ? r->headers.data : "";
-  const char *end = cursor + r->headers.len;
+/* Pushes {name = value} for a raw header block: names lower-cased, repeats joined. */
+static void push_header_table(lua_State *L, const char *cursor, size_t len) {
+  const char *end = cursor + len;
   header_field f;
   char name[128];
+  lua_createtable(L, 0, 8);
   while (header_next(&cursor, end, &f)) {
     if (f.name_len >= sizeof name) continue;
     for (size_t i = 0; i < f.name_len; i++) {
@@ -765,7 +754,38 @@ static void push_response(lua_State *L, const http_response *r, const prepared *
     }
     lua_rawset(L, -3);
   }
-  lua_setfield(L, -2, "headers");
+}
+
+/* The response metatable's __index: res.headers is built from res.raw_headers when first
+ * read, since most callers never look at it and it is most of a response's cost. */
+static int response_index(lua_State *L) {
+  size_t n = 0;
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0) return 0;
+  lua_getfield(L, 1, "raw_headers");
+  const char *raw = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
+  push_header_table(L, raw, n);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+/* Pushes the response table for r. */
+static void push_response(lua_State *L, const http_response *r, const prepared *p) {
+  lua_createtable(L, 0, 8);
+  luaL_getmetatable(L, RESPONSE_MT);
+  lua_setmetatable(L, -2);
+  lua_pushinteger(L, (lua_Integer)r->status);
+  lua_setfield(L, -2, "status");
+  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushstring(L, p->req.url);
+  lua_setfield(L, -2, "url");
+  set_number(L, "time", r->total_time);
+  lua_pushinteger(L, r->attempts);
+  lua_setfield(L, -2, "attempts");
+  lua_pushlstring(L, r->headers.data ? r->headers.data : "", r->headers.len);
+  lua_setfield(L, -2, "raw_headers");
 }
 
 /* Pushes nil, msg, code, res for a failure described by code and detail. */
@@ -1371,6 +1391,11 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   lua_call(L, 0, 1);
   lua_replace(L, -2);
   int cjson = lua_gettop(L);
+
+  luaL_newmetatable(L, RESPONSE_MT);
+  lua_pushcfunction(L, response_index);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
 
   luaL_newmetatable(L, CLIENT_MT);
   lua_pushvalue(L, cjson);
