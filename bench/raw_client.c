@@ -7,7 +7,7 @@
  *
  * The API key comes from the environment variable BENCH_API_KEY (never argv).
  * Every request sends the same headers as alloy.so: Authorization: Bearer <key>,
- * x-api-version, Accept: application/json. Each response must be 200 with a "token".
+ * x-api-version, Accept: application/json and a User-Agent (as every peer does). Each response must be 200 with a "token".
  * seq and multi print "ok=<n> seconds=<elapsed>" (first request to last response).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -90,6 +90,7 @@ static struct curl_slist *make_headers(void)
     h = curl_slist_append(h, auth);
     h = curl_slist_append(h, "x-api-version: " API_VERSION);
     h = curl_slist_append(h, "Accept: application/json");
+    h = curl_slist_append(h, "User-Agent: raw_client libcurl");
     memset(auth, 0, n);
     free(auth);
     if (!h) {
