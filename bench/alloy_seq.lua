@@ -2,12 +2,15 @@
 --
 --   lua5.4 bench/alloy_seq.lua seq   N   EMBEDDED_URL USER_ID [CAFILE]
 --   lua5.4 bench/alloy_seq.lua batch N C EMBEDDED_URL USER_ID [CAFILE]
+--   lua5.4 bench/alloy_seq.lua stream N C EMBEDDED_URL USER_ID [CAFILE]
 --
 -- seq: N x client:user_token(USER_ID) on one client (one reused easy handle).
 -- batch: one client:batch() of N {op = "user_token", args = {USER_ID}} requests with
 -- {concurrency = C} (each result: res with ok = true and value = token, or
 -- {ok = false, error, code, res}); exits 3 with
 -- "n/a: ..." on stderr when this alloy.so has no batch.
+-- stream: the same batch with on_result, which checks each result and keeps none (as the
+-- raw C client keeps none).
 -- API key: environment variable BENCH_API_KEY. Prints "ok=<n> seconds=<elapsed>".
 local here = arg and arg[0] and arg[0]:match("^(.*)/[^/]*$") or "."
 package.cpath = here .. "/../build/lua5.4/?.so;" .. package.cpath
@@ -17,7 +20,7 @@ local gettime = require("socket.core").gettime
 
 local function usage()
   io.stderr:write("usage: alloy_seq.lua seq N EMBEDDED_URL USER_ID [CAFILE]\n",
-    "       alloy_seq.lua batch N C EMBEDDED_URL USER_ID [CAFILE]\n")
+    "       alloy_seq.lua batch|stream N C EMBEDDED_URL USER_ID [CAFILE]\n")
   os.exit(2)
 end
 
@@ -25,7 +28,7 @@ local mode = arg[1]
 local n, c, url, user_id, cafile
 if mode == "seq" then
   n, url, user_id, cafile = tonumber(arg[2]), arg[3], arg[4], arg[5]
-elseif mode == "batch" then
+elseif mode == "batch" or mode == "stream" then
   n, c, url, user_id, cafile = tonumber(arg[2]), tonumber(arg[3]), arg[4], arg[5], arg[6]
   if not c then usage() end
 else
@@ -70,12 +73,8 @@ else
   for i = 1, n do
     requests[i] = { op = "user_token", args = { user_id } }
   end
-  t0 = gettime()
-  local results = client:batch(requests, { concurrency = c })
-  t1 = gettime()
   local reported = false
-  for i = 1, n do
-    local r = results[i]
+  local function check(i, r)
     if type(r) == "table" and r.ok ~= false and type(r.value) == "string" and r.value ~= "" then
       ok = ok + 1
     elseif not reported then
@@ -83,6 +82,16 @@ else
       local why = type(r) == "table" and (r.error or r[2] or r.code or r.status) or tostring(r)
       io.stderr:write("alloy_seq: request ", i, ": ", tostring(why), "\n")
     end
+  end
+  if mode == "stream" then
+    t0 = gettime()
+    client:batch(requests, { concurrency = c, on_result = check })
+    t1 = gettime()
+  else
+    t0 = gettime()
+    local results = client:batch(requests, { concurrency = c })
+    t1 = gettime()
+    for i = 1, n do check(i, results[i]) end
   end
 end
 client:close()

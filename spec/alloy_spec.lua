@@ -402,9 +402,51 @@ describe("alloy module", function()
       assert.equals(3, retried)
     end)
 
-    it("rejects bad concurrency", function()
+    it("rejects bad options", function()
       assert.has_error(function() client():batch({}, { concurrency = 0 }) end)
+      assert.has_error(function() client():batch({}, { concurency = 4 }) end,
+        "client:batch: unknown option 'concurency'")
+      assert.has_error(function() client():batch({}, { on_result = "print" }) end,
+        "client:batch: on_result must be a function")
       assert.same({}, (client():batch({})))
+    end)
+
+    it("hands each result to on_result as it arrives and keeps none", function()
+      local reqs = {}
+      for i = 1, 40 do reqs[i] = { op = "user_token", args = { uid } } end
+      reqs[7] = { op = "user_token", args = { "5f0000000000000000000000" } }
+      reqs[9] = { op = "user_token", args = { "a\nb" } }
+      local seen, count = {}, 0
+      local ret, failures = client():batch(reqs, { concurrency = 8, on_result = function(i, r)
+        assert.is_nil(seen[i])
+        seen[i] = r
+        count = count + 1
+      end })
+      assert.is_true(ret)
+      assert.equals(2, failures)
+      assert.equals(40, count)
+      assert.equals("HTTP_404", seen[7].code)
+      assert.equals("INVALID_ARGUMENT", seen[9].code)
+      assert.is_true(seen[40].ok)
+      assert.equals(uid, alloy.jwt_claims(seen[40].value).userId)
+    end)
+
+    it("stops when on_result raises, and the client still works", function()
+      local reqs = {}
+      for i = 1, 30 do reqs[i] = { op = "user_token", args = { uid } } end
+      local c = client()
+      local calls = 0
+      local ok, err = pcall(c.batch, c, reqs, { concurrency = 4, on_result = function()
+        calls = calls + 1
+        if calls == 3 then error("stop here", 0) end
+      end })
+      assert.is_false(ok)
+      assert.equals("stop here", err)
+      assert.equals(3, calls)
+      local results, failures = c:batch(reqs, { concurrency = 4 })
+      assert.equals(0, failures)
+      assert.equals(30, #results)
+      assert.is_string((c:user_token(uid)))
     end)
   end)
 

@@ -51,8 +51,10 @@ typedef struct prepared {
   const char *path; /* for messages: the URL's path, up to any query */
   size_t path_len;
   int raw;          /* do not decode the body */
-  const char *fail_code;
-  char fail_msg[200];
+  int url_table, url_index; /* where the URL's Lua string is: table[index], or the stack at index */
+  int anchor_lo, anchor_hi; /* a batch request's slots in the anchor table */
+  const char *fail_code; /* a bad value: the request is not sent and fails with this */
+  const char *fail_msg;
 } prepared;
 
 /* ------------------------------------------------------------------ helpers */
@@ -463,6 +465,19 @@ static int header_is(const char *name, size_t n, const char *want) {
 
 enum { BODY_NONE, BODY_JSON, BODY_RAW };
 
+/* Marks p as failing with INVALID_ARGUMENT (the first reason wins); the message is a Lua
+ * string anchored through a, so a batch of thousands carries no message buffers. */
+static void set_failure(lua_State *L, prepared *p, anchors *a, const char *fmt, const char *name) {
+  char msg[200];
+  if (p->fail_code) return;
+  int n = snprintf(msg, sizeof msg, "INVALID_ARGUMENT: ");
+  snprintf(msg + n, sizeof msg - (size_t)n, fmt, name);
+  lua_pushstring(L, msg);
+  p->fail_code = "INVALID_ARGUMENT";
+  p->fail_msg = lua_tostring(L, -1);
+  anchor(a);
+}
+
 /* The header list of a request. Without headers of its own, one of the client's fixed
  * chains; otherwise nodes and strings in one userdata (anchored through a), ending in the
  * client's shared [User-Agent ->] Authorization nodes. */
@@ -473,6 +488,7 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
   size_t lens[MAX_HEADERS];
   int have_accept = 0, have_version = 0, have_ctype = 0, have_ua = 0;
   size_t count = 0, total = 0;
+  const char *bad_header = NULL; /* the first whose value holds CR, LF or NUL */
 
   if (headers) {
     lua_pushnil(L);
@@ -486,11 +502,7 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
       if (header_is(name, nlen, "authorization"))
         luaL_error(L, "alloy: the Authorization header is set by the client");
       if (count == MAX_HEADERS) luaL_error(L, "alloy: too many headers");
-      if (!header_value_ok(value, vlen) && p->fail_code == NULL) {
-        p->fail_code = "INVALID_ARGUMENT";
-        snprintf(p->fail_msg, sizeof p->fail_msg,
-                 "INVALID_ARGUMENT: header '%.60s' contains CR, LF or NUL", name);
-      }
+      if (!header_value_ok(value, vlen) && bad_header == NULL) bad_header = name;
       have_accept |= header_is(name, nlen, "accept");
       have_version |= header_is(name, nlen, "x-api-version");
       have_ctype |= header_is(name, nlen, "content-type");
@@ -503,6 +515,7 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
       lua_pop(L, 1);
     }
   }
+  if (bad_header) set_failure(L, p, a, "header '%.60s' contains CR, LF or NUL", bad_header);
   if (count == 0) return c->chains[body_kind * 2 + version_header];
 
   /* Lay out nodes then strings in one block. */
@@ -600,16 +613,15 @@ static void build_request(lua_State *L, client *c, const request_input *in, anch
     char name[48];
     if (url_expand(url, in->path, in->path_len, in->lookup, in->lookup_ud, &err, name, sizeof name) != 0) {
       if (strcmp(err, "invalid path parameter") != 0) luaL_error(L, "%s: %s '%s'", who, err, name);
-      p->fail_code = "INVALID_ARGUMENT";
-      snprintf(p->fail_msg, sizeof p->fail_msg,
-               "INVALID_ARGUMENT: path parameter '%s' must be a non-empty id without control characters",
-               name);
+      set_failure(L, p, a, "path parameter '%s' must be a non-empty id without control characters", name);
     }
   }
   if (in->query) append_query(L, in->query, url);
 
   lua_pushlstring(L, url->data, url->len);
   p->req.url = lua_tostring(L, -1);
+  p->url_table = a->table;
+  p->url_index = a->table ? a->n + 1 : lua_gettop(L);
   anchor(a);
   const char *q = strchr(p->req.url + path_off, '?');
   p->path = p->req.url + path_off;
@@ -779,7 +791,12 @@ static void push_response(lua_State *L, const http_response *r, const prepared *
   lua_setfield(L, -2, "status");
   lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
   lua_setfield(L, -2, "body");
-  lua_pushstring(L, p->req.url);
+  if (p->url_index == 0)
+    lua_pushstring(L, p->req.url);
+  else if (p->url_table)
+    lua_rawgeti(L, p->url_table, p->url_index);
+  else
+    lua_pushvalue(L, p->url_index);
   lua_setfield(L, -2, "url");
   set_number(L, "time", r->total_time);
   lua_pushinteger(L, r->attempts);
@@ -1180,15 +1197,22 @@ typedef struct batch_ctx {
   client *c;
   prepared *reqs;
   const size_t *origin; /* wire index -> request index */
-  int out;              /* the results table */
+  char *delivered;      /* per request: its result was stored or handed over */
+  int out;              /* the results table, or 0 with on_result */
+  int keep;             /* the anchor table */
+  int on_result;        /* on_result(i, result), or 0 */
+  int error;            /* where on_result's error is kept: the batch stops and raises it */
+  int failed;           /* on_result raised */
   int failures;
 } batch_ctx;
 
-/* results[i] := the result of request i: the response (ok = true, value for a named op) or
- * {ok = false, error, code, res}. r NULL: request i failed validation. */
-static void batch_store(batch_ctx *b, size_t i, const http_response *r) {
+/* The result of request i: the response (ok = true, value for a named op) or {ok = false,
+ * error, code, res}; stored in results[i] or handed to on_result. r NULL: request i failed
+ * validation. Returns nonzero when on_result raised. */
+static int batch_store(batch_ctx *b, size_t i, const http_response *r) {
   lua_State *L = b->L;
   int base = lua_gettop(L);
+  b->delivered[i] = 1;
   int nres = r ? finish_request(L, b->c, r, &b->reqs[i])
                : alloy_push_failure(L, b->reqs[i].fail_msg, b->reqs[i].fail_code, 0);
   int first = lua_gettop(L) - nres + 1; /* finish_request leaves scratch below its results */
@@ -1212,23 +1236,50 @@ static void batch_store(batch_ctx *b, size_t i, const http_response *r) {
       lua_setfield(L, -2, "value");
     }
   }
-  lua_rawseti(L, b->out, (int)i + 1);
+  if (b->on_result) {
+    lua_pushvalue(L, b->on_result);
+    lua_pushinteger(L, (lua_Integer)i + 1);
+    lua_pushvalue(L, -3);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+      lua_replace(L, b->error);
+      b->failed = 1;
+    }
+  } else {
+    lua_rawseti(L, b->out, (int)i + 1);
+  }
+  /* What anchored request i can go: in a long batch, memory then tracks what is in flight. */
+  for (int k = b->reqs[i].anchor_lo; k <= b->reqs[i].anchor_hi; k++) {
+    lua_pushnil(L);
+    lua_rawseti(L, b->keep, k);
+  }
   lua_settop(L, base);
+  return b->failed;
 }
 
 /* http_batch's completion callback: called from our loop, never from inside libcurl. */
-static void batch_done(void *ud, size_t k, const http_response *r) {
+static int batch_done(void *ud, size_t k, const http_response *r) {
   batch_ctx *b = ud;
-  batch_store(b, b->origin[k], r);
+  return batch_store(b, b->origin[k], r);
 }
 
-/* client:batch(requests [, {concurrency = N}]) -> results, failures */
+/* Raises on_result's error, kept at idx. */
+static int batch_raise(lua_State *L, int idx) {
+  lua_pushvalue(L, idx);
+  return lua_error(L);
+}
+
+static const char *const batch_options[] = {"concurrency", "on_result", NULL};
+
+/* client:batch(requests [, {concurrency = N, on_result = fn}]) -> results, failures
+ * (with on_result: true, failures; nothing is kept) */
 static int client_batch(lua_State *L) {
   client *c = check_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer concurrency = 16;
-  if (!lua_isnoneornil(L, 3)) {
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
+    check_keys(L, 3, batch_options, "client:batch", "option");
     lua_getfield(L, 3, "concurrency");
     if (!lua_isnil(L, -1)) {
       if (!ac_isinteger(L, -1)) luaL_error(L, "client:batch: concurrency must be an integer");
@@ -1237,22 +1288,31 @@ static int client_batch(lua_State *L) {
         luaL_error(L, "client:batch: concurrency must be between 1 and 1024");
     }
     lua_pop(L, 1);
+    lua_getfield(L, 3, "on_result");
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+      luaL_error(L, "client:batch: on_result must be a function");
+  } else {
+    lua_pushnil(L);
   }
-  lua_settop(L, 2);
+  lua_replace(L, 3); /* 3: on_result or nil */
+  int streaming = !lua_isnil(L, 3);
   size_t n = ac_rawlen(L, 2);
-  lua_newtable(L); /* 3: anchors */
-  anchors keep = {L, 3, 0};
-  prepared *reqs = lua_newuserdata(L, (n ? n : 1) * sizeof *reqs); /* 4 */
+  lua_newtable(L); /* 4: anchors */
+  anchors keep = {L, 4, 0};
+  prepared *reqs = lua_newuserdata(L, (n ? n : 1) * sizeof *reqs); /* 5 */
+  const char *last_name = NULL; /* op names are interned: most batches repeat one */
+  const alloy_op *last_op = NULL;
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 2, (int)i + 1);
     if (!lua_istable(L, -1)) luaL_error(L, "client:batch: request %d must be a table", (int)i + 1);
     int item = lua_gettop(L);
-    const alloy_op *op = NULL;
+    int anchor_lo = keep.n + 1;
     lua_getfield(L, item, "op");
     if (!lua_isnil(L, -1)) {
-      const char *name = lua_tostring(L, -1);
-      op = name ? alloy_op_find(name) : NULL;
+      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      const alloy_op *op = name == last_name && name ? last_op : name ? alloy_op_find(name) : NULL;
       if (op == NULL) luaL_error(L, "client:batch: request %d: unknown op", (int)i + 1);
+      last_name = name, last_op = op;
       lua_getfield(L, item, "args");
       int args = lua_gettop(L);
       int nargs = 0;
@@ -1267,41 +1327,47 @@ static int client_batch(lua_State *L) {
     } else {
       spec_request(L, c, item, &keep, NULL, &reqs[i], "client:batch");
     }
+    reqs[i].anchor_lo = anchor_lo;
+    reqs[i].anchor_hi = keep.n;
     lua_settop(L, item - 1);
   }
 
   if (c->closed) luaL_error(L, "alloy: client is closed");
   /* Requests that failed validation are not sent; the rest go out together. Each answer
-   * becomes its Lua result as soon as it is in, so C holds only what is in flight. */
-  lua_createtable(L, (int)n, 0); /* 5: results */
-  batch_ctx ctx = {L, c, reqs, NULL, lua_gettop(L), 0};
+   * becomes its Lua result as soon as it is in, so C holds only what is in flight. The
+   * bookkeeping lives in a userdata, so nothing leaks if anything below raises. */
   size_t sendable = 0;
   for (size_t i = 0; i < n; i++)
-    if (reqs[i].fail_code) batch_store(&ctx, i, NULL);
-    else sendable++;
+    if (!reqs[i].fail_code) sendable++;
   size_t width = (size_t)concurrency < sendable ? (size_t)concurrency : sendable;
-  http_transfer *pool = NULL;
-  if (width && c->transport_ref == LUA_NOREF) pool = ensure_pool(L, c, width); /* may raise: nothing to leak yet */
-  http_request *wire = calloc(sendable + 1, sizeof *wire);
-  size_t *origin = calloc(sendable + 1, sizeof *origin);
-  http_transfer **ptrs = calloc(width + 1, sizeof *ptrs);
-  if (!wire || !origin || !ptrs) {
-    free(wire), free(origin), free(ptrs);
-    luaL_error(L, "alloy: out of memory");
-  }
+  char *block = lua_newuserdata(L, (sendable + 1) * (sizeof(http_request) + sizeof(size_t)) +
+                                       (width + 1) * sizeof(http_transfer *) + n + 1); /* 6 */
+  http_request *wire = (http_request *)block;
+  size_t *origin = (size_t *)(wire + sendable + 1);
+  http_transfer **ptrs = (http_transfer **)(origin + sendable + 1);
+  char *delivered = (char *)(ptrs + width + 1);
+  memset(delivered, 0, n + 1);
+  lua_pushnil(L); /* 7: on_result's error */
+  if (streaming)
+    lua_pushboolean(L, 1);
+  else
+    lua_createtable(L, (int)n, 0); /* 8: results */
+  batch_ctx ctx = {L, c, reqs, origin, delivered, streaming ? 0 : 8, 4, streaming ? 3 : 0, 7, 0, 0};
+  for (size_t i = 0; i < n && !ctx.failed; i++)
+    if (reqs[i].fail_code) batch_store(&ctx, i, NULL);
   for (size_t i = 0, k = 0; i < n; i++)
     if (!reqs[i].fail_code) wire[k] = reqs[i].req, origin[k++] = i;
-  ctx.origin = origin;
+  http_transfer *pool = NULL;
+  if (width && c->transport_ref == LUA_NOREF) pool = ensure_pool(L, c, width);
   int rc = 0;
-  if (sendable && c->transport_ref != LUA_NOREF) {
-    for (size_t k = 0; k < sendable; k++) {
-      if (c->closed) { /* by the transport: the rest are not sent */
-        free(wire), free(origin), free(ptrs);
-        luaL_error(L, "alloy: client is closed");
-      }
+  if (ctx.failed) {
+    rc = 1;
+  } else if (sendable && c->transport_ref != LUA_NOREF) {
+    for (size_t k = 0; k < sendable && rc == 0; k++) {
+      if (c->closed) luaL_error(L, "alloy: client is closed"); /* by the transport: the rest are not sent */
       http_response r;
       run_transport(L, c, &reqs[origin[k]], &r);
-      batch_done(&ctx, k, &r);
+      rc = batch_done(&ctx, k, &r);
       http_response_free(&r);
     }
   } else if (sendable) {
@@ -1311,21 +1377,17 @@ static int client_batch(lua_State *L) {
     if (rc != 0)
       for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
   }
-  free(ptrs);
-  free(wire);
+  if (ctx.failed) return batch_raise(L, 7);
   if (rc != 0) { /* what never finished fails in place */
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
     aborted.curl_code = CURLE_FAILED_INIT;
     snprintf(aborted.errbuf, sizeof aborted.errbuf, "batch aborted");
-    for (size_t k = 0; k < sendable; k++) {
-      lua_rawgeti(L, ctx.out, (int)origin[k] + 1);
-      int missing = lua_isnil(L, -1);
-      lua_pop(L, 1);
-      if (missing) batch_done(&ctx, k, &aborted);
-    }
+    for (size_t k = 0; k < sendable && !ctx.failed; k++)
+      if (!delivered[origin[k]]) batch_done(&ctx, k, &aborted);
+    if (ctx.failed) return batch_raise(L, 7);
   }
-  free(origin);
+  lua_settop(L, 8);
   lua_pushinteger(L, ctx.failures);
   return 2;
 }

@@ -347,9 +347,12 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_requ
         continue;
       }
       /* The caller copies what it needs; the buffers serve the transfer's next request. */
-      done(ud, t->index, &t->res);
       idle[n_idle++] = t;
       finished++;
+      if (done(ud, t->index, &t->res) != 0) {
+        rc = 1;
+        goto out;
+      }
     }
     if (finished >= n) break;
     if (n_idle > 0 && next < n) continue; /* start what is queued before waiting on anything */

@@ -63,8 +63,9 @@ CURLcode http_perform(http_transfer *t, const http_request *req);
 
 /* Runs n requests over curl_multi m, one in flight per pooled transfer, calling
  * done(ud, i, response) as reqs[i] finishes (from this loop, not from inside libcurl); the
- * response is only valid during the call. */
-typedef void (*http_done_fn)(void *ud, size_t index, const http_response *r);
+ * response is only valid during the call. done returns nonzero to stop the batch: http_batch
+ * then returns 1, with the unfinished transfers still on m. Other failures return -1. */
+typedef int (*http_done_fn)(void *ud, size_t index, const http_response *r);
 int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
                size_t n, http_done_fn done, void *ud);
 void http_response_free(http_response *r);
