@@ -431,6 +431,26 @@ describe("alloy module", function()
       assert.equals(uid, alloy.jwt_claims(seen[40].value).userId)
     end)
 
+    it("builds each request when it is sent: a change made meanwhile counts", function()
+      local reqs = {}
+      for i = 1, 30 do reqs[i] = { op = "user_token", args = { uid } } end
+      local c = client()
+      local results, failures = c:batch(reqs, { concurrency = 2, on_result = function(i)
+        if i == 1 then reqs[29].args[1] = "a\nb" end
+      end })
+      assert.is_true(results)
+      assert.equals(1, failures)
+      local ok, err = pcall(c.batch, c, reqs, { concurrency = 2, on_result = function(i)
+        if i == 1 then reqs[25] = { op = "nope" } end
+      end })
+      assert.is_false(ok)
+      assert.matches("client:batch: request 25: unknown op", err)
+      reqs[25], reqs[29] = reqs[1], reqs[1]
+      local again, none = c:batch(reqs, { concurrency = 4 })
+      assert.equals(0, none)
+      assert.equals(30, #again)
+    end)
+
     it("stops when on_result raises, and the client still works", function()
       local reqs = {}
       for i = 1, 30 do reqs[i] = { op = "user_token", args = { uid } } end

@@ -1192,29 +1192,62 @@ static http_transfer *ensure_pool(lua_State *L, client *c, size_t want) {
   return c->pool;
 }
 
+enum { REQ_PENDING, REQ_BAD, REQ_SENT, REQ_DONE }; /* a batch request's state */
+
 typedef struct batch_ctx {
   lua_State *L;
   client *c;
-  prepared *reqs;
-  const size_t *origin; /* wire index -> request index */
-  char *delivered;      /* per request: its result was stored or handed over */
+  int requests;         /* the requests table */
+  unsigned char *state; /* per request */
+  size_t n, cursor;     /* requests; the next one to consider sending */
+  prepared *slots;      /* what each pooled transfer runs, by its place in c->pool */
+  size_t *slot_index;   /* and which request that is */
+  anchors keep;         /* strings of the requests in flight */
+  const alloy_op *op;   /* the last op looked up: most batches repeat one */
   int out;              /* the results table, or 0 with on_result */
-  int keep;             /* the anchor table */
   int on_result;        /* on_result(i, result), or 0 */
   int error;            /* where on_result's error is kept: the batch stops and raises it */
   int failed;           /* on_result raised */
   int failures;
 } batch_ctx;
 
+/* Prepares request i of the batch into p (pushing what it needs; the caller restores the
+ * stack). Misuse raises, naming the request. */
+static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
+  lua_State *L = b->L;
+  lua_rawgeti(L, b->requests, (int)i + 1);
+  if (!lua_istable(L, -1)) luaL_error(L, "client:batch: request %d must be a table", (int)i + 1);
+  int item = lua_gettop(L);
+  lua_getfield(L, item, "op");
+  if (lua_isnil(L, -1)) {
+    spec_request(L, b->c, item, a, NULL, p, "client:batch");
+    return;
+  }
+  const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  if (name && !(b->op && strcmp(name, b->op->name) == 0)) b->op = alloy_op_find(name);
+  const alloy_op *op = name ? b->op : NULL;
+  if (op == NULL) luaL_error(L, "client:batch: request %d: unknown op", (int)i + 1);
+  lua_getfield(L, item, "args");
+  int args = lua_gettop(L);
+  int nargs = 0;
+  if (lua_istable(L, args)) {
+    nargs = (int)ac_rawlen(L, args);
+    luaL_checkstack(L, nargs + 8, "too many args");
+    for (int k = 1; k <= nargs; k++) lua_rawgeti(L, args, k);
+  } else if (!lua_isnil(L, args)) {
+    luaL_error(L, "client:batch: request %d: args must be an array", (int)i + 1);
+  }
+  op_request(L, b->c, op, args + 1, nargs, a, p, "client:batch");
+}
+
 /* The result of request i: the response (ok = true, value for a named op) or {ok = false,
- * error, code, res}; stored in results[i] or handed to on_result. r NULL: request i failed
+ * error, code, res}; stored in results[i] or handed to on_result. r NULL: p failed
  * validation. Returns nonzero when on_result raised. */
-static int batch_store(batch_ctx *b, size_t i, const http_response *r) {
+static int batch_store(batch_ctx *b, size_t i, const http_response *r, const prepared *p) {
   lua_State *L = b->L;
   int base = lua_gettop(L);
-  b->delivered[i] = 1;
-  int nres = r ? finish_request(L, b->c, r, &b->reqs[i])
-               : alloy_push_failure(L, b->reqs[i].fail_msg, b->reqs[i].fail_code, 0);
+  b->state[i] = REQ_DONE;
+  int nres = r ? finish_request(L, b->c, r, p) : alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
   int first = lua_gettop(L) - nres + 1; /* finish_request leaves scratch below its results */
   if (lua_isnil(L, first)) { /* nil, msg, code, res */
     b->failures++;
@@ -1247,19 +1280,59 @@ static int batch_store(batch_ctx *b, size_t i, const http_response *r) {
   } else {
     lua_rawseti(L, b->out, (int)i + 1);
   }
-  /* What anchored request i can go: in a long batch, memory then tracks what is in flight. */
-  for (int k = b->reqs[i].anchor_lo; k <= b->reqs[i].anchor_hi; k++) {
-    lua_pushnil(L);
-    lua_rawseti(L, b->keep, k);
-  }
   lua_settop(L, base);
   return b->failed;
 }
 
-/* http_batch's completion callback: called from our loop, never from inside libcurl. */
-static int batch_done(void *ud, size_t k, const http_response *r) {
+/* Prepares request i on the stack and stores its result: r, or p's own failure. */
+static int batch_store_fresh(batch_ctx *b, size_t i, const http_response *r) {
+  int top = lua_gettop(b->L);
+  anchors on_stack = {b->L, 0, 0};
+  prepared p;
+  batch_prepare(b, i, &on_stack, &p);
+  int rc = batch_store(b, i, p.fail_code ? NULL : r, &p);
+  lua_settop(b->L, top);
+  return rc;
+}
+
+/* http_batch's start: requests are prepared as transfers free up, so a batch holds only
+ * what is in flight (its strings are anchored in keep until the result is out). */
+static int batch_start(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
-  return batch_store(b, b->origin[k], r);
+  lua_State *L = b->L;
+  for (;;) {
+    while (b->cursor < b->n && b->state[b->cursor] != REQ_PENDING) b->cursor++;
+    if (b->cursor == b->n) return HTTP_NO_MORE;
+    size_t i = b->cursor++, slot = (size_t)(t - b->c->pool);
+    prepared *p = &b->slots[slot];
+    int top = lua_gettop(L);
+    int lo = b->keep.n + 1;
+    batch_prepare(b, i, &b->keep, p);
+    lua_settop(L, top);
+    p->anchor_lo = lo;
+    p->anchor_hi = b->keep.n;
+    if (p->fail_code) { /* the request changed since it was checked */
+      if (batch_store(b, i, NULL, p)) return HTTP_STOP;
+      continue;
+    }
+    b->state[i] = REQ_SENT;
+    b->slot_index[slot] = i;
+    t->req = p->req;
+    return HTTP_STARTED;
+  }
+}
+
+/* http_batch's done: the result goes out, then the request's anchors. */
+static int batch_finished(void *ud, http_transfer *t) {
+  batch_ctx *b = ud;
+  size_t slot = (size_t)(t - b->c->pool);
+  prepared *p = &b->slots[slot];
+  int rc = batch_store(b, b->slot_index[slot], &t->res, p);
+  for (int k = p->anchor_lo; k <= p->anchor_hi; k++) {
+    lua_pushnil(b->L);
+    lua_rawseti(b->L, b->keep.table, k);
+  }
+  return rc ? HTTP_STOP : 0;
 }
 
 /* Raises on_result's error, kept at idx. */
@@ -1297,98 +1370,90 @@ static int client_batch(lua_State *L) {
   lua_replace(L, 3); /* 3: on_result or nil */
   int streaming = !lua_isnil(L, 3);
   size_t n = ac_rawlen(L, 2);
-  lua_newtable(L); /* 4: anchors */
-  anchors keep = {L, 4, 0};
-  prepared *reqs = lua_newuserdata(L, (n ? n : 1) * sizeof *reqs); /* 5 */
-  const char *last_name = NULL; /* op names are interned: most batches repeat one */
-  const alloy_op *last_op = NULL;
-  for (size_t i = 0; i < n; i++) {
-    lua_rawgeti(L, 2, (int)i + 1);
-    if (!lua_istable(L, -1)) luaL_error(L, "client:batch: request %d must be a table", (int)i + 1);
-    int item = lua_gettop(L);
-    int anchor_lo = keep.n + 1;
-    lua_getfield(L, item, "op");
-    if (!lua_isnil(L, -1)) {
-      const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-      const alloy_op *op = name == last_name && name ? last_op : name ? alloy_op_find(name) : NULL;
-      if (op == NULL) luaL_error(L, "client:batch: request %d: unknown op", (int)i + 1);
-      last_name = name, last_op = op;
-      lua_getfield(L, item, "args");
-      int args = lua_gettop(L);
-      int nargs = 0;
-      if (lua_istable(L, args)) {
-        nargs = (int)ac_rawlen(L, args);
-        luaL_checkstack(L, nargs + 8, "too many args");
-        for (int a = 1; a <= nargs; a++) lua_rawgeti(L, args, a);
-      } else if (!lua_isnil(L, args)) {
-        luaL_error(L, "client:batch: request %d: args must be an array", (int)i + 1);
-      }
-      op_request(L, c, op, args + 1, nargs, &keep, &reqs[i], "client:batch");
-    } else {
-      spec_request(L, c, item, &keep, NULL, &reqs[i], "client:batch");
-    }
-    reqs[i].anchor_lo = anchor_lo;
-    reqs[i].anchor_hi = keep.n;
-    lua_settop(L, item - 1);
-  }
-
-  if (c->closed) luaL_error(L, "alloy: client is closed");
-  /* Requests that failed validation are not sent; the rest go out together. Each answer
-   * becomes its Lua result as soon as it is in, so C holds only what is in flight. The
-   * bookkeeping lives in a userdata, so nothing leaks if anything below raises. */
-  size_t sendable = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!reqs[i].fail_code) sendable++;
-  size_t width = (size_t)concurrency < sendable ? (size_t)concurrency : sendable;
-  char *block = lua_newuserdata(L, (sendable + 1) * (sizeof(http_request) + sizeof(size_t)) +
-                                       (width + 1) * sizeof(http_transfer *) + n + 1); /* 6 */
-  http_request *wire = (http_request *)block;
-  size_t *origin = (size_t *)(wire + sendable + 1);
-  http_transfer **ptrs = (http_transfer **)(origin + sendable + 1);
-  char *delivered = (char *)(ptrs + width + 1);
-  memset(delivered, 0, n + 1);
-  lua_pushnil(L); /* 7: on_result's error */
+  lua_pushnil(L);    /* 4: on_result's error */
+  lua_newtable(L);   /* 5: anchors of the requests in flight */
   if (streaming)
     lua_pushboolean(L, 1);
   else
-    lua_createtable(L, (int)n, 0); /* 8: results */
-  batch_ctx ctx = {L, c, reqs, origin, delivered, streaming ? 0 : 8, 4, streaming ? 3 : 0, 7, 0, 0};
-  for (size_t i = 0; i < n && !ctx.failed; i++)
-    if (reqs[i].fail_code) batch_store(&ctx, i, NULL);
-  for (size_t i = 0, k = 0; i < n; i++)
-    if (!reqs[i].fail_code) wire[k] = reqs[i].req, origin[k++] = i;
-  http_transfer *pool = NULL;
-  if (width && c->transport_ref == LUA_NOREF) pool = ensure_pool(L, c, width);
+    lua_createtable(L, (int)n, 0); /* 6: results */
+  /* Bookkeeping lives in a userdata, so nothing leaks if anything below raises. */
+  size_t width = (size_t)concurrency < n ? (size_t)concurrency : n;
+  char *block = lua_newuserdata(L, n + 1 + (width + 1) * (sizeof(prepared) + sizeof(size_t) +
+                                                           3 * sizeof(http_transfer *))); /* 7 */
+  batch_ctx b;
+  memset(&b, 0, sizeof b);
+  b.L = L;
+  b.c = c;
+  b.requests = 2;
+  b.n = n;
+  b.slots = (prepared *)block;
+  b.slot_index = (size_t *)(b.slots + width + 1);
+  http_transfer **ptrs = (http_transfer **)(b.slot_index + width + 1);
+  http_transfer **scratch = ptrs + width + 1;
+  b.state = (unsigned char *)(scratch + 2 * (width + 1));
+  memset(b.state, REQ_PENDING, n + 1);
+  b.keep.L = L;
+  b.keep.table = 5;
+  b.out = streaming ? 0 : 6;
+  b.on_result = streaming ? 3 : 0;
+  b.error = 4;
+
+  /* Every request is checked before any is sent: misuse raises with nothing sent, and a
+   * bad value (an id with a newline) fails in place. They are built again when sent. */
+  size_t sendable = 0;
+  for (size_t i = 0; i < n; i++) {
+    anchors on_stack = {L, 0, 0};
+    prepared p;
+    batch_prepare(&b, i, &on_stack, &p);
+    lua_settop(L, 7);
+    if (p.fail_code) b.state[i] = REQ_BAD; /* reported below */
+    else sendable++;
+  }
+  if (c->closed) luaL_error(L, "alloy: client is closed");
+  for (size_t i = 0; i < n && !b.failed; i++)
+    if (b.state[i] == REQ_BAD) batch_store_fresh(&b, i, NULL);
+  if (b.failed) return batch_raise(L, 4);
+
   int rc = 0;
-  if (ctx.failed) {
-    rc = 1;
-  } else if (sendable && c->transport_ref != LUA_NOREF) {
-    for (size_t k = 0; k < sendable && rc == 0; k++) {
+  if (sendable && c->transport_ref != LUA_NOREF) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
+      if (b.state[i] != REQ_PENDING) continue;
       if (c->closed) luaL_error(L, "alloy: client is closed"); /* by the transport: the rest are not sent */
+      anchors on_stack = {L, 0, 0};
+      prepared p;
       http_response r;
-      run_transport(L, c, &reqs[origin[k]], &r);
-      rc = batch_done(&ctx, k, &r);
-      http_response_free(&r);
+      batch_prepare(&b, i, &on_stack, &p);
+      if (p.fail_code) {
+        rc = batch_store(&b, i, NULL, &p);
+      } else {
+        run_transport(L, c, &p, &r);
+        rc = batch_store(&b, i, &r, &p);
+        http_response_free(&r);
+      }
+      lua_settop(L, 7);
     }
   } else if (sendable) {
+    http_transfer *pool = ensure_pool(L, c, width);
+    /* A batch stopped by an error raised from deep inside leaves its handles on the multi. */
+    for (size_t i = 0; i < c->pool_size; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
     for (size_t i = 0; i < width; i++) ptrs[i] = &pool[i];
     warn_insecure(c);
-    rc = http_batch(c->multi, ptrs, width, wire, sendable, batch_done, &ctx);
+    rc = http_batch(c->multi, ptrs, width, scratch, batch_start, batch_finished, &b);
     if (rc != 0)
       for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
   }
-  if (ctx.failed) return batch_raise(L, 7);
+  if (b.failed) return batch_raise(L, 4);
   if (rc != 0) { /* what never finished fails in place */
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
     aborted.curl_code = CURLE_FAILED_INIT;
     snprintf(aborted.errbuf, sizeof aborted.errbuf, "batch aborted");
-    for (size_t k = 0; k < sendable && !ctx.failed; k++)
-      if (!delivered[origin[k]]) batch_done(&ctx, k, &aborted);
-    if (ctx.failed) return batch_raise(L, 7);
+    for (size_t i = 0; i < n && !b.failed; i++)
+      if (b.state[i] != REQ_DONE) batch_store_fresh(&b, i, &aborted);
+    if (b.failed) return batch_raise(L, 4);
   }
-  lua_settop(L, 8);
-  lua_pushinteger(L, ctx.failures);
+  lua_settop(L, 6);
+  lua_pushinteger(L, b.failures);
   return 2;
 }
 

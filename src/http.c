@@ -293,44 +293,44 @@ static void start(CURLM *m, http_transfer *t, const http_request *req) {
   curl_multi_add_handle(m, t->easy);
 }
 
-int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
-               size_t n, http_done_fn done, void *ud) {
-  http_transfer **idle = malloc(pool_size * sizeof *idle);
-  http_transfer **waiting = malloc(pool_size * sizeof *waiting);
-  size_t n_idle = pool_size, n_waiting = 0, next = 0, finished = 0;
-  int rc = 0;
-  if (idle == NULL || waiting == NULL) {
-    rc = -1;
-    goto out;
-  }
+int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer **scratch,
+               http_start_fn start_next, http_done_fn done, void *ud) {
+  http_transfer **idle = scratch, **waiting = scratch + pool_size;
+  size_t n_idle = pool_size, n_waiting = 0, active = 0;
+  int more = 1;
   memcpy(idle, pool, pool_size * sizeof *idle);
-  while (finished < n) {
-    while (n_idle > 0 && next < n) {
-      http_transfer *t = idle[--n_idle];
-      t->index = next;
+  for (;;) {
+    while (more && n_idle > 0) {
+      http_transfer *t = idle[n_idle - 1];
+      int s = start_next(ud, t);
+      if (s == HTTP_STOP) return 1;
+      if (s == HTTP_NO_MORE) {
+        more = 0;
+        break;
+      }
+      n_idle--;
+      active++;
       t->res.attempts = 0;
       t->res.total_time = 0;
-      start(m, t, &reqs[next++]);
+      start(m, t, &t->req);
     }
+    if (active == 0) return 0;
     double now = now_seconds();
     double next_wake = -1;
     for (size_t i = 0; i < n_waiting;) {
       http_transfer *t = waiting[i];
       if (t->retry_at <= now) {
         waiting[i] = waiting[--n_waiting];
-        start(m, t, &reqs[t->index]);
+        start(m, t, &t->req);
         continue;
       }
       if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
       i++;
     }
     int running = 0;
-    if (curl_multi_perform(m, &running) != CURLM_OK) {
-      rc = -1;
-      goto out;
-    }
+    if (curl_multi_perform(m, &running) != CURLM_OK) return -1;
     CURLMsg *msg;
-    int queued;
+    int queued, freed = 0;
     while ((msg = curl_multi_info_read(m, &queued)) != NULL) {
       if (msg->msg != CURLMSG_DONE) continue;
       http_transfer *t = NULL;
@@ -339,7 +339,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_requ
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
       curl_multi_remove_handle(m, easy);
       finish(t, code);
-      double delay = retry_decision(t, reqs[t->index].method);
+      double delay = retry_decision(t, t->req.method);
       if (delay >= 0) {
         t->retry_at = now_seconds() + delay;
         waiting[n_waiting++] = t;
@@ -348,14 +348,12 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_requ
       }
       /* The caller copies what it needs; the buffers serve the transfer's next request. */
       idle[n_idle++] = t;
-      finished++;
-      if (done(ud, t->index, &t->res) != 0) {
-        rc = 1;
-        goto out;
-      }
+      active--;
+      freed = 1;
+      if (done(ud, t) != 0) return 1;
     }
-    if (finished >= n) break;
-    if (n_idle > 0 && next < n) continue; /* start what is queued before waiting on anything */
+    if (freed && more) continue; /* start what is queued before waiting on anything */
+    if (active == 0) continue;
     int wait_ms = 1000;
     if (next_wake >= 0) {
       double ms = (next_wake - now_seconds()) * 1000;
@@ -363,10 +361,6 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_requ
     }
     if (running > 0 || n_waiting > 0) curl_multi_poll(m, NULL, 0, wait_ms, NULL);
   }
-out:
-  free(idle);
-  free(waiting);
-  return rc;
 }
 
 const char *http_code_name(CURLcode code) {

@@ -49,7 +49,7 @@ typedef struct http_transfer {
   abuf last_url;    /* what CURLOPT_URL holds, so an unchanged URL is not set again */
   int last_was_get; /* the handle is already set for a plain GET */
   /* Batch bookkeeping. */
-  size_t index;
+  http_request req; /* the request this transfer runs */
   double retry_at;
 } http_transfer;
 
@@ -61,13 +61,17 @@ void http_transfer_free(http_transfer *t);
 /* Runs req to completion, retrying as the policy allows. Returns res.curl_code. */
 CURLcode http_perform(http_transfer *t, const http_request *req);
 
-/* Runs n requests over curl_multi m, one in flight per pooled transfer, calling
- * done(ud, i, response) as reqs[i] finishes (from this loop, not from inside libcurl); the
- * response is only valid during the call. done returns nonzero to stop the batch: http_batch
- * then returns 1, with the unfinished transfers still on m. Other failures return -1. */
-typedef int (*http_done_fn)(void *ud, size_t index, const http_response *r);
-int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, const http_request *reqs,
-               size_t n, http_done_fn done, void *ud);
+/* A batch over curl_multi m, one request in flight per pooled transfer. start(ud, t) gives
+ * an idle transfer its next request (sets t->req): HTTP_STARTED, HTTP_NO_MORE, or HTTP_STOP.
+ * done(ud, t) is called when t's request has finished, retries included (from this loop,
+ * never from inside libcurl; t->res is only valid during the call): 0, or HTTP_STOP.
+ * scratch holds 2 * pool_size pointers. Returns 0; 1 when stopped, with the unfinished
+ * transfers still on m; -1 when curl_multi failed. */
+enum { HTTP_STARTED, HTTP_NO_MORE, HTTP_STOP };
+typedef int (*http_start_fn)(void *ud, http_transfer *t);
+typedef int (*http_done_fn)(void *ud, http_transfer *t);
+int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer **scratch,
+               http_start_fn start, http_done_fn done, void *ud);
 void http_response_free(http_response *r);
 
 /* Retry policy, exposed for tests and fuzzing. */
