@@ -11,7 +11,7 @@ CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
 CURL_CFLAGS:= $(shell pkg-config --cflags libcurl 2>/dev/null)
-ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fvisibility=hidden \
               $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
 LDFLAGS_SO := -shared
 
@@ -43,7 +43,7 @@ $(BUILD_DIR)/%.o: src/%.c $(HDRS)
 
 # libcurl is not linked: src/curl_api.c loads it lazily (Lua's RTLD_NOW would bind it all).
 $(MODULE): $(OBJS)
-	$(CC) $(LDFLAGS_SO) -o $@ $(OBJS) -ldl $(LDFLAGS)
+	$(CC) $(LDFLAGS_SO) -o $@ $(OBJS) -ldl -pthread $(LDFLAGS)
 
 # Installs only what is missing; a no-op when everything is present.
 deps:

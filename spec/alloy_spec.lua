@@ -1,6 +1,7 @@
 -- The C module's Lua surface, against the sandbox over real HTTP on loopback.
 local Sandbox = require "sandbox"
 local alloy = require "alloy"
+local run = require "run"
 
 local function closed_port()
   local socket = require "socket"
@@ -40,6 +41,19 @@ describe("alloy module", function()
       assert.matches("^%d+%.%d+", alloy.curl_version)
       assert.same({ method = "GET", path = "/users/{userId}/token", service = "embedded" },
         alloy.operations.user_token)
+    end)
+
+    it("loads libcurl in the background, safely for exit and state close", function()
+      -- require starts a thread that dlopens libcurl; exit and lua_close must wait for it
+      for _ = 1, 8 do
+        local _, err, code = run.lua_code('require "alloy"; os.exit(7)')
+        assert.equals(7, code, err)
+        _, err, code = run.lua_code('require "alloy"')
+        assert.equals(0, code, err)
+      end
+      local out, err, code = run.lua_code('local a = require "alloy"; io.write(a.curl_version)')
+      assert.equals(0, code, err)
+      assert.equals(alloy.curl_version, out)
     end)
 
     it("creates no globals when loaded", function()

@@ -53,6 +53,7 @@ typedef struct prepared {
   int raw;          /* do not decode the body */
   int url_table, url_index; /* where the URL's Lua string is: table[index], or the stack at index */
   int anchor_lo, anchor_hi; /* a batch request's slots in the anchor table */
+  int in_batch;     /* its response table gets ok and value too: sized for them up front */
   const char *fail_code; /* a bad value: the request is not sent and fails with this */
   const char *fail_msg;
 } prepared;
@@ -267,7 +268,9 @@ static void build_chains(client *c) {
 }
 
 static int alloy_new(lua_State *L) {
+  char err[256];
   luaL_checktype(L, 1, LUA_TTABLE);
+  if (http_global_init(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
   lua_settop(L, 1);
   check_keys(L, 1, option_names, "alloy.new", "option");
 
@@ -784,7 +787,7 @@ static int response_index(lua_State *L) {
 
 /* Pushes the response table for r. */
 static void push_response(lua_State *L, const http_response *r, const prepared *p) {
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, p->in_batch ? 9 : 7);
   luaL_getmetatable(L, RESPONSE_MT);
   lua_setmetatable(L, -2);
   lua_pushinteger(L, (lua_Integer)r->status);
@@ -1221,6 +1224,7 @@ static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
   lua_getfield(L, item, "op");
   if (lua_isnil(L, -1)) {
     spec_request(L, b->c, item, a, NULL, p, "client:batch");
+    p->in_batch = 1;
     return;
   }
   const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
@@ -1238,6 +1242,7 @@ static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
     luaL_error(L, "client:batch: request %d: args must be an array", (int)i + 1);
   }
   op_request(L, b->c, op, args + 1, nargs, a, p, "client:batch");
+  p->in_batch = 1;
 }
 
 /* The result of request i: the response (ok = true, value for a named op) or {ok = false,
@@ -1505,11 +1510,26 @@ static const luaL_Reg module_functions[] = {
   {"jwt_claims", alloy_jwt_claims},
   {NULL, NULL}};
 
+static int loader_gc(lua_State *L) {
+  (void)L;
+  alloy_curl_wait();
+  return 0;
+}
+
+/* The module's __index: curl_version, known once libcurl is loaded. */
+static int module_index(lua_State *L) {
+  char err[256];
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "curl_version") != 0) return 0;
+  if (alloy_curl_load(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
 int luaopen_alloy(lua_State *L);
 __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
-  char err[256];
-  if (http_global_init(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
-
   /* A private lua-cjson instance: our settings never change the host's cjson. */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "cjson.safe");
@@ -1518,6 +1538,16 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   lua_call(L, 0, 1);
   lua_replace(L, -2);
   int cjson = lua_gettop(L);
+
+  /* After cjson: a C module loaded while the loader runs waits for it. Lua unloads this
+   * library when the state closes, so the loader must be done by then: the __gc below. */
+  alloy_curl_preload();
+  lua_newuserdata(L, 1);
+  lua_newtable(L);
+  lua_pushcfunction(L, loader_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, "alloy.loader");
 
   luaL_newmetatable(L, RESPONSE_MT);
   lua_pushcfunction(L, response_index);
@@ -1556,8 +1586,10 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   ac_setfuncs(L, module_functions, 1);
   lua_pushliteral(L, ALLOY_VERSION);
   lua_setfield(L, -2, "VERSION");
-  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
-  lua_setfield(L, -2, "curl_version");
+  lua_newtable(L); /* alloy.curl_version waits for libcurl: a metatable field */
+  lua_pushcfunction(L, module_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   lua_newtable(L);
   for (size_t i = 0; i < alloy_op_count; i++) {
     lua_createtable(L, 0, 4);

@@ -1,4 +1,5 @@
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,16 +18,15 @@ curl_api alloy_curl;
     memcpy(&api.field, &fn, sizeof fn);                                       \
   } while (0)
 
-int alloy_curl_load(char *err, size_t err_size) {
+static void *open_libcurl(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl.so", "libcurl.4.dylib", NULL};
-  curl_api api;
   void *lib = NULL;
-  if (alloy_curl.easy_init) return 0;
   for (int i = 0; names[i] && lib == NULL; i++) lib = dlopen(names[i], RTLD_LAZY | RTLD_LOCAL);
-  if (lib == NULL) {
-    snprintf(err, err_size, "cannot load libcurl: %s", dlerror());
-    return -1;
-  }
+  return lib;
+}
+
+static int bind_symbols(void *lib, char *err, size_t err_size) {
+  curl_api api;
   BIND(global_init, "curl_global_init");
   BIND(version_info, "curl_version_info");
   BIND(getdate, "curl_getdate");
@@ -45,4 +45,56 @@ int alloy_curl_load(char *err, size_t err_size) {
   BIND(multi_cleanup, "curl_multi_cleanup");
   alloy_curl = api;
   return 0;
+}
+
+/* Loading libcurl's ~30 libraries is most of a one-shot script's time; a thread started
+ * at require time does it while the script reads its configuration. Only dlopen runs
+ * there (the loader lock orders it against exit), never libcurl or OpenSSL code. */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t loader;
+static int loader_running; /* under load_lock */
+static void *preloaded;    /* the loader's dlopen result, read after the join */
+
+static void *load_in_background(void *unused) {
+  (void)unused;
+  preloaded = open_libcurl();
+  return NULL;
+}
+
+static void join_loader_locked(void) {
+  if (loader_running) pthread_join(loader, NULL);
+  loader_running = 0;
+}
+
+void alloy_curl_wait(void) {
+  pthread_mutex_lock(&load_lock);
+  join_loader_locked();
+  pthread_mutex_unlock(&load_lock);
+}
+
+void alloy_curl_preload(void) {
+  static int atfork_set; /* a child must not inherit a half-done load */
+  pthread_mutex_lock(&load_lock);
+  if (alloy_curl.easy_init == NULL && !loader_running && preloaded == NULL) {
+    if (!atfork_set) atfork_set = pthread_atfork(alloy_curl_wait, NULL, NULL) == 0;
+    if (atfork_set) loader_running = pthread_create(&loader, NULL, load_in_background, NULL) == 0;
+  }
+  pthread_mutex_unlock(&load_lock);
+}
+
+int alloy_curl_load(char *err, size_t err_size) {
+  int rc = 0;
+  pthread_mutex_lock(&load_lock);
+  join_loader_locked();
+  if (alloy_curl.easy_init == NULL) {
+    void *lib = preloaded ? preloaded : open_libcurl(); /* again here for dlerror's reason */
+    if (lib == NULL) {
+      snprintf(err, err_size, "cannot load libcurl: %s", dlerror());
+      rc = -1;
+    } else {
+      rc = bind_symbols(lib, err, err_size);
+    }
+  }
+  pthread_mutex_unlock(&load_lock);
+  return rc;
 }

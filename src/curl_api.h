@@ -31,7 +31,11 @@ typedef struct curl_api {
 
 extern curl_api alloy_curl;
 
-/* Loads libcurl once; returns 0, or -1 with a reason in err. */
+/* Starts loading libcurl in a background thread (or does nothing, if it cannot). */
+void alloy_curl_preload(void);
+/* Waits for that thread, if it runs (before fork, before alloy.so is unloaded). */
+void alloy_curl_wait(void);
+/* Loads libcurl once (or finishes the preload); returns 0, or -1 with a reason in err. */
 int alloy_curl_load(char *err, size_t err_size);
 
 #undef curl_easy_setopt

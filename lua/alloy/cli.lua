@@ -6,7 +6,9 @@
 --   * exit codes: 0 success, 1 API or network failure, 2 usage or configuration error;
 --   * fail(): one "error: ..." line and one "hint: ..." line on stderr, then exit;
 --   * JSON output through lua-cjson (sorted keys, arrays marked with M.array).
-local cjson = require "cjson"
+-- lua-cjson is loaded on first use: loading a C module waits while alloy.so loads libcurl in
+-- the background (the dynamic loader has one lock), and most runs print no JSON.
+local function cjson() return require "cjson" end
 local config = require "alloy.config"
 
 local M = {}
@@ -85,7 +87,7 @@ local function is_array(t)
 end
 
 local function encode(v)
-  if type(v) == "table" and v ~= cjson.null then
+  if type(v) == "table" and v ~= cjson().null then
     local n = #v
     if is_array(v) then
       local parts = {}
@@ -102,11 +104,11 @@ local function encode(v)
     table.sort(keys)
     local parts = {}
     for _, k in ipairs(keys) do
-      parts[#parts + 1] = cjson.encode(k) .. ":" .. encode(byname[k])
+      parts[#parts + 1] = cjson().encode(k) .. ":" .. encode(byname[k])
     end
     return "{" .. table.concat(parts, ",") .. "}"
   end
-  return cjson.encode(v)
+  return cjson().encode(v)
 end
 
 -- One JSON document; "/" is not escaped (lua-cjson escapes it, which is legal but noisy).
@@ -114,7 +116,8 @@ function M.json(v)
   return (encode(v):gsub("\\/", "/"))
 end
 
-M.null = cjson.null
+-- M.null: cjson.null, JSON's null.
+setmetatable(M, { __index = function(_, k) if k == "null" then return cjson().null end end })
 
 -- Rows of cells as aligned text columns (two spaces apart), one line per row.
 function M.columns(rows)

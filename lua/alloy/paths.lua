@@ -30,4 +30,9 @@ if not package.cpath:find(M.cpath_entry, 1, true) then
   package.cpath = M.cpath_entry .. ";" .. package.cpath
 end
 
+-- Loading alloy.so starts loading libcurl in the background (most of a one-shot run's
+-- time), so it overlaps the script's own start-up. A missing module is reported later,
+-- with hints, by cli.alloy().
+pcall(require, "alloy")
+
 return M
