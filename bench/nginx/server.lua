@@ -45,7 +45,8 @@ end
 local Server = {}
 Server.__index = Server
 
--- opts: api_key, user_id.
+-- opts: api_key, user_id, cpu (pin the one worker to this CPU number; default: 2 workers,
+-- unpinned).
 function M.start(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -61,6 +62,8 @@ function M.start(opts)
     conf = function(ports, n) -- the key is in it: nginx.conf is 0600
       return Nginx.render(template, {
         PREFIX = n.dir, PORT = ports[1], TLS_PORT = ports[2], KEY = self.api_key,
+        WORKERS = opts.cpu and "1" or "2",
+        AFFINITY = opts.cpu and ("worker_cpu_affinity 1" .. ("0"):rep(opts.cpu) .. ";") or "",
         BODY = '{"token":"' .. self.token .. '"}',
       }, "@([A-Z_]+)@")
     end,
