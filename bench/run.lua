@@ -71,9 +71,9 @@ end
 local ONLY, only_given = set_of("BENCH_ONLY", "oneshot,seq,conc")
 local TRANSPORTS, transports_given = set_of("BENCH_TRANSPORTS", "HTTP,TLS")
 local PARTIAL = only_given or transports_given
--- With 2+ CPUs the clients run on CPU 0 and nginx (one worker) on the last CPU, as a real
--- API server is never on the client's CPU; this also cuts the scheduler noise between
--- rounds. BENCH_PIN=0 lets both float over all CPUs.
+-- With 2+ CPUs nginx (one worker) runs on the last CPU and the throughput clients on CPU 0,
+-- as a real API server is never on the client's CPU; this also cuts the scheduler noise
+-- between rounds. BENCH_PIN=0 lets both float over all CPUs.
 local NPROC = tonumber((function()
   local p = io.popen("nproc 2>/dev/null")
   local v = p and p:read("*l")
@@ -120,6 +120,9 @@ local srv          -- the nginx
 local ENV_FILE     -- BENCH_API_KEY / ALLOY_API_KEY, mode 0600
 local CURL_CFG     -- curl -K file with the headers, mode 0600
 local seq_no = 0
+-- Throughput clients run on CPU 0 (nginx, busy then, has the last CPU). One-shot clients
+-- may use every CPU, as on a developer's machine: nginx does almost nothing for them.
+local PIN_CLIENT = false
 
 -- argv: list of strings; env: non-secret NAME=VALUE pairs (visible on rusage's argv).
 local function measure(argv, env)
@@ -132,7 +135,7 @@ local function measure(argv, env)
   table.sort(names)
   for _, k in ipairs(names) do parts[#parts + 1] = "-e " .. q(k .. "=" .. env[k]) end
   parts[#parts + 1] = "-o " .. q(out) .. " -d " .. q(srv.prefix) .. " --"
-  if PIN then parts[#parts + 1] = "taskset -c 0" end
+  if PIN and PIN_CLIENT then parts[#parts + 1] = "taskset -c 0" end
   for _, a in ipairs(argv) do parts[#parts + 1] = q(a) end
   local line = capture(table.concat(parts, " ") .. " 2>" .. q(err))
   local wall, rss, code = line:match("^(%S+) (%d+) (%d+)")
@@ -264,6 +267,7 @@ local function median(list)
 end
 
 local function run_group(kind, t, runs)
+  PIN_CLIENT = kind ~= "oneshot"
   local results, active = {}, {}
   local skipped = not (ONLY[kind] and TRANSPORTS[t.name:lower()])
   for _, c in ipairs(CLIENTS[kind]) do
@@ -458,7 +462,7 @@ local function machine()
     { "Lua", (first(LUA .. " -v"):gsub("%s+Copyright.*", "")) },
     { "Node", have("node") and first("node --version") or "not installed" },
     { "nginx", (first(q(server.nginx_bin()) .. " -v"):gsub("^nginx version: ", ""))
-      .. (PIN and (" (one worker on CPU %d; every client on CPU 0)"):format(NPROC - 1)
+      .. (PIN and (" (one worker on CPU %d; throughput clients on CPU 0)"):format(NPROC - 1)
         or " (2 workers on the same CPUs as the clients)") },
     { "OpenSSL", first("openssl version") },
   }
@@ -520,8 +524,8 @@ local function main()
     "  better); RSS ratio in brackets.",
     "- Every client sends the same headers (Authorization: Bearer, x-api-version, Accept, and a",
     "  User-Agent of its own) and checks for a 200 with a token. The nginx (keep-alive 100000,",
-    "  access_log off, HTTP/1.1 only) " .. (PIN and "has its own CPU; every client runs on CPU 0."
-      or "shares the machine's CPUs with the client."),
+    "  access_log off, HTTP/1.1 only) " .. (PIN and ("runs on CPU %d; throughput clients run on CPU 0,"
+      .. " one-shot clients on any CPU."):format(NPROC - 1) or "shares the machine's CPUs with the client."),
     ("- alloy's concurrent rows: `batch` returning all %d results"):format(N) .. " (each a response table with",
     "  its decoded JSON), and `batch` with `on_result`, which checks each result as it arrives",
     "  and keeps none, as the raw C client keeps none.",
