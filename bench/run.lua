@@ -344,6 +344,17 @@ local TITLES = {
   conc = function() return ("concurrent, %s requests, %d in flight (req/s)"):format(fmt_int(N), C) end,
 }
 
+-- r's value over base's: the median of the per-round ratios (each round runs every client
+-- back to back, so a slow spell of the machine hits both sides of a ratio), or the ratio of
+-- the medians when the rounds do not pair up.
+local function ratio_of(r, base)
+  if not (r and base and r.value and base.value) then return nil end
+  if #r.samples ~= #base.samples then return r.value / base.value end
+  local ratios = {}
+  for i, s in ipairs(r.samples) do ratios[i] = s.value / base.samples[i].value end
+  return median(ratios)
+end
+
 local function cells(kind, r, base)
   if r.reason == "skipped" then return { "–", "", "" } end
   if not r.value then
@@ -353,7 +364,8 @@ local function cells(kind, r, base)
   local v = fmt_value(kind, r.value)
   if r.n ~= N and kind ~= "oneshot" then v = v .. (" (n=%d)"):format(r.n) end
   local ratio = ""
-  if base and base.value then ratio = fmt_ratio(r.value / base.value) end
+  local x = ratio_of(r, base)
+  if x then ratio = fmt_ratio(x) end
   return { v, ratio, fmt_rss(r.rss, base and base.rss) }
 end
 
@@ -413,10 +425,7 @@ local function targets(all, transports)
   end
   for _, t in ipairs(transports) do
     local o, s, c = all.oneshot[t.name], all.seq[t.name], all.conc[t.name]
-    local function ratio(g, id, base)
-      local a, b = g[id], g[base or "raw"]
-      if a and b and a.value and b.value then return a.value / b.value end
-    end
+    local function ratio(g, id, base) return ratio_of(g[id], g[base or "raw"]) end
     local r = ratio(o, "alloy")
     add(r and r <= 1.2, ("%s one-shot get_jwt_token.lua ≤ 1.2× raw C time: %s"):format(t.name,
       r and ("%.2f×"):format(r) or "n/a"))
@@ -520,8 +529,9 @@ local function main()
     "- One-shot: wall time of the whole process (exec to exit), median; peak RSS is the highest",
     "  of the runs. Throughput: requests / seconds as timed by each client around its requests",
     "  (median of " .. ROUNDS .. " rounds); peak RSS of the whole process, highest of the rounds.",
-    "- × raw C: time ratio for one-shot (lower is better), throughput ratio otherwise (higher is",
-    "  better); RSS ratio in brackets.",
+    "- × raw C: the median of the per-round ratios (every round runs each client once, back to",
+    "  back, so a slow spell of the machine affects both sides of a ratio): time for one-shot",
+    "  (lower is better), throughput otherwise (higher is better). RSS ratio in brackets.",
     "- Every client sends the same headers (Authorization: Bearer, x-api-version, Accept, and a",
     "  User-Agent of its own) and checks for a 200 with a token. The nginx (keep-alive 100000,",
     "  access_log off, HTTP/1.1 only) " .. (PIN and ("runs on CPU %d; throughput clients run on CPU 0,"
