@@ -1089,10 +1089,12 @@ static int client_prepare(lua_State *L) {
   }
   prepared p;
   anchors on_stack = {L, 0, 0};
-  if (op)
+  if (op) {
     op_request(L, c, op, 3, nargs - 1, &on_stack, &p, "client:prepare");
-  else
-    luaL_checktype(L, 2, LUA_TTABLE), spec_request(L, c, 2, &on_stack, NULL, &p, "client:prepare");
+  } else {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    spec_request(L, c, 2, &on_stack, NULL, &p, "client:prepare");
+  }
   if (p.fail_code) return alloy_push_failure(L, p.fail_msg, p.fail_code, 0);
   push_wire_request(L, c, &p);
   return 1;
@@ -1300,6 +1302,14 @@ static int batch_store_fresh(batch_ctx *b, size_t i, const http_response *r) {
   return rc;
 }
 
+/* Drops what anchored p once its result is out: memory then follows what is in flight. */
+static void release_anchors(batch_ctx *b, const prepared *p) {
+  for (int k = p->anchor_lo; k <= p->anchor_hi; k++) {
+    lua_pushnil(b->L);
+    lua_rawseti(b->L, b->keep.table, k);
+  }
+}
+
 /* http_batch's start: requests are prepared as transfers free up, so a batch holds only
  * what is in flight (its strings are anchored in keep until the result is out). */
 static int batch_start(void *ud, http_transfer *t) {
@@ -1317,7 +1327,9 @@ static int batch_start(void *ud, http_transfer *t) {
     p->anchor_lo = lo;
     p->anchor_hi = b->keep.n;
     if (p->fail_code) { /* the request changed since it was checked */
-      if (batch_store(b, i, NULL, p)) return HTTP_STOP;
+      int stop = batch_store(b, i, NULL, p);
+      release_anchors(b, p);
+      if (stop) return HTTP_STOP;
       continue;
     }
     b->state[i] = REQ_SENT;
@@ -1333,10 +1345,7 @@ static int batch_finished(void *ud, http_transfer *t) {
   size_t slot = (size_t)(t - b->c->pool);
   prepared *p = &b->slots[slot];
   int rc = batch_store(b, b->slot_index[slot], &t->res, p);
-  for (int k = p->anchor_lo; k <= p->anchor_hi; k++) {
-    lua_pushnil(b->L);
-    lua_rawseti(b->L, b->keep.table, k);
-  }
+  release_anchors(b, p);
   return rc ? HTTP_STOP : 0;
 }
 
