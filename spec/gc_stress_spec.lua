@@ -230,6 +230,24 @@ describe("GC stress", function()
       ]]
     end)
 
+    it("from on_result: the rest of a batch is not sent", function()
+      sb:clear_requests()
+      check [[
+        local c = alloy.new{ api_key = KEY, base_url = URL, retries = 0 }
+        local reqs, seen = {}, 0
+        for i = 1, 40 do reqs[i] = { path = "/users" } end
+        local ok, err = pcall(c.batch, c, reqs, { concurrency = 2, on_result = function()
+          seen = seen + 1
+          c:close()
+        end })
+        assert(not ok and err:find("client is closed", 1, true), tostring(err))
+        assert(seen == 1, seen)
+        assert(not pcall(c.request, c, { path = "/users" }))
+        collectgarbage() collectgarbage()
+      ]]
+      assert.is_true(#sb:requests() <= 2, #sb:requests() .. " requests reached the sandbox")
+    end)
+
     it("from a finaliser that runs during the call", function()
       check [[
         local c = alloy.new{ api_key = KEY, base_url = URL, embedded_url = URL, retries = 0 }

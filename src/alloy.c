@@ -1315,6 +1315,7 @@ static void release_anchors(batch_ctx *b, const prepared *p) {
 static int batch_start(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
   lua_State *L = b->L;
+  if (b->c->closed) return HTTP_STOP; /* by on_result: nothing more is sent */
   for (;;) {
     while (b->cursor < b->n && b->state[b->cursor] != REQ_PENDING) b->cursor++;
     if (b->cursor == b->n) return HTTP_NO_MORE;
@@ -1342,6 +1343,7 @@ static int batch_start(void *ud, http_transfer *t) {
 /* http_batch's done: the result goes out, then the request's anchors. */
 static int batch_finished(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
+  if (b->c->closed) return HTTP_STOP; /* by on_result: no more results either */
   size_t slot = (size_t)(t - b->c->pool);
   prepared *p = &b->slots[slot];
   int rc = batch_store(b, b->slot_index[slot], &t->res, p);
@@ -1427,6 +1429,7 @@ static int client_batch(lua_State *L) {
   for (size_t i = 0; i < n && !b.failed; i++)
     if (b.state[i] == REQ_BAD) batch_store_fresh(&b, i, NULL);
   if (b.failed) return batch_raise(L, 4);
+  if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result */
 
   int rc = 0;
   if (sendable && c->transport_ref != LUA_NOREF) {
@@ -1457,6 +1460,7 @@ static int client_batch(lua_State *L) {
       for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
   }
   if (b.failed) return batch_raise(L, 4);
+  if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result: the rest were not sent */
   if (rc != 0) { /* what never finished fails in place */
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
