@@ -24,6 +24,40 @@ describe("TLS", function()
   end)
   before_each(function() sb:reset() end)
 
+  it("multiplexes a batch over one HTTP/2 connection when the server offers it", function()
+    local h2 = Sandbox.start { tls = true, http2 = true }
+    local ok, err = pcall(function()
+      local uid = h2:create_user { username = "multi" }
+      local reqs = {}
+      for i = 1, 24 do reqs[i] = { op = "user_token", args = { uid } } end
+      local results, failures = h2:client { ca_file = h2.ca_file }:batch(reqs, { concurrency = 8 })
+      assert.equals(0, failures)
+      assert.equals(24, #results)
+      local conns = {}
+      for _, r in ipairs(h2:requests()) do
+        assert.equals("HTTP/2.0", r.protocol)
+        conns[r.connection] = true
+      end
+      local n = 0
+      for _ in pairs(conns) do n = n + 1 end
+      assert.equals(1, n)
+      -- and a plain HTTP/1.1 server still gets its requests in parallel, over several
+      sb:clear_requests()
+      local again = client({ ca_file = sb.ca_file }):batch(reqs, { concurrency = 8 })
+      assert.equals(24, #again)
+      local seen = {}
+      for _, r in ipairs(sb:requests()) do
+        assert.equals("HTTP/1.1", r.protocol)
+        seen[r.connection] = true
+      end
+      n = 0
+      for _ in pairs(seen) do n = n + 1 end
+      assert.is_true(n > 1, n .. " connection(s)")
+    end)
+    h2:stop()
+    assert(ok, err)
+  end)
+
   it("serves HTTPS with a CA file of its own", function()
     assert.matches("^https://127%.0%.0%.1:%d+$", sb.url)
     assert.is_string(sb.ca_file)

@@ -290,6 +290,9 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
 
 static void start(CURLM *m, http_transfer *t, const http_request *req) {
   prepare(t, req);
+  /* Over TLS a batch's transfers wait for a connection that may multiplex (HTTP/2, when the
+   * server offers it) instead of each opening its own; plain HTTP here is HTTP/1.1 only. */
+  curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, (long)(strncmp(req->url, "https:", 6) == 0));
   curl_multi_add_handle(m, t->easy);
 }
 

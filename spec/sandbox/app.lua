@@ -93,7 +93,7 @@ function M.handle()
   local h, body = headers(), read_body()
   state.log[#state.log + 1] = {
     method = method, path = raw_path, query = query, headers = h, time = ngx.now(),
-    connection = tonumber(ngx.var.connection),
+    connection = tonumber(ngx.var.connection), protocol = ngx.var.server_protocol,
     body = body and body:sub(1, LOG_BODY_MAX) or "",
     body_truncated = body ~= nil and #body > LOG_BODY_MAX or nil,
   }

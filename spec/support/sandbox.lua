@@ -32,7 +32,8 @@ local q, sh, read_file, write_file = Nginx.quote, Nginx.sh, Nginx.read, Nginx.wr
 -- Live instances, so the __gc safety net also covers ones nobody refers to.
 local live = {}
 
--- opts: tls (bool), api_key (string), start_timeout (seconds, default 10).
+-- opts: tls (bool), http2 (bool: the TLS listener also offers HTTP/2), api_key (string),
+-- start_timeout (seconds, default 10).
 function Sandbox.start(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -65,7 +66,8 @@ function Sandbox.start(opts)
       self.url = (tls and "https" or "http") .. "://127.0.0.1:" .. ports[1]
       self.control_url = "http://127.0.0.1:" .. (ports[2] or ports[1])
       return Nginx.render(template, {
-        USER = n.user, PREFIX = n.dir, PORT = ports[1], SSL = tls and " ssl" or "",
+        USER = n.user, PREFIX = n.dir, PORT = ports[1],
+        SSL = tls and (opts.http2 and " ssl http2" or " ssl") or "",
         TLS = tls and ("    ssl_certificate " .. tls.cert .. ";\n    ssl_certificate_key " .. tls.key
           .. ";\n    ssl_protocols TLSv1.2 TLSv1.3;") or "",
         -- With TLS, a plain loopback listener for the control plane only.
@@ -132,7 +134,7 @@ function Sandbox:faults() return self:_call("GET", "faults").faults end
 function Sandbox:clear_faults() self:_call("DELETE", "faults") end
 
 -- Requests seen by the API listener, oldest first (control calls excluded):
--- { method, path (raw), query, headers (lower-case), body, time }.
+-- { method, path (raw), query, headers (lower-case), body, time, connection, protocol }.
 function Sandbox:requests() return self:_call("GET", "requests").requests end
 function Sandbox:clear_requests() self:_call("DELETE", "requests") end
 
