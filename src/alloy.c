@@ -270,7 +270,7 @@ static void build_chains(client *c) {
 static int alloy_new(lua_State *L) {
   char err[256];
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (http_global_init(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
+  if (alloy_curl_load(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
   lua_settop(L, 1);
   check_keys(L, 1, option_names, "alloy.new", "option");
 

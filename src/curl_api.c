@@ -91,8 +91,11 @@ int alloy_curl_load(char *err, size_t err_size) {
     if (lib == NULL) {
       snprintf(err, err_size, "cannot load libcurl: %s", dlerror());
       rc = -1;
-    } else {
-      rc = bind_symbols(lib, err, err_size);
+    } else if ((rc = bind_symbols(lib, err, err_size)) == 0 &&
+               alloy_curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      snprintf(err, err_size, "curl_global_init failed");
+      alloy_curl.easy_init = NULL; /* not ready: the next call tries again */
+      rc = -1;
     }
   }
   pthread_mutex_unlock(&load_lock);

@@ -35,7 +35,8 @@ extern curl_api alloy_curl;
 void alloy_curl_preload(void);
 /* Waits for that thread, if it runs (before fork, before alloy.so is unloaded). */
 void alloy_curl_wait(void);
-/* Loads libcurl once (or finishes the preload); returns 0, or -1 with a reason in err. */
+/* Loads and initialises libcurl once (or finishes the preload); returns 0, or -1 with a
+ * reason in err. */
 int alloy_curl_load(char *err, size_t err_size);
 
 #undef curl_easy_setopt

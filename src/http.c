@@ -108,15 +108,6 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
   return 0;
 }
 
-int http_global_init(char *err, size_t err_size) {
-  if (alloy_curl_load(err, err_size) != 0) return -1;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    snprintf(err, err_size, "curl_global_init failed");
-    return -1;
-  }
-  return 0;
-}
-
 int http_transfer_init(http_transfer *t, const http_conf *conf) {
   memset(t, 0, sizeof *t);
   t->conf = conf;

@@ -54,7 +54,6 @@ typedef struct http_transfer {
 } http_transfer;
 
 /* Loads libcurl (see curl_api.h) and initialises it; -1 with a reason in err. */
-int http_global_init(char *err, size_t err_size);
 int http_transfer_init(http_transfer *t, const http_conf *conf);
 void http_transfer_free(http_transfer *t);
 
