@@ -9,9 +9,11 @@ MODULE     := $(BUILD_DIR)/alloy.so
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
-CURL_CFLAGS:= $(shell pkg-config --cflags libcurl 2>/dev/null)
-ALL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fvisibility=hidden \
+# Deferred (=, not :=): pkg-config is asked when a compile runs, after `deps-*` may have
+# installed the headers, not when make first reads this file.
+LUA_CFLAGS  = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
+ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fvisibility=hidden \
               $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
 LDFLAGS_SO := -shared
 
@@ -29,15 +31,43 @@ BINDIR     ?= $(PREFIX)/bin
 BUSTED     := busted
 SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
 
-DEB_PKGS   := procps valgrind clang libclang-rt-14-dev lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
-              lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
-              nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev neovim pkg-config gcc make
+# Debian packages, by what needs them. Each deps-* target installs only what is missing
+# (as root, or through sudo); `make` itself never installs anything.
+PKGS_ABI_lua5.4  := lua5.4 liblua5.4-dev
+PKGS_ABI_lua5.3  := lua5.3 liblua5.3-dev
+PKGS_ABI_lua5.1  := lua5.1 liblua5.1-0-dev
+PKGS_ABI_luajit  := luajit2 libluajit2-5.1-dev
+# building alloy.so for $(LUA)
+PKGS_BUILD   := gcc make pkg-config libcurl4-openssl-dev $(PKGS_ABI_$(LUA))
+# running the scripts: JSON, option parsing, the OAuth listener, tty and clock helpers
+PKGS_RUN     := lua-cjson lua-argparse lua-socket lua-term lua-system lua-filesystem
+# the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling)
+PKGS_SANDBOX := nginx libnginx-mod-http-lua procps
+# the spec suite: busted, TLS test certificates, the LuaJIT build for the Neovim and
+# OpenResty specs, Neovim, and LuaRocks with Lua 5.1 for the packaging spec
+PKGS_TEST    := lua-busted openssl $(PKGS_ABI_luajit) neovim luarocks $(PKGS_ABI_lua5.1)
+# CI's other checks: the other ABIs, sanitizers and fuzzing, valgrind, luacheck
+PKGS_CHECK   := $(PKGS_ABI_lua5.3) $(PKGS_ABI_lua5.1) clang libclang-rt-14-dev valgrind lua-check
 
-.PHONY: all deps deps-browser test test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
+# $(call install_missing,packages): apt-get install what dpkg does not list as installed.
+define install_missing
+@missing=$$(for p in $(sort $(1)); do \
+  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed$$' || echo $$p; done); \
+missing=$$(echo $$missing); \
+if [ -z "$$missing" ]; then exit 0; fi; \
+if [ "$$(id -u)" = 0 ]; then sudo=; \
+elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+else echo "make: missing Debian packages: $$missing" >&2; \
+  echo "make: install them as root: apt-get install $$missing" >&2; exit 2; fi; \
+echo "make: installing $$missing"; \
+$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
+endef
+
+.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
 
 all: $(MODULE)
 
-$(BUILD_DIR)/%.o: src/%.c $(HDRS)
+$(BUILD_DIR)/%.o: src/%.c $(HDRS) | check-build-deps
 	@mkdir -p $(BUILD_DIR)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -45,13 +75,27 @@ $(BUILD_DIR)/%.o: src/%.c $(HDRS)
 $(MODULE): $(OBJS)
 	$(CC) $(LDFLAGS_SO) -o $@ $(OBJS) -ldl -pthread $(LDFLAGS)
 
-# Installs only what is missing; a no-op when everything is present.
-deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing $$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	else echo "make deps: all packages present"; fi
+# A clear message instead of "lua.h: No such file or directory".
+check-build-deps:
+	@pkg-config --exists $(LUA_PC) libcurl 2>/dev/null || { \
+	  echo "make: the $(LUA) or libcurl headers are missing (pkg-config $(LUA_PC) libcurl)." >&2; \
+	  echo "make: run 'make deps-build' as root, or: apt-get install $(PKGS_BUILD)" >&2; exit 2; }
+
+deps-build:
+	$(call install_missing,$(PKGS_BUILD))
+deps-run:
+	$(call install_missing,$(PKGS_BUILD) $(PKGS_RUN))
+deps-demo:
+	$(call install_missing,$(PKGS_BUILD) $(PKGS_RUN) $(PKGS_SANDBOX))
+deps-test:
+	$(call install_missing,$(PKGS_BUILD) $(PKGS_RUN) $(PKGS_SANDBOX) $(PKGS_TEST))
+deps-check:
+	$(call install_missing,$(PKGS_BUILD) $(PKGS_RUN) $(PKGS_SANDBOX) $(PKGS_TEST) $(PKGS_CHECK))
+deps: deps-check
+
+# Every Debian package any target may install, one per line.
+print-packages:
+	@echo $(sort $(PKGS_BUILD) $(PKGS_RUN) $(PKGS_SANDBOX) $(PKGS_TEST) $(PKGS_CHECK)) | tr " " "\n"
 
 # The spec suite on one ABI; scripts spawned by specs use the same interpreter.
 # Headless Chromium for the browser spec of the OAuth round trip (optional: pending without it).
@@ -61,9 +105,14 @@ deps-browser:
 
 # The spec suite on one ABI; scripts spawned by specs use the same interpreter. Neovim and
 # nginx embed LuaJIT, so their specs need the LuaJIT build whatever the suite runs on.
-# Ends with a plain "N passed, N failed" line.
-test: deps all examples-module
-	@set -o pipefail; ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so' \
+# SPECS narrows the run (spec files or directories). Ends with a plain "N passed, N failed"
+# line. The build runs in a second make, after deps-test, so it sees what was installed.
+SPECS ?=
+test: deps-test
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: all examples-module
+	@set -o pipefail; ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so' $(SPECS) \
 	  | tee $(BUILD_DIR)/busted.log; rc=$$?; \
 	awk '/ successes \/ .* failures \/ .* errors/ { print $$1 " passed, " $$4 + $$7 " failed" }' \
 	  $(BUILD_DIR)/busted.log | tail -n 1; exit $$rc
@@ -73,12 +122,13 @@ examples-module:
 
 # The whole suite on every ABI (ABIS narrows it).
 ABIS ?= lua5.1 luajit lua5.3 lua5.4
-test-all: deps
+test-all: deps-check
 	@for abi in $(ABIS); do \
-	  echo "== $$abi"; $(MAKE) --no-print-directory test LUA=$$abi || exit 1; done
+	  echo "== $$abi"; $(MAKE) --no-print-directory run-tests LUA=$$abi || exit 1; done
 
 # The main job on the built-in sandbox: a real JWT from a local Alloy.
-demo: deps all
+demo: deps-demo
+	@$(MAKE) --no-print-directory all
 	@$(LUA) spec/sandbox/demo.lua
 
 # Speed and memory beside the peers (raw C libcurl, curl, socket.http, Node): bench/RESULTS.md.
@@ -102,17 +152,17 @@ SAN_MODULE    := $(SAN_DIR)/alloy.so
 SAN_FLAGS     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                  -fno-sanitize-recover=undefined
 SAN_LEAKS     ?= 1
-BUSTED_BIN    := $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
+BUSTED_BIN     = $(shell command -v busted 2>/dev/null || echo /usr/bin/busted)
 SAN_BUSTED    ?= -o utfTerminal
 
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 30
 FUZZ_DIR      := build/fuzz
 FUZZ_TARGETS  := fuzz_url fuzz_header fuzz_b64url fuzz_retry_after fuzz_errors
-FUZZ_FLAGS    := -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -Wall -Wextra -Isrc \
+FUZZ_FLAGS     = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -Wall -Wextra -Isrc \
                  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                  $(shell pkg-config --cflags lua5.4 libcurl 2>/dev/null)
-FUZZ_LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+FUZZ_LUA_LIBS  = $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 VALGRIND_SCRIPTS ?= 1
 
 $(SAN_MODULE): $(wildcard src/*.c src/*.h)
