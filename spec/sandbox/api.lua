@@ -1,4 +1,4 @@
--- The Alloy API surface the sandbox fakes (shared/alloy-api.md §3-§6, §11).
+-- The Alloy API surface the sandbox fakes: users, tokens, credentials, connectors.
 -- luacheck: globals ngx
 local util = require "sandbox.util"
 local state = require "sandbox.state"
@@ -18,12 +18,14 @@ local function connector_or_404(id)
   return c
 end
 
--- The list shape each endpoint documents, unless a spec forced one with sb:set.
-local function credential_list(list, natural)
-  local shape = state.settings.credentials_shape or natural
+-- The list shape each endpoint documents, unless a spec forced one with sb:set{<setting> = ...}.
+local function shaped(list, setting, natural)
+  local shape = state.settings[setting] or natural
   if shape == "array" then return util.json(200, list) end
   return util.json(200, { [shape] = list })
 end
+
+local function credential_list(list, natural) return shaped(list, "credentials_shape", natural) end
 
 local function json_body(req)
   local body = req.body and util.decode(req.body)
@@ -49,7 +51,7 @@ function H.create_user(req)
   if body.fullName ~= nil and type(body.fullName) ~= "string" then
     return util.invalid("fullName", "must be a string")
   end
-  -- Duplicate body is undocumented (alloy-api.md §4); 409 is the sandbox's choice.
+  -- The docs leave the duplicate answer open; 409 is the sandbox's choice.
   if state.find_user(body.username) then
     return util.message(409, "Username already exists")
   end
@@ -110,15 +112,19 @@ function H.delete_credential(_, p)
   return util.message(404, "Credential not found")
 end
 
+local function icon(c) return "https://cdn.runalloy.com/icons/" .. c.id .. ".png" end
+
+local function connector_item(c) return { id = c.id, name = c.name, icon = icon(c) } end
+
 function H.list_connectors()
   local out = util.list()
-  for i, c in ipairs(state.connectors) do out[i] = { id = c.id, name = c.name } end
-  return util.json(200, { data = out })
+  for i, c in ipairs(state.connectors) do out[i] = connector_item(c) end
+  return shaped(out, "connectors_shape", "data")
 end
 
 function H.get_connector(_, p)
   local c = connector_or_404(p[1])
-  if c then return util.json(200, { id = c.id, name = c.name }) end
+  if c then return util.json(200, connector_item(c)) end
 end
 
 -- Connectivity listing: user from x-alloy-userid; without it the API-key user, who has none.
@@ -131,6 +137,43 @@ function H.connector_credentials(req, p)
   if u then return credential_list(state.user_credentials(u.userId, c.id), "credentials") end
 end
 
+local function absent(v) return v == nil or v == util.null or v == "" end
+
+-- The first way data breaks entry a's data schema, as property, message; prefix names data.
+local function data_problem(a, data, prefix)
+  if not a.data then return end
+  if not absent(data) and (type(data) ~= "table" or data[1] ~= nil) then
+    return prefix, "must be an object"
+  end
+  if type(data) ~= "table" then data = {} end
+  for _, f in ipairs(a.data) do
+    local v = data[f.name]
+    if absent(v) then
+      if not f.optional then return prefix .. "." .. f.name, "is required" end
+    elseif type(v) ~= "string" then
+      return prefix .. "." .. f.name, "must be a string"
+    end
+  end
+end
+
+-- Any auth config id is accepted when well formed: the sandbox keeps no auth configs.
+local function auth_config_problem(a, id)
+  if id == nil then
+    if a.authConfigRequired then return "authConfigId", "is required" end
+  elseif not util.is_object_id(id) then
+    return "authConfigId", "must be a valid ID"
+  end
+end
+
+local function redirect_problem(uri)
+  if uri == nil then return "redirectUri", "is required" end
+  if type(uri) ~= "string" or not uri:match("^[hH][tT][tT][pP][sS]?://.") or uri:find("[%c ]") then
+    return "redirectUri", "must be a valid URI"
+  end
+end
+
+-- OAuth answers {oauthUrl}; other types create the credential at once (the docs' "Option 2",
+-- whose body they do not show): {credentialId, success}.
 function H.create_credential(req, p)
   local c = connector_or_404(p[1])
   if not c then return end
@@ -141,55 +184,87 @@ function H.create_credential(req, p)
   local u = user_or_404(body.userId)
   if not u then return end
   if body.authenticationType == nil then return util.invalid("authenticationType", "is required") end
-  if body.authenticationType ~= "oauth2" then
-    return util.invalid("authenticationType", "must be one of: oauth2")
+  local a = state.auth_entry(c, body.authenticationType)
+  if not a then
+    return util.invalid("authenticationType", "must be one of: " .. table.concat(state.auth_types(c), ", "))
   end
-  if body.redirectUri == nil then return util.invalid("redirectUri", "is required") end
-  if type(body.redirectUri) ~= "string" or not body.redirectUri:match("^[hH][tT][tT][pP][sS]?://.")
-      or body.redirectUri:find("[%c ]") then
-    return util.invalid("redirectUri", "must be a valid URI")
+  local prop, msg
+  if a.type == "oauth2" then prop, msg = redirect_problem(body.redirectUri) end
+  if not prop then prop, msg = auth_config_problem(a, body.authConfigId) end
+  if not prop then prop, msg = data_problem(a, body.data, "data") end
+  if prop then return util.invalid(prop, msg) end
+
+  if a.type ~= "oauth2" then
+    local cred = state.create_credential(u, c, { authenticationType = a.type, data = body.data,
+                                                 authConfigId = body.authConfigId })
+    return util.json(200, { credentialId = cred.credentialId, success = true })
   end
+  local values, secrets = state.keep_data(a, body.data)
   local token = util.opaque_token()
-  state.oauth[token] = { userId = u.userId, connector = c.id, redirectUri = body.redirectUri }
+  state.oauth[token] = { userId = u.userId, connector = c.id, redirectUri = body.redirectUri,
+                         authenticationType = "oauth2", data = values, secrets = secrets,
+                         authConfigId = body.authConfigId }
   local url = M.base_url() .. "/api/strategy/connector/" .. c.id .. "/authorize?userId="
     .. util.urlencode(u.userId) .. "&redirectUri=" .. util.urlencode(body.redirectUri)
-    .. "&token=" .. token
-  return util.json(200, { oauthUrl = url })
+  for _, f in ipairs(a.data or {}) do -- plain values only, like the headless oauthUrl
+    if values[f.name] then url = url .. "&" .. f.name .. "=" .. util.urlencode(values[f.name]) end
+  end
+  return util.json(200, { oauthUrl = url .. "&token=" .. token })
+end
+
+local SAMPLE_USER, SAMPLE_AUTH_CONFIG = "68fe36549000cce448466858", "67a37f29e0aa276e50d7253a"
+
+-- One metadata entry: the body POST /connectors/{id}/credentials takes for type a.type.
+local function metadata_entry(a)
+  local props = { userId = { type = "string" }, authenticationType = { type = "string", const = a.type } }
+  local required = util.list { "userId", "authenticationType" }
+  local sample = { userId = SAMPLE_USER, authenticationType = a.type }
+  if a.type == "oauth2" then
+    props.redirectUri = { type = "string", format = "uri" }
+    required[#required + 1] = "redirectUri"
+    sample.redirectUri = "https://example.com"
+  end
+  if a.authConfigRequired then
+    props.authConfigId = { type = "string", description = "The id of your auth config for this connector" }
+    required[#required + 1] = "authConfigId"
+    sample.authConfigId = SAMPLE_AUTH_CONFIG
+  end
+  if a.data then
+    local data_props, data_req, data_sample = {}, util.list(), {}
+    for _, f in ipairs(a.data) do
+      -- writeOnly marks a secret: sent, never shown back (the docs name no convention).
+      data_props[f.name] = { type = "string", title = f.title, description = f.description,
+                             writeOnly = f.secret or nil }
+      if not f.optional then data_req[#data_req + 1] = f.name end
+      data_sample[f.name] = f.example
+    end
+    props.data = { type = "object", properties = data_props, required = data_req }
+    if #data_req > 0 then required[#required + 1] = "data" end
+    sample.data = data_sample
+  end
+  return {
+    authenticationType = a.type, authConfigRequired = a.authConfigRequired or false,
+    inputSchema = { type = "object", properties = props, required = required }, sampleInput = sample,
+  }
 end
 
 function H.credential_metadata(_, p)
   local c = connector_or_404(p[1])
   if not c then return end
-  local props = {
-    userId = { type = "string" },
-    authenticationType = { type = "string", const = "oauth2" },
-    redirectUri = { type = "string", format = "uri" },
-  }
-  local required = util.list { "userId", "authenticationType", "redirectUri" }
-  if c.properties then
-    local data_props, data_req = {}, util.list()
-    for _, prop in ipairs(c.properties) do
-      data_props[prop.name] = { type = "string", description = prop.description }
-      data_req[#data_req + 1] = prop.name
-    end
-    props.data = { type = "object", properties = data_props, required = data_req }
-    required[#required + 1] = "data"
-  end
-  return util.json(200, { metadata = util.list { {
-    authenticationType = "oauth2",
-    authConfigRequired = false,
-    inputSchema = { type = "object", properties = props, required = required },
-    sampleInput = { userId = "68fe36549000cce448466858", authenticationType = "oauth2",
-                    redirectUri = "https://example.com" },
-  } } })
+  local out = util.list()
+  for i, a in ipairs(c.auth) do out[i] = metadata_entry(a) end
+  return util.json(200, { metadata = out })
 end
 
--- Items carry both "connector" and "name": the docs and the SDK test disagree (§5.1).
+-- Items carry both "connector" and "name": the docs and Alloy's SDK test disagree.
+-- An OAuth connector lists the inputs of its OAuth entry, others those of their first entry.
 local function embedded_metadata(c)
+  local a = state.auth_entry(c, "oauth2") or c.auth[1]
   local props = util.list()
-  for i, prop in ipairs(c.properties or {}) do props[i] = prop end
-  return { connector = c.id, name = c.id, isOauth = true,
-           icon = "https://cdn.runalloy.com/icons/" .. c.id .. ".png", properties = props }
+  for i, f in ipairs(a.data or {}) do
+    props[i] = { name = f.name, displayName = f.title, description = f.description }
+  end
+  return { connector = c.id, name = c.id, isOauth = a.type == "oauth2", icon = icon(c), properties = props }
 end
 
 function H.metadata_list()
@@ -201,6 +276,32 @@ end
 function H.metadata_one(_, p)
   local c = connector_or_404(p[1])
   if c then return util.json(200, { data = embedded_metadata(c) }) end
+end
+
+-- Embedded headless create: {userId, credential: {type = <connector>, data}} for a connector's
+-- first non-OAuth entry; the sandbox does not import OAuth tokens.
+function H.headless_credentials(req)
+  local body = json_body(req)
+  if not body then return end
+  if body.userId == nil then return util.invalid("userId", "is required") end
+  local cred = body.credential
+  if type(cred) ~= "table" or cred[1] ~= nil then return util.invalid("credential", "must be an object") end
+  if type(cred.type) ~= "string" or cred.type == "" then return util.invalid("credential.type", "is required") end
+  local u = user_or_404(body.userId)
+  if not u then return end
+  local c = connector_or_404(cred.type)
+  if not c then return end
+  local a
+  for _, entry in ipairs(c.auth) do
+    if not a and entry.type ~= "oauth2" then a = entry end
+  end
+  if not a then
+    return util.invalid("credential.type", "must be a connector with a non-OAuth authentication type")
+  end
+  local prop, msg = data_problem(a, cred.data, "credential.data")
+  if prop then return util.invalid(prop, msg) end
+  local created = state.create_credential(u, c, { authenticationType = a.type, data = cred.data })
+  return util.json(200, { success = true, credentialId = created.credentialId })
 end
 
 -- Literal segments, ":" marks a parameter. Order matters only for 405 vs 404.
@@ -221,6 +322,7 @@ local ROUTES = {
   { "GET", "connectors/:/credentials/metadata", H.credential_metadata },
   { "GET", "metadata/credentials", H.metadata_list },
   { "GET", "metadata/credentials/:", H.metadata_one },
+  { "POST", "headless/credentials", H.headless_credentials },
 }
 for _, r in ipairs(ROUTES) do
   local segs = {}

@@ -71,7 +71,7 @@ local function authorize(connector_id)
   if mode == "error" then
     extra = "success=false&error=access_denied"
   else
-    local cred = state.create_credential(u, state.connector(connector_id))
+    local cred = state.create_credential(u, state.connector(connector_id), flow)
     if mode == "success" then extra = "credentialId=" .. cred.credentialId .. "&success=true" end
   end
   local location = flow.redirectUri

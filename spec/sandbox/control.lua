@@ -6,16 +6,22 @@ local faults = require "sandbox.faults"
 
 local M = {}
 
+-- A list-shape setting: "natural" (or false/null) restores each endpoint's own shape.
+local function shape_setter(name, wrapper)
+  return function(v)
+    if v == false or v == util.null or v == "natural" then return false end
+    if v == "data" or v == wrapper or v == "array" then return v end
+    return nil, name .. " must be data, " .. wrapper .. ", array or natural"
+  end
+end
+
 local SETTERS = {
   oauth_redirect = function(v)
     if v == "none" or v == "success" or v == "error" then return v end
     return nil, "oauth_redirect must be none, success or error"
   end,
-  credentials_shape = function(v)
-    if v == false or v == util.null or v == "natural" then return false end
-    if v == "data" or v == "credentials" or v == "array" then return v end
-    return nil, "credentials_shape must be data, credentials, array or natural"
-  end,
+  credentials_shape = shape_setter("credentials_shape", "credentials"),
+  connectors_shape = shape_setter("connectors_shape", "connectors"),
   token_ttl = function(v)
     if type(v) == "number" then return math.floor(v) end
     return nil, "token_ttl must be a number of seconds"
@@ -90,15 +96,22 @@ H["POST users"] = function(body)
   return util.json(200, { userId = u.userId })
 end
 
--- Seed a credential without the OAuth dance (list/delete specs).
+-- Seed a credential without the OAuth dance or validation: {userId, connector, name?, type?,
+-- authenticationType?, data?, authConfigId?}; data is kept like the API keeps it.
 H["POST credentials"] = function(body)
   local u = state.find_user(body.userId or "")
   if not u then return util.message(404, "User not found") end
   local c = state.connector(body.connector or "")
   if not c then return util.message(404, "Connector not found") end
-  local cred = state.create_credential(u, c, body.type, body.name)
+  if body.authenticationType ~= nil and not state.auth_entry(c, body.authenticationType) then
+    return util.message(400, "authenticationType must be one of: " .. table.concat(state.auth_types(c), ", "))
+  end
+  local cred = state.create_credential(u, c, body)
   return util.json(200, state.public_credential(cred))
 end
+
+-- The connector catalogue as the sandbox holds it: id, name, auth entries with their fields.
+H["GET connectors"] = function() return util.json(200, { connectors = list_of(state.connectors) }) end
 
 H["GET state"] = function()
   local pending = 0

@@ -1,23 +1,63 @@
 -- In-memory sandbox state. One worker process, so a module table is the store.
 local util = require "sandbox.util"
 
+-- A data field of a credential: name, title, description, example (for sampleInput);
+-- secret = true marks what the user must type hidden and the sandbox never echoes;
+-- optional = true leaves it out of the schema's required list.
+local function field(name, title, description, example, opts)
+  local f = { name = name, title = title, description = description, example = example }
+  for k, v in pairs(opts or {}) do f[k] = v end
+  return f
+end
+
+local SUBDOMAIN = field("subdomain", "Subdomain", "Your account's subdomain (<subdomain>.zendesk.com)",
+                        "my-company")
+
+-- auth: the credential metadata entries, in the order the metadata lists them.
+local function oauth2(data, auth_config) return { type = "oauth2", authConfigRequired = auth_config, data = data } end
+
 local M = {
   cfg = {},          -- from config.json at init: api_key, jwt_secret, owner_pid, prefix
   versions = { ["2023-12"] = true, ["2024-03"] = true, ["2025-09"] = true },
   connectors = {
-    { id = "notion", name = "Notion" },
-    { id = "hubspot", name = "HubSpot" },
-    { id = "slack", name = "Slack" },
-    { id = "shopify", name = "Shopify",
-      properties = { { name = "shopSubdomain", displayName = "Shop Subdomain",
-                       description = "The subdomain of your myshopify.com store" } } },
-    { id = "gmail", name = "Gmail" },
+    { id = "notion", name = "Notion", auth = { oauth2() } },
+    { id = "hubspot", name = "HubSpot", auth = { oauth2() } },
+    { id = "slack", name = "Slack", auth = { oauth2() } },
+    { id = "shopify", name = "Shopify", auth = { oauth2 {
+      field("shopSubdomain", "Shop Subdomain", "The subdomain of your myshopify.com store", "my-shop"),
+    } } },
+    { id = "gmail", name = "Gmail", auth = { oauth2() } },
+    { id = "salesforce", name = "Salesforce", auth = { oauth2({
+      field("loginUrl", "Login URL", "https://test.salesforce.com for sandbox orgs",
+            "https://login.salesforce.com", { optional = true }),
+    }, true) } },
+    { id = "acuityScheduling", name = "Acuity Scheduling", auth = { { type = "apiKey", data = {
+      field("userId", "User ID", "Your Acuity user ID (Integrations > API)", "12345678"),
+      field("apiKey", "API Key", "Your Acuity API key", "0123456789abcdef", { secret = true }),
+    } } } },
+    { id = "airtable", name = "Airtable", auth = { { type = "bearer", data = {
+      field("token", "Personal Access Token", "An Airtable personal access token", "patXXXX.XXXX",
+            { secret = true }),
+    } } } },
+    { id = "twilio", name = "Twilio", auth = { { type = "basic", data = {
+      field("username", "Account SID", "Your Twilio Account SID", "AC0123456789abcdef"),
+      field("password", "Auth Token", "Your Twilio Auth Token", "0123456789abcdef", { secret = true }),
+    } } } },
+    { id = "zendesk", name = "Zendesk", auth = {
+      oauth2 { SUBDOMAIN },
+      { type = "basic", data = {
+        SUBDOMAIN,
+        field("username", "Email", "The agent's email address", "agent@example.com"),
+        field("password", "Password", "The agent's password", "secret", { secret = true }),
+      } },
+    } },
   },
 }
 
 local DEFAULTS = {
-  oauth_redirect = "none",      -- none | success | error (alloy-api.md §5.3)
+  oauth_redirect = "none",      -- none | success | error: what the authorize redirect appends
   credentials_shape = false,    -- false: each endpoint's own shape; or data|credentials|array
+  connectors_shape = false,     -- false: {"data":[...]}; or data|connectors|array
   token_ttl = 3600,
 }
 M.DEFAULTS = DEFAULTS
@@ -39,7 +79,7 @@ function M.connector(id)
   end
 end
 
--- userId parameters accept the id or the username (alloy-api.md §2).
+-- userId parameters accept the id or the username, as the docs say.
 function M.find_user(key)
   for i, u in ipairs(M.users) do
     if u.userId == key or u.username == key then return u, i end
@@ -61,12 +101,56 @@ function M.delete_user(u)
   end
 end
 
-function M.create_credential(u, connector, type_, name)
+-- The metadata entry of connector c for authentication type t, or nil.
+function M.auth_entry(c, t)
+  for _, a in ipairs(c.auth) do
+    if a.type == t then return a end
+  end
+end
+
+function M.auth_types(c)
+  local out = util.list()
+  for i, a in ipairs(c.auth) do out[i] = a.type end
+  return out
+end
+
+-- What a credential keeps of the data sent for entry a: values of the declared plain
+-- fields, and only a flag for each secret (undeclared fields are dropped: they may be secrets).
+function M.keep_data(a, data)
+  local values, secrets = {}, {}
+  for _, f in ipairs(a and a.data or {}) do
+    local v = type(data) == "table" and data[f.name] or nil
+    if type(v) == "string" and v ~= "" then
+      if f.secret then secrets[f.name] = true else values[f.name] = v end
+    end
+  end
+  return values, secrets
+end
+
+-- Name suffix: the first plain data value, e.g. the shop of a Shopify credential.
+local function label(a, values)
+  for _, f in ipairs(a and a.data or {}) do
+    if not f.secret and values[f.name] ~= nil then return " (" .. tostring(values[f.name]) .. ")" end
+  end
+  return ""
+end
+
+-- opts: authenticationType (default the connector's first), data (as sent, or the plain
+-- values kept by keep_data) and secrets (flags kept by keep_data), type, name, authConfigId.
+function M.create_credential(u, connector, opts)
+  opts = opts or {}
+  local auth_type = opts.authenticationType or connector.auth[1].type
+  local a = M.auth_entry(connector, auth_type)
+  local values, secrets = M.keep_data(a, opts.data)
+  for k in pairs(opts.secrets or {}) do secrets[k] = true end
   local now = util.iso_now()
   local c = {
     credentialId = util.object_id(), userId = u.userId, connector = connector.id,
-    type = type_ or (connector.id .. "-oauth2"),
-    name = name or string.format("%s's %s Credential", u.username or u.userId, connector.name),
+    authenticationType = auth_type, authConfigId = opts.authConfigId,
+    data = values, secrets = secrets,
+    type = opts.type or (connector.id .. "-" .. auth_type),
+    name = opts.name or string.format("%s's %s Credential%s", u.username or u.userId, connector.name,
+                                      label(a, values)),
     createdAt = now, updatedAt = now,
   }
   M.credentials[#M.credentials + 1] = c

@@ -48,7 +48,7 @@ function M.message(status, msg, headers)
   return M.json(status, { message = msg }, headers)
 end
 
--- The validator-style 400 body observed by the community demo (alloy-api.md §5.2, §8).
+-- The validator-style 400 body a community demo observed on create credential.
 function M.invalid(prop, msg)
   local full = prop .. " " .. msg
   return M.json(400, { message = full, error = { message = full,

@@ -118,10 +118,16 @@ function Sandbox:create_user(u)
   }).userId
 end
 
--- A credential without the OAuth dance: {userId=, connector="notion", name=?, type=?}.
+-- A credential without the OAuth dance or validation: {userId=, connector="notion", name=?,
+-- type=?, authenticationType=? (default the connector's first), data=?, authConfigId=?}.
+-- Secret data fields are kept only as flags. Returns the public credential.
 function Sandbox:create_credential(c)
   return self:_call("POST", "credentials", c)
 end
+
+-- The sandbox's connector catalogue: {id, name, auth = {{type, authConfigRequired?,
+-- data = {{name, title, description, example, secret?, optional?}}}}}.
+function Sandbox:connectors() return self:_call("GET", "connectors").connectors end
 
 -- Queue one fault (fields in the contract, plus huge=<bytes>, finish=true after
 -- stall to complete the body, chunked=true to omit Content-Length). Returns the
@@ -150,7 +156,8 @@ end
 function Sandbox:reset() self:_call("POST", "reset", {}) end
 
 -- oauth_redirect = none|success|error, credentials_shape = data|credentials|array|"natural",
--- token_ttl = seconds. Returns all current settings.
+-- connectors_shape = data|connectors|array|"natural", token_ttl = seconds. Returns all
+-- current settings.
 function Sandbox:set(s) return self:_call("POST", "set", s) end
 
 -- Users, credentials (with userId/connector), settings and counters.
