@@ -7,6 +7,7 @@
 -- alloy.so in the source directory.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 local alloy = require "alloy"
 
@@ -89,6 +90,22 @@ describe("lua-alloy-scm-1.rockspec", function()
     teardown(function()
       if sb then sb:stop() end
       run.rmdir(tmp)
+    end)
+
+    it("the README's --local install for your user, then `luarocks path`: the commands are on PATH", function()
+      local src, home = tmp .. "/src-local", tmp .. "/home"
+      local _, ccode = sh("mkdir -p " .. run.quote(src) .. " " .. run.quote(home) .. " && cd " .. run.quote(ROOT)
+        .. " && cp -R " .. ROCKSPEC .. " src lua " .. run.quote(src) .. " && rm -f " .. run.quote(src) .. "/src/*.o")
+      assert.are.equal(0, ccode)
+      local out, err, code = readme.run({
+        "luarocks --lua-version=5.4 make --deps-mode=none --local",
+        'eval "$(luarocks --lua-version=5.4 path)"',
+        "alloy-get-jwt-token --help",
+      }, { cwd = src, home = home })
+      assert.are.equal(0, code, err)
+      assert.truthy(io.open(home .. "/.luarocks/lib/lua/5.4/alloy.so"), out)
+      assert.matches("Usage: [^\n]*%-%-json", out)
+      assert.matches("--probe", out, 1, true)
     end)
 
     for _, v in ipairs({ "5.4", "5.1" }) do
