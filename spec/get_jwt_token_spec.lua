@@ -1,6 +1,7 @@
 -- lua/get_jwt_token.lua as a user runs it, against the sandbox over real HTTP.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 
 local lines = run.lines
@@ -29,10 +30,10 @@ describe("get_jwt_token.lua", function()
 
   describe("success", function()
     it("prints exactly the token and a newline on stdout", function()
-      local r = jwt()
-      assert.equal(0, r.code, r.stderr)
-      assert.matches(JWT, r.stdout)
-      local claims = run.jwt_payload(r.stdout:sub(1, -2))
+      local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua", { env = run.env(sb, uid) })
+      assert.equal(0, code, err)
+      assert.matches(JWT, out)
+      local claims = run.jwt_payload(out:sub(1, -2))
       assert.equal(uid, claims.userId)
       assert.is_number(claims.exp)
       assert.is_number(claims.iat)
@@ -63,6 +64,18 @@ describe("get_jwt_token.lua", function()
       assert.equal(4, #l)
     end)
 
+    it("TOKEN=$(...), the README's session: the token goes to the variable, the summary to stderr", function()
+      local out, err, code = readme.run("TOKEN=$(lua5.4 lua/get_jwt_token.lua)", { env = run.env(sb, uid) })
+      assert.equal(0, code, err)
+      assert.equal("", out)
+      local l = lines(err)
+      assert.equal(4, #l, err)
+      assert.equal("user:        " .. uid, l[1])
+      assert.equal("endpoint:    GET " .. sb.url .. "/users/" .. uid .. "/token", l[2])
+      assert.equal("api version: 2025-09 (x-api-version header)", l[3])
+      assert.matches("^expires:     %d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ %(in ", l[4])
+    end)
+
     it("--quiet leaves stderr empty", function()
       local r = jwt({ "-q" })
       assert.equal(0, r.code)
@@ -71,10 +84,10 @@ describe("get_jwt_token.lua", function()
     end)
 
     it("--json prints one JSON document", function()
-      local r = jwt({ "--json" })
-      assert.equal(0, r.code, r.stderr)
-      assert.equal(1, #lines(r.stdout))
-      local doc = cjson.decode(r.stdout)
+      local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua --json", { env = run.env(sb, uid) })
+      assert.equal(0, code, err)
+      assert.equal(1, #lines(out))
+      local doc = cjson.decode(out)
       assert.matches("^[%w_%-]+%.[%w_%-]+%.[%w_%-]+$", doc.token)
       assert.equal(uid, doc.userId)
       assert.equal(sb.url .. "/users/" .. uid .. "/token", doc.endpoint)
@@ -229,6 +242,14 @@ describe("get_jwt_token.lua", function()
       local r = jwt({ "--user", "5f0000000000000000000000" })
       assert.equal(1, r.code)
       failed(r, "HTTP_404: User not found", "check ALLOY_USER_ID")
+    end)
+
+    it("-u nobody, the README's example: the error line and the hint it prints", function()
+      local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua -u nobody", { env = run.env(sb, uid) })
+      assert.equal(1, code)
+      failed({ stdout = out, stderr = err }, "HTTP_404: User not found %(GET /users/nobody/token%)$",
+        "check ALLOY_USER_ID / %-%-user %(nobody%): the user must exist for this API key, and "
+        .. sb.url:gsub("%p", "%%%0") .. " must be the right endpoint$")
     end)
 
     it("400 'userId must be a valid ID' -> the ObjectId hint", function()

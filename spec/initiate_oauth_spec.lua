@@ -2,6 +2,7 @@
 -- the sandbox's 302 to the script's loopback listener) over real HTTP.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 local socket = require "socket"
 
@@ -166,6 +167,31 @@ describe("initiate_oauth.lua", function()
       local id = lines(r.stdout)[2]
       assert.equal("CONNECTION_ID=" .. id .. "\n", run.read(dir .. "/.env"))
       assert.equal("600", require("alloy.dotenv").mode(dir .. "/.env"))
+    end)
+  end)
+
+  describe("the README's example", function()
+    it("listens on localhost:3000, prints the URL then the new id, saves CONNECTION_ID", function()
+      assert(run.wait_for(function() return port_free(3000) end, 20),
+        "port 3000 is in use: the README's example listens there")
+      local cwd = readme.checkout()
+      local h = readme.spawn(
+        "lua5.4 lua/initiate_oauth.lua --connector notion --redirect-uri http://localhost:3000/oauth/callback --save",
+        { cwd = cwd, env = run.env(sb, uid) })
+      local url = h:line()
+      local b = url and run.browse(url) or {}
+      local r = h:wait()
+      local saved = run.read(cwd .. "/.env")
+      run.rmdir(cwd)
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("http://localhost:3000/oauth/callback", b.location)
+      assert.equal(200, b.status)
+      local id = credential_ids()[1]
+      assert.equal(url .. "\n" .. id .. "\n", r.stdout)
+      assert.equal("CONNECTION_ID=" .. id .. "\n", saved)
+      assert.matches("Connected: notion-oauth2 connection " .. id, r.stderr, 1, true)
+      assert.matches("Saved CONNECTION_ID=" .. id .. " to .env", r.stderr, 1, true)
+      assert.matches("List connections: lua5.4 lua/list_connections.lua --connector notion", r.stderr, 1, true)
     end)
   end)
 

@@ -1,6 +1,7 @@
 -- lua/list_connections.lua against the sandbox.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 
 local lines = run.lines
@@ -58,11 +59,11 @@ describe("list_connections.lua", function()
 
   it("prints an aligned table, the count and the .env line", function()
     local a, b, c = seed()
-    local r = list()
-    assert.equal(0, r.code, r.stderr)
-    assert.equal(expected_table({ a, b, c }), r.stdout)
+    local out, err, code = readme.run("lua5.4 lua/list_connections.lua", { env = run.env(sb, uid) })
+    assert.equal(0, code, err)
+    assert.equal(expected_table({ a, b, c }), out)
     assert.equal("3 connections for user " .. uid .. "\nTo use one, put it in .env: CONNECTION_ID="
-      .. c.credentialId .. "\n", r.stderr)
+      .. c.credentialId .. "\n", err)
   end)
 
   it("reads the list in every documented shape", function()

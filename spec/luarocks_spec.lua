@@ -7,6 +7,7 @@
 -- alloy.so in the source directory.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 local alloy = require "alloy"
 
@@ -47,6 +48,14 @@ local function ls(pattern)
   p:close()
   table.sort(out)
   return out
+end
+
+-- A copy of what the rockspec builds from, without objects: `luarocks make` builds in place.
+local function copy_source(src)
+  local out, code = sh("mkdir -p " .. run.quote(src) .. " && cd " .. run.quote(ROOT) .. " && cp -R "
+    .. ROCKSPEC .. " src lua " .. run.quote(src) .. " && rm -f " .. run.quote(src) .. "/src/*.o")
+  assert.are.equal(0, code, out)
+  return src
 end
 
 local function command_name(script) -- lua/get_jwt_token.lua -> alloy-get-jwt-token
@@ -91,12 +100,23 @@ describe("lua-alloy-scm-1.rockspec", function()
       run.rmdir(tmp)
     end)
 
+    it("the README's --local install for your user, then `luarocks path`: the commands are on PATH", function()
+      local src, home = copy_source(tmp .. "/src-local"), tmp .. "/home"
+      assert.are.equal(0, select(2, sh("mkdir -p " .. run.quote(home))))
+      local out, err, code = readme.run({
+        "luarocks --lua-version=5.4 make --deps-mode=none --local",
+        'eval "$(luarocks --lua-version=5.4 path)"',
+        "alloy-get-jwt-token --help",
+      }, { cwd = src, home = home })
+      assert.are.equal(0, code, err)
+      assert.truthy(io.open(home .. "/.luarocks/lib/lua/5.4/alloy.so"), out)
+      assert.matches("Usage: [^\n]*%-%-json", out)
+      assert.matches("--probe", out, 1, true)
+    end)
+
     for _, v in ipairs({ "5.4", "5.1" }) do
       it("for Lua " .. v .. ": installs the module, the helpers and the commands, which run", function()
-        local src, tree = tmp .. "/src" .. v, tmp .. "/tree" .. v
-        local _, ccode = sh("mkdir -p " .. run.quote(src) .. " && cd " .. run.quote(ROOT) .. " && cp -R "
-          .. ROCKSPEC .. " src lua " .. run.quote(src) .. " && rm -f " .. run.quote(src) .. "/src/*.o")
-        assert.are.equal(0, ccode)
+        local src, tree = copy_source(tmp .. "/src" .. v), tmp .. "/tree" .. v
         local lr = run.quote(LUAROCKS) .. " --lua-version=" .. v .. " --tree " .. run.quote(tree)
         local out, code = sh("cd " .. run.quote(src) .. " && " .. lr .. " make --deps-mode=none " .. ROCKSPEC)
         assert.are.equal(0, code, out)

@@ -7,6 +7,7 @@
 -- The API key reaches Neovim through a 0600 .env file or a 0600 file `sh` sources, never argv.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 local alloy = require "alloy"
 
@@ -63,6 +64,8 @@ describe("examples/nvim", function()
   local so = ROOT .. "/build/luajit/alloy.so"
 
   setup(function()
+    local _, err, code = readme.run("make LUA=luajit") -- the README's step before trying the plugin
+    assert(code == 0, err)
     assert(io.open(so, "rb"), "examples/nvim needs " .. so .. ": run `make LUA=luajit`"):close()
     sb = Sandbox.start()
   end)

@@ -81,13 +81,20 @@ local function script_path(name)
   return M.root .. "/lua/" .. name .. (name:match("%.lua$") and "" or ".lua")
 end
 
--- The command line (no secrets in it) and the temp files it uses.
+-- The command line (no secrets in it) and the temp files it uses. opts.shell: a shell
+-- command line to run instead of a script (name is then only its label).
 local function build(name, args, opts)
   opts = opts or {}
   local files = { env = env_file(opts.env) }
-  local argv = { M.quote(opts.lua or M.lua), M.quote(script_path(name)) }
-  for _, a in ipairs(args or {}) do argv[#argv + 1] = M.quote(a) end
-  local inner = ("set -a; . %s; set +a; exec %s"):format(M.quote(files.env), table.concat(argv, " "))
+  local exec
+  if opts.shell then
+    exec = opts.shell
+  else
+    local argv = { M.quote(opts.lua or M.lua), M.quote(script_path(name)) }
+    for _, a in ipairs(args or {}) do argv[#argv + 1] = M.quote(a) end
+    exec = "exec " .. table.concat(argv, " ")
+  end
+  local inner = ("set -a; . %s; set +a; %s"):format(M.quote(files.env), exec)
   local base_env = ("env -i PATH=%s HOME=%s"):format(
     M.quote(os.getenv("PATH") or "/usr/bin:/bin"), M.quote(opts.home or os.getenv("HOME") or "/tmp"))
   local cmd
@@ -146,6 +153,7 @@ function M.lines(s)
 end
 
 -- Run to completion.  -> { stdout, stderr, code, cmd }
+-- opts.shell = "line" runs that shell command line (in opts.cwd, with opts.env) instead.
 function M.script(name, args, opts)
   opts = opts or {}
   local cmd, files = build(name, args, opts)

@@ -1,0 +1,142 @@
+-- README.md's shell commands are run by specs exactly as printed (spec/support/readme.lua):
+-- this file fails for every command README.md shows that no spec passes, as a literal, to
+-- readme.run / readme.spawn / readme.command, and runs the commands that belong to no
+-- other spec.
+local readme = require "readme"
+local run = require "run"
+local Sandbox = require "sandbox"
+
+-- The only README commands not run inside the suite: why, and the file that runs them
+-- instead (checked to contain the command), when one does.
+local NOT_IN_SUITE = {
+  ["make demo"] = { where = ".ci/first-run",
+    why = "installs Debian packages; run first thing in a fresh clone, which checks it prints a JWT" },
+  ["make test"] = { where = ".ci/run",
+    why = "is the suite itself; CI runs it last (and .ci/first-run on a fresh clone)" },
+  ["sudo luarocks --lua-version=5.4 make --deps-mode=none"] = {
+    why = "installs into /usr/local as root; spec/luarocks_spec.lua runs the same build into a temporary "
+      .. "tree and the README's --local form" },
+  ["nvim -u NONE --cmd 'set rtp+=examples/nvim' -c 'runtime plugin/alloy_nvim.lua' -c AlloyToken"] = {
+    why = "interactive Neovim; spec/nvim_spec.lua runs the plugin headless with an absolute runtimepath" },
+}
+
+local function spec_files()
+  local out = {}
+  local p = io.popen("cd " .. run.quote(run.root) .. " && ls spec/*.lua")
+  for f in p:lines() do out[#out + 1] = f end
+  p:close()
+  return out
+end
+
+describe("README.md", function()
+  describe("readme.commands", function()
+    it("takes sh lines and the `$ ` lines of text blocks, without comments, each once", function()
+      local md = table.concat({
+        "intro `make` is prose", "```sh", "make demo     # a comment", "# only a comment", "",
+        "lua5.4 lua/x.lua --json", "make demo", "```", "```text", "$ lua5.4 lua/y.lua  # why",
+        "output line", "```", "```lua", "local x = 1", "```", "```sh", "a '#b' c", "```",
+      }, "\n")
+      local got = {}
+      for _, c in ipairs(readme.commands(md)) do got[#got + 1] = c.cmd end
+      assert.same({ "make demo", "lua5.4 lua/x.lua --json", "lua5.4 lua/y.lua", "a '#b' c" }, got)
+    end)
+
+    it("a command the README does not show is refused, naming it", function()
+      local command = readme.command -- (an alias: the coverage check reads literal calls only)
+      assert.has_error(function() command("lua5.4 lua/not_in_readme.lua") end,
+        "README.md shows no command `lua5.4 lua/not_in_readme.lua` (```sh line or `$ ` line of a ```text block)")
+    end)
+  end)
+
+  describe("readme.referenced", function()
+    it("finds literals and tables of literals, and the lines of calls it cannot read", function()
+      local call = "readme" .. "."
+      local src = call .. 'run("make", {})\n' .. call .. "spawn({ 'a b', [[c \"d\"]] }, o)\n"
+        .. call .. "command(cmd)\n" .. call .. 'checkout()\n' .. call .. 'run("x\\"y")\n'
+        .. call .. 'run("half " .. "and half")\n'
+      local found, opaque = readme.referenced(src)
+      assert.same({ make = true, ["a b"] = true, ['c "d"'] = true, ['x"y'] = true }, found)
+      assert.same({ 3, 6 }, opaque)
+    end)
+  end)
+
+  it("every command it shows is run by a spec (or listed, with where it runs instead)", function()
+    local covered, problems = {}, {}
+    for _, f in ipairs(spec_files()) do
+      local found, opaque = readme.referenced(run.read(run.root .. "/" .. f))
+      for cmd in pairs(found) do
+        covered[cmd] = true
+        if not pcall(readme.command, cmd) then
+          problems[#problems + 1] = f .. " runs `" .. cmd .. "`, which README.md does not show"
+        end
+      end
+      for _, line in ipairs(opaque) do
+        problems[#problems + 1] = f .. ":" .. line .. ": the command is not a string literal"
+      end
+    end
+    local shown = {}
+    for _, c in ipairs(readme.commands(run.read(readme.path))) do
+      shown[c.cmd] = true
+      local listed = NOT_IN_SUITE[c.cmd]
+      if covered[c.cmd] and listed then
+        problems[#problems + 1] = "README.md:" .. c.line .. ": `" .. c.cmd
+          .. "` is run by a spec; drop it from NOT_IN_SUITE"
+      elseif not covered[c.cmd] and not listed then
+        problems[#problems + 1] = "README.md:" .. c.line .. ": no spec runs `" .. c.cmd .. "`"
+      end
+    end
+    for cmd, e in pairs(NOT_IN_SUITE) do
+      if not shown[cmd] then
+        problems[#problems + 1] = "NOT_IN_SUITE lists `" .. cmd .. "`, which README.md no longer shows"
+      elseif e.where and not run.read(run.root .. "/" .. e.where):find(cmd, 1, true) then
+        problems[#problems + 1] = e.where .. " does not run `" .. cmd .. "`"
+      end
+    end
+    table.sort(problems)
+    assert.are.same({}, problems)
+  end)
+
+  it("lists in Dependencies exactly the packages the Makefile may install", function()
+    local out, err, code = readme.run("make print-packages")
+    assert.are.equal(0, code, err)
+    local made = {}
+    for p in out:gmatch("%S+") do made[#made + 1] = p end
+    local text = run.read(readme.path)
+    local section = assert(text:match("\n### Dependencies\n(.-)\n###? "))
+    local listed = {}
+    for row in section:gmatch("\n| ([^\n]-) |") do
+      if not row:find("optional", 1, true) then
+        for p in row:gmatch("`([%w%.%-]+)`") do listed[#listed + 1] = p end
+      end
+    end
+    table.sort(made)
+    table.sort(listed)
+    assert.are.same(made, listed)
+  end)
+
+  describe("real use", function()
+    local sb
+    setup(function() sb = Sandbox.start() end)
+    teardown(function() if sb then sb:stop() end end)
+
+    it("a .env readable by others, chmod 600, make, the first token: no warning, the user's JWT", function()
+      local uid = sb:create_user { username = "readme-user" }
+      local dir = readme.checkout()
+      run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\nALLOY_USER_ID=" .. uid .. "\n", "644")
+      local env = run.env(sb, false, { ALLOY_API_KEY = false, ALLOY_USER_ID = false })
+      local _, merr, mcode = readme.run({ "chmod 600 .env", "make" }, { cwd = dir, env = env })
+      local p = io.popen("stat -c %a " .. run.quote(dir .. "/.env"))
+      local mode = p:read("*l")
+      p:close()
+      local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua", { cwd = dir, env = env })
+      run.rmdir(dir)
+      assert.are.equal(0, mcode, merr)
+      assert.are.equal("600", mode)
+      assert.are.equal(0, code, err)
+      assert.matches("^[%w_%-]+%.[%w_%-]+%.[%w_%-]+\n$", out)
+      assert.are.equal(uid, run.jwt_payload(out:sub(1, -2)).userId)
+      assert.is_nil(err:find("warning", 1, true), err)
+      assert.matches("user:        " .. uid, err, 1, true)
+    end)
+  end)
+end)
