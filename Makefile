@@ -146,9 +146,9 @@ $(FUZZ_DIR)/fuzz_url $(FUZZ_DIR)/fuzz_header $(FUZZ_DIR)/fuzz_b64url: $(FUZZ_DIR
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/url.c
 
-$(FUZZ_DIR)/fuzz_retry_after: fuzz/fuzz_retry_after.c fuzz/fuzz_common.h src/http.c src/http.h src/url.c src/curl_api.c src/curl_api.h
+$(FUZZ_DIR)/fuzz_retry_after: fuzz/fuzz_retry_after.c fuzz/fuzz_common.h src/http.c src/http.h src/url.c src/curl_api.c src/curl_api.h src/errors.c
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/http.c src/url.c src/curl_api.c -ldl -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/http.c src/url.c src/curl_api.c src/errors.c $(FUZZ_LUA_LIBS) -ldl -lm
 
 # The only binary that links liblua: errors.c needs a lua_State (and lua-cjson, via cpath).
 $(FUZZ_DIR)/fuzz_errors: fuzz/fuzz_errors.c fuzz/fuzz_common.h src/errors.c src/errors.h
