@@ -1,0 +1,20 @@
+-- alloy.hints: advice per failure code, checked against every code alloy.so can produce.
+local hints = require "alloy.hints"
+
+describe("alloy.hints", function()
+  it("maps codes to the advice in DESIGN.md", function()
+    assert.matches("ALLOY_API_KEY", hints.for_failure("HTTP_401", "HTTP_401: Invalid key"))
+    assert.matches("ALLOY_USER_ID", hints.for_failure("HTTP_404", "HTTP_404: User not found"))
+    assert.matches("24%-hex ObjectIds", hints.for_failure("HTTP_400", "HTTP_400: userId must be a valid ID (POST /x)"))
+    assert.matches("connectivity", hints.for_failure("COULDNT_CONNECT", "x"))
+    assert.matches("proxy", hints.for_failure("COULDNT_RESOLVE_HOST", "x"))
+    assert.matches("ALLOY_TIMEOUT", hints.for_failure("OPERATION_TIMEDOUT", "x"))
+    assert.matches("CA bundle", hints.for_failure("SSL_CACERT", "x"))
+    assert.matches("%-%-probe", hints.for_failure("JSON_DECODE", "x"))
+    assert.matches("%-%-probe", hints.for_failure("BAD_RESPONSE", "x"))
+    assert.matches("retry later", hints.for_failure("HTTP_500", "x"))
+    assert.matches('"notion"', hints.for_failure("HTTP_404", "x", { connector = "notion" }))
+    assert.equal(2, hints.exit_code("INVALID_ARGUMENT"))
+    assert.equal(1, hints.exit_code("HTTP_401"))
+  end)
+end)
