@@ -30,7 +30,7 @@ BUSTED     := busted
 SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
 
 DEB_PKGS   := procps valgrind clang libclang-rt-14-dev lua5.4 liblua5.4-dev lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev libcurl4-openssl-dev lua-cjson lua-busted lua-check \
-              lua-socket lua-sec lua-argparse lua-term lua-system lua-filesystem luarocks openssl \
+              lua-socket lua-sec lua-argparse lua-term lua-system luarocks openssl \
               nginx libnginx-mod-http-lua luajit2 libluajit2-5.1-dev neovim pkg-config gcc make
 
 .PHONY: all deps deps-browser test test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build

@@ -56,7 +56,7 @@ describe("alloy.dotenv.parse", function()
   end)
 end)
 
-describe("alloy.dotenv.set", function()
+describe("alloy.dotenv files (set, load)", function()
   local dir
   before_each(function() dir = run.tmpdir() end)
   after_each(function() run.rmdir(dir) end)
@@ -106,5 +106,78 @@ describe("alloy.dotenv.set", function()
     local listing = p:read("*a")
     p:close()
     assert.equal(".env\n", listing)
+  end)
+
+  local function listing(of)
+    local p = io.popen("ls -A " .. run.quote(of or dir))
+    local text = p:read("*a")
+    p:close()
+    return text
+  end
+
+  local function kind(path)
+    return require("alloy").file_info(path).type
+  end
+
+  it("never hands a path to a shell", function()
+    local sub = dir .. "/it's $(touch pwned) `touch pwned2`; x"
+    assert(os.execute("mkdir " .. run.quote(sub)))
+    local path = sub .. "/.env"
+    assert(dotenv.set(path, "A", "1"))
+    assert.equal("A=1\n", run.read(path))
+    assert.equal("600", dotenv.mode(path))
+    assert(dotenv.set(path, "A", "2"))
+    assert.equal("A=2\n", run.read(path))
+    assert.equal(".env\n", listing(sub), "no temp file left")
+    assert.is_nil(io.open(dir .. "/pwned", "rb"))
+    assert.is_nil(io.open("pwned", "rb"))
+    assert.is_nil(io.open("pwned2", "rb"))
+  end)
+
+  it("refuses to replace a symlink with a file: the link and its target stay as they were", function()
+    run.write(dir .. "/real.env", "A=1\n", "600")
+    assert(os.execute("ln -s real.env " .. run.quote(dir .. "/.env")))
+    local ok, err = dotenv.set(dir .. "/.env", "A", "2")
+    assert.is_nil(ok)
+    assert.equal(dir .. "/.env is a symbolic link, which would be replaced by a plain file (edit its target instead)",
+      err)
+    assert.equal("link", kind(dir .. "/.env"))
+    assert.equal("A=1\n", run.read(dir .. "/real.env"))
+    assert.equal(".env\nreal.env\n", listing())
+  end)
+
+  it("refuses a directory or a FIFO in place of the file, and leaves it", function()
+    assert(os.execute("mkfifo " .. run.quote(dir .. "/fifo.env") .. " && mkdir " .. run.quote(dir .. "/dir.env")))
+    local ok, err = dotenv.set(dir .. "/fifo.env", "A", "1")
+    assert.is_nil(ok)
+    assert.equal(dir .. "/fifo.env is a FIFO, not a regular file", err)
+    ok, err = dotenv.set(dir .. "/dir.env", "A", "1")
+    assert.is_nil(ok)
+    assert.equal(dir .. "/dir.env is a directory, not a regular file", err)
+    assert.equal("fifo", kind(dir .. "/fifo.env"))
+    assert.equal("directory", kind(dir .. "/dir.env"))
+    assert.equal("dir.env\nfifo.env\n", listing())
+  end)
+
+  it("load reads through a symlink, and names a missing file ENOENT", function()
+    run.write(dir .. "/real.env", "A=1\n")
+    assert(os.execute("ln -s real.env " .. run.quote(dir .. "/.env")))
+    assert.same({ A = "1" }, (dotenv.load(dir .. "/.env")))
+    local vars, err, errno = dotenv.load(dir .. "/missing.env")
+    assert.is_nil(vars)
+    assert.matches("missing.env", err, 1, true)
+    assert.equal("ENOENT", errno)
+  end)
+
+  it("load refuses a FIFO (without blocking), a directory and a socket with one line", function()
+    assert(os.execute("mkfifo " .. run.quote(dir .. "/f") .. " && mkdir " .. run.quote(dir .. "/d")))
+    local server = require("socket.unix")()
+    assert(server:bind(dir .. "/s"))
+    for name, what in pairs({ f = "a FIFO", d = "a directory", s = "a socket" }) do
+      local vars, err = dotenv.load(dir .. "/" .. name)
+      assert.is_nil(vars)
+      assert.equal(dir .. "/" .. name .. " is " .. what .. ", not a regular file", err)
+    end
+    server:close()
   end)
 end)
