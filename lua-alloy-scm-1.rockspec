@@ -54,6 +54,7 @@ build = {
     ["alloy.config"] = "lua/alloy/config.lua",
     ["alloy.credentials"] = "lua/alloy/credentials.lua",
     ["alloy.dotenv"] = "lua/alloy/dotenv.lua",
+    ["alloy.failure"] = "lua/alloy/failure.lua",
     ["alloy.hints"] = "lua/alloy/hints.lua",
     ["alloy.listener"] = "lua/alloy/listener.lua",
     ["alloy.oauth"] = "lua/alloy/oauth.lua",

@@ -1,5 +1,6 @@
 -- alloy.config: configuration precedence, defaults and rules from alloy.so, failures as values.
 local config = require "alloy.config"
+local alloy = require "alloy"
 local run = require "run"
 
 local function getenv_from(t)
@@ -45,14 +46,17 @@ describe("alloy.config.load", function()
   end)
 
   it("fails for a missing --env-file and for a broken one", function()
-    local cfg, err, hint = config.load{ flags = { env_file = dir .. "/nope.env" }, getenv = getenv_from{} }
+    local cfg, err = config.load{ flags = { env_file = dir .. "/nope.env" }, getenv = getenv_from{} }
     assert.is_nil(cfg)
-    assert.matches("cannot read the env file", err, 1, true)
-    assert.matches("--env-file", hint, 1, true)
+    assert.matches("cannot read the env file", err.message, 1, true)
+    assert.matches("--env-file", err.hint, 1, true)
+    assert.equal(2, err.status)
     run.write(cwd_env, "A=1\nB\n")
     cfg, err = config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} }
     assert.is_nil(cfg)
-    assert.equal(cwd_env .. ":2: expected KEY=VALUE", err)
+    assert.equal(cwd_env .. ":2: expected KEY=VALUE", err.message)
+    assert.equal(cwd_env .. ":2: expected KEY=VALUE", tostring(err))
+    assert.equal(2, err.status)
   end)
 
   it("rejects malformed values and names the variable and its source", function()
@@ -60,16 +64,18 @@ describe("alloy.config.load", function()
     local f = { env_file = cwd_env }
     local cfg, err = config.load{ getenv = getenv_from{ ALLOY_TIMEOUT = "soon" }, flags = f }
     assert.is_nil(cfg)
-    assert.matches("ALLOY_TIMEOUT (environment) must be a positive number", err, 1, true)
+    assert.matches("ALLOY_TIMEOUT (environment): timeout must be a number of seconds", err.message, 1, true)
+    assert.equal("fix ALLOY_TIMEOUT where it is set (environment)", err.hint)
+    assert.equal(2, err.status)
     cfg, err = config.load{ getenv = getenv_from{}, flags = { env_file = cwd_env, base_url = "ftp://x" } }
     assert.is_nil(cfg)
-    assert.matches("ALLOY_BASE_URL (flag --base-url) must be an http", err, 1, true)
+    assert.matches("ALLOY_BASE_URL (flag --base-url): base_url must be an http", err.message, 1, true)
     cfg, err = config.load{ getenv = getenv_from{ ALLOY_API_VERSION = "latest" }, flags = f }
     assert.is_nil(cfg)
-    assert.matches("must look like 2025-09", err, 1, true)
+    assert.matches("ALLOY_API_VERSION (environment): api_version must be a version date YYYY-MM", err.message, 1, true)
     cfg, err = config.load{ getenv = getenv_from{ ALLOY_RETRIES = "1.5" }, flags = f }
     assert.is_nil(cfg)
-    assert.matches("ALLOY_RETRIES", err, 1, true)
+    assert.matches("ALLOY_RETRIES", err.message, 1, true)
   end)
 
   it("warns when a .env holding the key is readable by others", function()
@@ -104,6 +110,93 @@ describe("alloy.config.load", function()
     local err
     cfg, err = config.load{ getenv = getenv_from{ ALLOY_CA_FILE = dir .. "/missing.pem" }, flags = f }
     assert.is_nil(cfg)
-    assert.matches("ALLOY_CA_FILE (environment) names a file that cannot be read", err, 1, true)
+    assert.matches("ALLOY_CA_FILE (environment) names a file that cannot be read", err.message, 1, true)
+  end)
+
+  it("takes every default from alloy.defaults", function()
+    run.write(cwd_env, "")
+    local f = { env_file = cwd_env }
+    local cfg = assert(config.load{ flags = f, getenv = getenv_from{} })
+    for _, field in ipairs({ "base_url", "embedded_url", "api_version", "timeout", "retries", "backoff" }) do
+      assert.equal(alloy.defaults[field], cfg[field], field)
+      assert.equal("default", cfg.source[field], field)
+    end
+    -- the table is read, not restated: a changed default shows
+    local saved = alloy.defaults.timeout
+    alloy.defaults.timeout = 7
+    cfg = config.load{ flags = f, getenv = getenv_from{} }
+    alloy.defaults.timeout = saved
+    assert.equal(7, cfg.timeout)
+  end)
+
+  it("checks each value with alloy.check_option, numbers converted first", function()
+    run.write(cwd_env, "ALLOY_BACKOFF=-1\n")
+    local f = { env_file = cwd_env }
+    local cfg, err = config.load{ flags = f, getenv = getenv_from{} }
+    assert.is_nil(cfg)
+    local _, rule = alloy.check_option("backoff", -1)
+    assert.equal("ALLOY_BACKOFF (" .. cwd_env .. "): " .. rule, err.message)
+    assert.equal(2, err.status)
+    cfg = assert(config.load{ flags = f, getenv = getenv_from{ ALLOY_BACKOFF = "0.25", ALLOY_TIMEOUT = "2.5",
+                                                               ALLOY_RETRIES = "0" } })
+    assert.equal(0.25, cfg.backoff)
+    assert.equal(2.5, cfg.timeout)
+    assert.equal(0, cfg.retries)
+    cfg, err = config.load{ flags = f, getenv = getenv_from{ ALLOY_RETRIES = "11" } }
+    assert.is_nil(cfg)
+    assert.equal("ALLOY_RETRIES (environment): " .. select(2, alloy.check_option("retries", 11)), err.message)
+  end)
+
+  it("refuses a CA file that is a directory or a FIFO (which would block)", function()
+    run.write(cwd_env, "")
+    assert(os.execute("mkfifo " .. run.quote(dir .. "/ca.fifo")))
+    local f = { env_file = cwd_env }
+    local cfg, err = config.load{ flags = f, getenv = getenv_from{ ALLOY_CA_FILE = dir } }
+    assert.is_nil(cfg)
+    assert.equal("ALLOY_CA_FILE (environment): " .. dir .. " is a directory, not a regular file", err.message)
+    cfg, err = config.load{ flags = f, getenv = getenv_from{ ALLOY_CA_FILE = dir .. "/ca.fifo" } }
+    assert.is_nil(cfg)
+    assert.equal("ALLOY_CA_FILE (environment): " .. dir .. "/ca.fifo is a FIFO, not a regular file", err.message)
+  end)
+
+  describe("an env file that is not a regular file", function()
+    it("a FIFO: one clear error, without blocking", function()
+      assert(os.execute("mkfifo " .. run.quote(cwd_env)))
+      local cfg, err = config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} }
+      assert.is_nil(cfg)
+      assert.equal("cannot read the env file: " .. cwd_env .. " is a FIFO, not a regular file", err.message)
+      assert.equal(2, err.status)
+    end)
+
+    it("a directory: one clear error", function()
+      assert(os.execute("mkdir " .. run.quote(cwd_env)))
+      local cfg, err = config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} }
+      assert.is_nil(cfg)
+      assert.equal("cannot read the env file: " .. cwd_env .. " is a directory, not a regular file", err.message)
+    end)
+
+    it("a symlink: read through the link", function()
+      run.write(dir .. "/real.env", "ALLOY_USER_ID=linked\n", "600")
+      assert(os.execute("ln -s real.env " .. run.quote(cwd_env)))
+      local cfg = assert(config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} })
+      assert.equal("linked", cfg.user_id)
+      assert.equal(cwd_env, cfg.source.user_id)
+    end)
+  end)
+
+  it("returns nil, err (status 2, how to build it) when alloy.so cannot be loaded, and does not exit", function()
+    local exit = stub(os, "exit")
+    local saved = package.loaded.alloy
+    package.loaded.alloy = nil
+    package.preload.alloy = function() error("module 'alloy' not found:\n\tno file 'alloy.so'", 0) end
+    local cfg, err = config.load{ getenv = getenv_from{} }
+    package.preload.alloy = nil
+    package.loaded.alloy = saved
+    exit:revert()
+    assert.is_nil(cfg)
+    assert.equal("cannot load alloy.so: module 'alloy' not found:", err.message)
+    assert.matches("run `make`", err.hint, 1, true)
+    assert.equal(2, err.status)
+    assert.stub(exit).was_not_called()
   end)
 end)
