@@ -59,7 +59,7 @@ end
 -- then its exit status.
 local function exit_with(status, err)
   if err then
-    io.stderr:write("error: ", tostring(err), "\n")
+    io.stderr:write("error: ", (tostring(err):gsub("[\r\n]+", " ")), "\n")
     if err.hint and err.hint ~= "" then io.stderr:write("hint: ", err.hint, "\n") end
   end
   io.stdout:flush()
@@ -71,7 +71,7 @@ end
 --   local cfg = cli.exit_on(cli.config(args))
 function M.exit_on(v, ...)
   if v ~= nil then return v, ... end
-  local err = ...
+  local err = ... or failure.new("failed")
   exit_with(err.status or M.FAILURE, err)
 end
 
