@@ -40,12 +40,12 @@ PKGS_ABI_luajit  := luajit2 libluajit2-5.1-dev
 # building alloy.so for $(LUA)
 PKGS_BUILD   := gcc make pkg-config libcurl4-openssl-dev $(PKGS_ABI_$(LUA))
 # running the scripts: JSON, option parsing, the OAuth listener, tty and clock helpers
-PKGS_RUN     := lua-cjson lua-argparse lua-socket lua-term lua-system lua-filesystem
+PKGS_RUN     := lua-cjson lua-argparse lua-socket lua-term lua-system
 # the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling)
 PKGS_SANDBOX := nginx libnginx-mod-http-lua procps
-# the spec suite: busted, TLS test certificates, the LuaJIT build for the Neovim and
+# the spec suite: busted, TLS test certificates and a TLS client (LuaSec), the LuaJIT build for the Neovim and
 # OpenResty specs, Neovim, and LuaRocks with Lua 5.1 for the packaging spec
-PKGS_TEST    := lua-busted openssl $(PKGS_ABI_luajit) neovim luarocks $(PKGS_ABI_lua5.1)
+PKGS_TEST    := lua-busted openssl lua-sec $(PKGS_ABI_luajit) neovim luarocks $(PKGS_ABI_lua5.1)
 # CI's other checks: the other ABIs, sanitizers and fuzzing, valgrind, luacheck
 PKGS_CHECK   := $(PKGS_ABI_lua5.3) $(PKGS_ABI_lua5.1) clang libclang-rt-14-dev valgrind lua-check
 
@@ -196,9 +196,9 @@ $(FUZZ_DIR)/fuzz_url $(FUZZ_DIR)/fuzz_header $(FUZZ_DIR)/fuzz_b64url: $(FUZZ_DIR
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/url.c
 
-$(FUZZ_DIR)/fuzz_retry_after: fuzz/fuzz_retry_after.c fuzz/fuzz_common.h src/http.c src/http.h src/url.c src/curl_api.c src/curl_api.h
+$(FUZZ_DIR)/fuzz_retry_after: fuzz/fuzz_retry_after.c fuzz/fuzz_common.h src/http.c src/http.h src/url.c src/curl_api.c src/curl_api.h src/errors.c
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/http.c src/url.c src/curl_api.c -ldl -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< src/http.c src/url.c src/curl_api.c src/errors.c $(FUZZ_LUA_LIBS) -ldl -lm
 
 # The only binary that links liblua: errors.c needs a lua_State (and lua-cjson, via cpath).
 $(FUZZ_DIR)/fuzz_errors: fuzz/fuzz_errors.c fuzz/fuzz_common.h src/errors.c src/errors.h

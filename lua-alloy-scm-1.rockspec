@@ -44,7 +44,7 @@ build = {
   type = "builtin",
   modules = {
     alloy = {
-      sources = { "src/alloy.c", "src/curl_api.c", "src/errors.c", "src/http.c", "src/ops.c", "src/url.c" },
+      sources = { "src/alloy.c", "src/curl_api.c", "src/errors.c", "src/files.c", "src/http.c", "src/ops.c", "src/url.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(CURL_INCDIR)" },
       -- libcurl itself is loaded at run time (src/curl_api.h says why); only dlopen is linked
@@ -54,6 +54,7 @@ build = {
     ["alloy.config"] = "lua/alloy/config.lua",
     ["alloy.credentials"] = "lua/alloy/credentials.lua",
     ["alloy.dotenv"] = "lua/alloy/dotenv.lua",
+    ["alloy.failure"] = "lua/alloy/failure.lua",
     ["alloy.hints"] = "lua/alloy/hints.lua",
     ["alloy.listener"] = "lua/alloy/listener.lua",
     ["alloy.oauth"] = "lua/alloy/oauth.lua",

@@ -42,13 +42,13 @@ local function types_of(list)
 end
 
 local function main()
-  local args = cli.parse(parser, arg)
-  local cfg = cli.config(args)
-  cli.require_config(cfg, false)
-  local client = cli.client(cfg, { debug = args.verbose })
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local cfg = cli.exit_on(cli.config(args))
+  cli.exit_on(cli.require_config(cfg, false))
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
 
-  local users, msg, code = client:list_users()
-  if not users then cli.api_fail(msg, code, { url = cfg.base_url }) end
+  local users, msg, code, res = client:list_users()
+  if not users then return nil, require("alloy.failure").api(msg, code, res, { url = cfg.base_url }) end
   local show = progress_printer(#users)
 
   -- Batches of `concurrency * 4` keep the progress line moving without starving the pool.

@@ -82,7 +82,7 @@ local function probe(cfg, args)
   local clients = {}
   local function client_for(version)
     if not clients[version] then
-      clients[version] = cli.client(cfg, { api_version = version, retries = 0, debug = args.verbose })
+      clients[version] = cli.exit_on(cli.client(cfg, { api_version = version, retries = 0, debug = args.verbose }))
     end
     return clients[version]
   end
@@ -122,12 +122,12 @@ local function probe(cfg, args)
 end
 
 local function main()
-  local args = cli.parse(parser, arg)
-  local cfg = cli.config(args, {
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local cfg = cli.exit_on(cli.config(args, {
     embedded_url = args.embedded_url, base_url = args.base_url, api_version = args.api_version,
-  })
-  cli.require_config(cfg, true)
-  local alloy = cli.alloy()
+  }))
+  cli.exit_on(cli.require_config(cfg, true))
+  local alloy = require "alloy" -- loaded by cli.config
 
   if args.probe then
     local results, first = probe(cfg, args)
@@ -138,9 +138,9 @@ local function main()
         count[r.result] = (count[r.result] or 0) + 1
         if count[r.result] > count[best.result] then best = r end
       end
-      cli.fail(("no variant returned a token (%d tried; most common: %s)"):format(#results,
-        best.message or best.result),
-        require("alloy.hints").for_failure(best.code, best.message, { user_id = cfg.user_id }), cli.FAILURE)
+      return nil, require("alloy.failure").new(("no variant returned a token (%d tried; most common: %s)")
+        :format(#results, best.message or best.result),
+        require("alloy.hints").for_failure(best.code, best.message, { user_id = cfg.user_id }))
     end
     local v = first.variant
     cli.say("first working variant: #%d %s %s (%s)", first.row.n, v.method, first.res.url or v.host.url,
@@ -162,11 +162,11 @@ local function main()
     return cli.OK
   end
 
-  local client = cli.client(cfg, { debug = args.verbose })
-  local token, res_or_msg, code = client:user_token(cfg.user_id)
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
+  local token, res_or_msg, code, fres = client:user_token(cfg.user_id)
   if not token then
     client:close()
-    cli.api_fail(res_or_msg, code, { user_id = cfg.user_id, url = cfg.embedded_url })
+    return nil, require("alloy.failure").api(res_or_msg, code, fres, { user_id = cfg.user_id, url = cfg.embedded_url })
   end
   local res = res_or_msg
   local url = res.url or (cfg.embedded_url .. "/users/" .. cfg.user_id .. "/token")

@@ -23,24 +23,25 @@ parser:option("-c --connector", "Connector id, e.g. notion, slack, hubspot."):ar
 oauth.add_options(parser)
 
 local function main()
-  local args = cli.parse(parser, arg)
-  local cfg = cli.config(args, { redirect_uri = args.redirect_uri })
-  cli.require_config(cfg, true)
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local cfg = cli.exit_on(cli.config(args, { redirect_uri = args.redirect_uri }))
+  cli.exit_on(cli.require_config(cfg, true))
   local connector = args.connector
   if not connector or connector == "" then
-    connector = cli.ask("Connector id (e.g. notion, slack, hubspot): ", "connector id")
+    connector = cli.exit_on(cli.ask("Connector id (e.g. notion, slack, hubspot): ", "connector id"))
   end
   if not connector:match("^[%w_%.%-]+$") then
-    cli.fail(("connector id %q has unexpected characters"):format(connector),
-      "connector ids look like notion, slack, hubspot, googleDrive", cli.USAGE)
+    return nil, require("alloy.failure").usage(("connector id %q has unexpected characters"):format(connector),
+      "connector ids look like notion, slack, hubspot, googleDrive")
   end
   local redirect = cfg.redirect_uri
   if not redirect then
-    redirect = cli.ask("Redirect URI (e.g. http://localhost:3000/oauth/callback): ", "redirect URI")
+    redirect = cli.exit_on(cli.ask("Redirect URI (e.g. http://localhost:3000/oauth/callback): ", "redirect URI"))
   end
-  local client = cli.client(cfg, { debug = args.verbose })
-  oauth.run{ args = args, cfg = cfg, client = client, connector = connector, redirect_uri = redirect }
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
+  local done, err = oauth.run{ args = args, cfg = cfg, client = client, connector = connector, redirect_uri = redirect }
   client:close()
+  if not done then return nil, err end
   return cli.OK
 end
 

@@ -17,13 +17,13 @@ Examples:
 parser:option("-c --connector", "Only connections of this connector (type notion or notion-*)."):argname("<id>")
 
 local function main()
-  local args = cli.parse(parser, arg)
-  local cfg = cli.config(args)
-  cli.require_config(cfg, true)
-  local client = cli.client(cfg, { debug = args.verbose })
-  local list, msg, code = credentials.list(client, cfg.user_id)
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local cfg = cli.exit_on(cli.config(args))
+  cli.exit_on(cli.require_config(cfg, true))
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
+  local list, err = credentials.list(client, cfg.user_id, { url = cfg.base_url })
   client:close()
-  if not list then cli.api_fail(msg, code, { user_id = cfg.user_id, url = cfg.base_url }) end
+  if not list then return nil, err end
   local total = #list
   list = credentials.for_connector(list, args.connector)
   -- oldest first; ties keep the API's order

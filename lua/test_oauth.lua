@@ -21,9 +21,9 @@ Examples:
 oauth.add_options(parser)
 
 local function main()
-  local args = cli.parse(parser, arg)
-  local cfg = cli.config(args, { redirect_uri = args.redirect_uri })
-  cli.require_config(cfg, true)
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local cfg = cli.exit_on(cli.config(args, { redirect_uri = args.redirect_uri }))
+  cli.exit_on(cli.require_config(cfg, true))
   local redirect = cfg.redirect_uri or DEFAULT_REDIRECT
   cli.say("Notion OAuth test")
   cli.say("  user:         %s  [%s]", cfg.user_id, cfg.source.user_id)
@@ -32,9 +32,11 @@ local function main()
   cli.say("  API:          %s  (x-api-version %s)", cfg.base_url, cfg.api_version)
   cli.say("  API key:      set  [%s]", cfg.source.api_key)
   if cfg.env_file then cli.say("  env file:     %s", cfg.env_file) end
-  local client = cli.client(cfg, { debug = args.verbose })
-  local cred = oauth.run{ args = args, cfg = cfg, client = client, connector = CONNECTOR, redirect_uri = redirect }
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
+  local done, err = oauth.run{ args = args, cfg = cfg, client = client, connector = CONNECTOR, redirect_uri = redirect }
   client:close()
+  if not done then return nil, err end
+  local cred = done.credential
   if cred then
     cli.say("Next steps:")
     cli.say("  1. put CONNECTION_ID=%s in .env (or run with --save)", cred.credentialId)

@@ -68,23 +68,24 @@ describe("alloy module", function()
 
   describe("alloy.new", function()
     it("requires api_key", function()
-      assert.has_error(function() alloy.new {} end, "alloy.new: option 'api_key' is required (a string)")
+      assert.has_error(function() alloy.new {} end,
+        "alloy.new: api_key must be at least 8 characters, without spaces, CR, LF or NUL")
     end)
 
     it("rejects unknown options and wrong types", function()
       assert.has_error(function() alloy.new { api_key = "key-0123456789", timeot = 3 } end,
         "alloy.new: unknown option 'timeot'")
       assert.has_error(function() alloy.new { api_key = "key-0123456789", timeout = "3" } end,
-        "alloy.new: option 'timeout' must be a number")
+        "alloy.new: timeout must be a number of seconds from 0.001 to 86400")
       assert.has_error(function() alloy.new { api_key = "key-0123456789", debug = 1 } end,
-        "alloy.new: option 'debug' must be a boolean")
+        "alloy.new: debug must be a boolean")
       assert.has_error(function() alloy.new { api_key = "key-0123456789", base_url = "ftp://x" } end,
-        "alloy.new: option 'base_url' must be an http:// or https:// URL")
+        "alloy.new: base_url must be an http:// or https:// URL without spaces or control characters")
     end)
 
     it("refuses keys too short to be redacted from messages", function()
       assert.has_error(function() alloy.new { api_key = "short" } end,
-        "alloy.new: option 'api_key' must be at least 8 characters, without spaces, CR, LF or NUL")
+        "alloy.new: api_key must be at least 8 characters, without spaces, CR, LF or NUL")
     end)
 
     it("requires finite, positive timeouts", function()
@@ -144,7 +145,7 @@ describe("alloy module", function()
       assert.is_nil(log[2].headers["user-agent"])
       assert.equals("per-request/1", log[3].headers["user-agent"]) -- one value, not two
       assert.has_error(function() alloy.new { api_key = sb.api_key, user_agent = true } end,
-        "alloy.new: option 'user_agent' must be a string")
+        "alloy.new: user_agent must be a string without CR, LF or NUL, or false for none")
     end)
 
     it("keeps the raw header block and builds res.headers from it when first read", function()

@@ -168,6 +168,22 @@ describe("initiate_oauth.lua", function()
       assert.equal("CONNECTION_ID=" .. id .. "\n", run.read(dir .. "/.env"))
       assert.equal("600", require("alloy.dotenv").mode(dir .. "/.env"))
     end)
+
+    it("--save with a symlinked .env: reads through it, refuses to replace the link, exit 1", function()
+      run.write(dir .. "/real.env", "ALLOY_API_KEY=" .. sb.api_key .. "\n", "600")
+      assert(os.execute("ln -s real.env " .. run.quote(dir .. "/.env")))
+      local r = flow("none", { "--save" })
+      assert.equal(1, r.code)
+      assert.equal(1, #lines(r.stdout), "only the OAuth URL")
+      local id = r.stderr:match("Connected: notion%-oauth2 connection (%x+)")
+      assert.equal(24, #id)
+      assert.matches("\nerror: could not save CONNECTION_ID to %.env: %.env is a symbolic link, which would be"
+        .. " replaced by a plain file %(edit its target instead%)\nhint: add CONNECTION_ID=" .. id
+        .. " to it by hand\n$",
+        r.stderr)
+      assert.equal("link", require("alloy").file_info(dir .. "/.env").type)
+      assert.equal("ALLOY_API_KEY=" .. sb.api_key .. "\n", run.read(dir .. "/real.env"))
+    end)
   end)
 
   describe("the README's example", function()

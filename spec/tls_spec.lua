@@ -144,7 +144,7 @@ describe("TLS", function()
   end)
 
   it("has no silent way to turn verification off", function()
-    assert.has_error(function() client { insecure = 1 } end, "alloy.new: option 'insecure' must be a boolean")
+    assert.has_error(function() client { insecure = 1 } end, "alloy.new: insecure must be a boolean")
     assert.has_error(function() client { ssl_verify = false } end, "alloy.new: unknown option 'ssl_verify'")
     assert.has_error(function() client { verify = false } end, "alloy.new: unknown option 'verify'")
     -- insecure = false is the default and verifies

@@ -7,6 +7,7 @@
 
 #include "compat.h"
 #include "errors.h"
+#include "files.h"
 #include "http.h"
 #include "ops.h"
 #include "url.h"
@@ -73,6 +74,13 @@ static char *dup_string(lua_State *L, const char *s, size_t n) {
   memcpy(d, s, n);
   d[n] = '\0';
   return d;
+}
+
+/* A malloc'd copy of the string at idx, or NULL for nil. */
+static char *opt_dup(lua_State *L, int idx) {
+  size_t n = 0;
+  const char *s = lua_tolstring(L, idx, &n);
+  return s ? dup_string(L, s, n) : NULL;
 }
 
 static client *check_client(lua_State *L, int idx) {
@@ -165,78 +173,195 @@ static int client_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ alloy.new */
 
-static const char *const option_names[] = {
-  "api_key", "api_version", "base_url", "embedded_url", "timeout", "connect_timeout",
-  "retries", "backoff", "retry_max_wait", "max_body", "ca_file", "proxy", "user_agent",
-  "insecure", "debug", "transport", NULL};
+/* ------------------------------------------------------------------ option rules */
 
-static const char *opt_string(lua_State *L, int t, const char *name, const char *def, size_t *len) {
-  const char *s = def;
-  lua_getfield(L, t, name);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "alloy.new: option '%s' must be a string", name);
-    s = lua_tolstring(L, -1, len);
-  } else if (def) {
-    *len = strlen(def);
-  }
-  lua_pop(L, 1); /* the string stays alive in the options table */
-  return s;
+enum opt_kind { OPT_KEY, OPT_VERSION, OPT_URL, OPT_NUMBER, OPT_WHOLE, OPT_TEXT, OPT_AGENT,
+                OPT_BOOLEAN, OPT_FUNCTION };
+
+/* The one rule and the one default of every option (alloy.new's, and client:batch's
+ * concurrency); alloy.defaults, alloy.check_option and alloy.new all read this table. */
+typedef struct option_rule {
+  const char *name;
+  enum opt_kind kind;
+  const char *text;      /* a string default, or NULL */
+  double number, min, max; /* a number default (when text is NULL and kind is a number) */
+  const char *msg;       /* what the rule checks */
+} option_rule;
+
+enum { OPT_API_KEY, OPT_API_VERSION, OPT_BASE_URL, OPT_EMBEDDED_URL, OPT_TIMEOUT,
+       OPT_CONNECT_TIMEOUT, OPT_RETRIES, OPT_BACKOFF, OPT_RETRY_MAX_WAIT, OPT_MAX_BODY,
+       OPT_CA_FILE, OPT_PROXY, OPT_USER_AGENT, OPT_INSECURE, OPT_DEBUG, OPT_TRANSPORT,
+       OPT_NEW_COUNT, /* the options above are alloy.new's */
+       OPT_CONCURRENCY = OPT_NEW_COUNT, OPT_COUNT };
+
+static const option_rule option_rules[OPT_COUNT] = {
+  [OPT_API_KEY] = {"api_key", OPT_KEY, NULL, 0, 0, 0,
+                   "api_key must be at least 8 characters, without spaces, CR, LF or NUL"},
+  [OPT_API_VERSION] = {"api_version", OPT_VERSION, "2025-09", 0, 0, 0,
+                       "api_version must be a version date YYYY-MM (e.g. 2025-09)"},
+  [OPT_BASE_URL] = {"base_url", OPT_URL, "https://production.runalloy.com", 0, 0, 0,
+                    "base_url must be an http:// or https:// URL without spaces or control characters"},
+  [OPT_EMBEDDED_URL] = {"embedded_url", OPT_URL, "https://embedded.runalloy.com", 0, 0, 0,
+                        "embedded_url must be an http:// or https:// URL without spaces or control characters"},
+  [OPT_TIMEOUT] = {"timeout", OPT_NUMBER, NULL, 30, 0.001, 86400,
+                   "timeout must be a number of seconds from 0.001 to 86400"},
+  [OPT_CONNECT_TIMEOUT] = {"connect_timeout", OPT_NUMBER, NULL, 10, 0.001, 86400,
+                           "connect_timeout must be a number of seconds from 0.001 to 86400"},
+  [OPT_RETRIES] = {"retries", OPT_WHOLE, NULL, 2, 0, 10, "retries must be a whole number from 0 to 10"},
+  [OPT_BACKOFF] = {"backoff", OPT_NUMBER, NULL, 0.5, 0, 60, "backoff must be a number of seconds from 0 to 60"},
+  [OPT_RETRY_MAX_WAIT] = {"retry_max_wait", OPT_NUMBER, NULL, 30, 0, 3600,
+                          "retry_max_wait must be a number of seconds from 0 to 3600"},
+  [OPT_MAX_BODY] = {"max_body", OPT_WHOLE, NULL, 8388608, 1, 1073741824,
+                    "max_body must be a whole number of bytes from 1 to 1073741824"},
+  [OPT_CA_FILE] = {"ca_file", OPT_TEXT, NULL, 0, 0, 0, "ca_file must be a string without CR, LF or NUL"},
+  [OPT_PROXY] = {"proxy", OPT_TEXT, NULL, 0, 0, 0, "proxy must be a string without CR, LF or NUL"},
+  [OPT_USER_AGENT] = {"user_agent", OPT_AGENT, NULL, 0, 0, 0,
+                      "user_agent must be a string without CR, LF or NUL, or false for none"},
+  [OPT_INSECURE] = {"insecure", OPT_BOOLEAN, NULL, 0, 0, 0, "insecure must be a boolean"},
+  [OPT_DEBUG] = {"debug", OPT_BOOLEAN, NULL, 0, 0, 0, "debug must be a boolean"},
+  [OPT_TRANSPORT] = {"transport", OPT_FUNCTION, NULL, 0, 0, 0, "transport must be a function"},
+  [OPT_CONCURRENCY] = {"concurrency", OPT_WHOLE, NULL, 16, 1, 1024,
+                       "concurrency must be a whole number from 1 to 1024"},
+};
+
+static int has_default(const option_rule *r) {
+  return r->text != NULL || r->kind == OPT_NUMBER || r->kind == OPT_WHOLE;
 }
 
-static double opt_number(lua_State *L, int t, const char *name, double def, double min, double max) {
-  double v = def;
-  lua_getfield(L, t, name);
-  if (!lua_isnil(L, -1)) {
-    if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "alloy.new: option '%s' must be a number", name);
-    v = lua_tonumber(L, -1);
-    if (!(v >= min && v <= max))
-      luaL_error(L, "alloy.new: option '%s' must be between %f and %f", name, min, max);
-  }
-  lua_pop(L, 1);
-  return v;
+/* Integral values as Lua integers on 5.3+, so 30 is 30 and not 30.0. */
+static void push_number(lua_State *L, double v) {
+  if (v == (double)(lua_Integer)v)
+    lua_pushinteger(L, (lua_Integer)v);
+  else
+    lua_pushnumber(L, v);
 }
 
-static int opt_boolean(lua_State *L, int t, const char *name) {
-  lua_getfield(L, t, name);
-  int isnil = lua_isnil(L, -1);
-  if (!isnil && !lua_isboolean(L, -1)) luaL_error(L, "alloy.new: option '%s' must be a boolean", name);
-  int v = lua_toboolean(L, -1);
-  lua_pop(L, 1);
-  return v;
+static void push_default(lua_State *L, const option_rule *r) {
+  if (r->text)
+    lua_pushstring(L, r->text);
+  else if (r->kind == OPT_NUMBER || r->kind == OPT_WHOLE)
+    push_number(L, r->number);
+  else if (r->kind == OPT_BOOLEAN)
+    lua_pushboolean(L, 0);
+  else
+    lua_pushnil(L);
 }
 
-static char *opt_url(lua_State *L, int t, const char *name, const char *def) {
+static int is_version_date(const char *s, size_t n) {
+  if (n != 7 || s[4] != '-') return 0;
+  for (int i = 0; i < 7; i++)
+    if (i != 4 && (s[i] < '0' || s[i] > '9')) return 0;
+  int month = (s[5] - '0') * 10 + (s[6] - '0');
+  return month >= 1 && month <= 12;
+}
+
+/* Checks the value at idx against rule r: pushes the normalised value (the default for nil)
+ * and returns NULL, or pushes nothing and returns what the rule checks. */
+static const char *option_check(lua_State *L, const option_rule *r, int idx) {
+  int t = lua_type(L, idx);
   size_t n = 0;
-  const char *s = opt_string(L, t, name, def, &n);
-  if (!(n > 7 && strncmp(s, "http://", 7) == 0) && !(n > 8 && strncmp(s, "https://", 8) == 0))
-    luaL_error(L, "alloy.new: option '%s' must be an http:// or https:// URL", name);
-  if (!header_value_ok(s, n) || memchr(s, ' ', n))
-    luaL_error(L, "alloy.new: option '%s' contains spaces or control characters", name);
-  while (n > 0 && s[n - 1] == '/') n--;
-  return dup_string(L, s, n);
+  const char *s = t == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+  if (t == LUA_TNIL && r->kind != OPT_KEY) {
+    push_default(L, r);
+    return NULL;
+  }
+  switch (r->kind) {
+    case OPT_KEY: /* never the value in a message; shorter "keys" could not be redacted (errors.c) */
+      if (!s || n < 8 || !header_value_ok(s, n) || memchr(s, ' ', n)) return r->msg;
+      break;
+    case OPT_VERSION:
+      if (!s || !is_version_date(s, n)) return r->msg;
+      break;
+    case OPT_URL:
+      if (!s || !((n > 7 && strncmp(s, "http://", 7) == 0) || (n > 8 && strncmp(s, "https://", 8) == 0)))
+        return r->msg;
+      for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) return r->msg;
+      while (n > 0 && s[n - 1] == '/') n--;
+      lua_pushlstring(L, s, n);
+      return NULL;
+    case OPT_NUMBER:
+    case OPT_WHOLE: {
+      if (t != LUA_TNUMBER) return r->msg;
+      double v = lua_tonumber(L, idx);
+      if (!(v >= r->min && v <= r->max)) return r->msg;
+      if (r->kind == OPT_WHOLE && v != (double)(lua_Integer)v) return r->msg;
+      push_number(L, v);
+      return NULL;
+    }
+    case OPT_TEXT:
+      if (!s || !header_value_ok(s, n)) return r->msg;
+      break;
+    case OPT_AGENT:
+      if (t == LUA_TBOOLEAN && !lua_toboolean(L, idx)) break;
+      if (!s || !header_value_ok(s, n)) return r->msg;
+      break;
+    case OPT_BOOLEAN:
+      if (t != LUA_TBOOLEAN) return r->msg;
+      break;
+    case OPT_FUNCTION:
+      if (t != LUA_TFUNCTION) return r->msg;
+      break;
+  }
+  lua_pushvalue(L, idx);
+  return NULL;
 }
 
-static char *opt_dup(lua_State *L, int t, const char *name) {
-  size_t n = 0;
-  const char *s = opt_string(L, t, name, NULL, &n);
-  if (s == NULL) return NULL;
-  if (!header_value_ok(s, n)) luaL_error(L, "alloy.new: option '%s' contains CR, LF or NUL", name);
-  return dup_string(L, s, n);
+static const option_rule *find_rule(const char *name, int count) {
+  for (int i = 0; i < count; i++)
+    if (strcmp(option_rules[i].name, name) == 0) return &option_rules[i];
+  return NULL;
 }
 
-/* Raises "<who>: unknown <what> 'k'" for a key of table t not in names: typos fail loudly. */
-static void check_keys(lua_State *L, int t, const char *const names[], const char *who, const char *what) {
+/* alloy.check_option(name, value) -> normalised value | nil, msg */
+static int alloy_check_option(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  const option_rule *r = find_rule(name, OPT_COUNT);
+  if (r == NULL) luaL_error(L, "alloy.check_option: unknown option '%s'", name);
+  lua_settop(L, 2);
+  const char *msg = option_check(L, r, 2);
+  if (msg == NULL) return 1;
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+/* Pushes alloy.defaults: a fresh table of every default the rules hold. */
+static void push_defaults(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; i < OPT_COUNT; i++) {
+    if (!has_default(&option_rules[i])) continue;
+    push_default(L, &option_rules[i]);
+    lua_setfield(L, -2, option_rules[i].name);
+  }
+}
+
+/* Pushes the normalised value of option i of the options table at t; raises on misuse. */
+static void new_option(lua_State *L, int t, int i) {
+  lua_getfield(L, t, option_rules[i].name);
+  const char *msg = option_check(L, &option_rules[i], -1);
+  if (msg) luaL_error(L, "alloy.new: %s", msg);
+  lua_replace(L, -2);
+}
+
+/* Raises "<who>: unknown <what> 'k'" for a key of table t that is none of the count names
+ * found every stride bytes from *names (a string array, or the name field of a table of
+ * rows): typos fail loudly. */
+static void check_keys(lua_State *L, int t, const char *const *names, size_t stride, size_t count,
+                       const char *who, const char *what) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
     int known = 0;
     if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: %s names must be strings", who, what);
     const char *k = lua_tostring(L, -2);
-    for (int i = 0; names[i]; i++)
-      if (strcmp(k, names[i]) == 0) known = 1;
+    for (size_t i = 0; i < count && !known; i++)
+      known = strcmp(k, *(const char *const *)((const char *)names + i * stride)) == 0;
     if (!known) luaL_error(L, "%s: unknown %s '%s'", who, what, k);
     lua_pop(L, 1);
   }
 }
+#define CHECK_KEYS(L, t, list, who, what) \
+  check_keys(L, t, list, sizeof list[0], sizeof list / sizeof list[0], who, what)
 
 /* Mallocs "<prefix><value>". */
 static char *header_line(lua_State *L, const char *prefix, const char *value) {
@@ -272,33 +397,25 @@ static int alloy_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (alloy_curl_load(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
   lua_settop(L, 1);
-  check_keys(L, 1, option_names, "alloy.new", "option");
-
-  size_t key_len = 0;
-  lua_getfield(L, 1, "api_key");
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "alloy.new: option 'api_key' is required (a string)");
-  const char *key = lua_tolstring(L, -1, &key_len);
-  /* The message names the rule, never the value. Shorter "keys" could not be redacted
-   * from messages without mangling ordinary words (errors.c). */
-  if (key_len < 8 || !header_value_ok(key, key_len) || memchr(key, ' ', key_len))
-    luaL_error(L, "alloy.new: option 'api_key' must be at least 8 characters, without spaces, CR, LF or NUL");
-  lua_pop(L, 1);
-
-  size_t ver_len = 0;
-  const char *version = opt_string(L, 1, "api_version", "2025-09", &ver_len);
-  if (!url_param_ok(version, ver_len) || memchr(version, '/', ver_len) || memchr(version, ' ', ver_len))
-    luaL_error(L, "alloy.new: option 'api_version' must look like 2025-09");
+  check_keys(L, 1, &option_rules[0].name, sizeof option_rules[0], OPT_NEW_COUNT, "alloy.new", "option");
+  /* 2 .. OPT_NEW_COUNT + 1: every option, normalised; strings stay alive on the stack */
+  luaL_checkstack(L, OPT_NEW_COUNT + 8, "alloy.new");
+  for (int i = 0; i < OPT_NEW_COUNT; i++) new_option(L, 1, i);
+#define OPT(i) (2 + (i))
+  size_t key_len = 0, ver_len = 0;
+  const char *key = lua_tolstring(L, OPT(OPT_API_KEY), &key_len);
+  const char *version = lua_tolstring(L, OPT(OPT_API_VERSION), &ver_len);
 
   http_conf conf;
   memset(&conf, 0, sizeof conf);
-  conf.timeout_ms = (long)(opt_number(L, 1, "timeout", 30, 0.001, 86400) * 1000);
-  conf.connect_timeout_ms = (long)(opt_number(L, 1, "connect_timeout", 10, 0.001, 86400) * 1000);
-  conf.retries = (int)opt_number(L, 1, "retries", 2, 0, 10);
-  conf.backoff = opt_number(L, 1, "backoff", 0.5, 0, 60);
-  conf.retry_max_wait = opt_number(L, 1, "retry_max_wait", 30, 0, 3600);
-  conf.max_body = (size_t)opt_number(L, 1, "max_body", 8 * 1024 * 1024, 1, 1024.0 * 1024 * 1024);
-  conf.insecure = opt_boolean(L, 1, "insecure");
-  conf.debug = opt_boolean(L, 1, "debug");
+  conf.timeout_ms = (long)(lua_tonumber(L, OPT(OPT_TIMEOUT)) * 1000);
+  conf.connect_timeout_ms = (long)(lua_tonumber(L, OPT(OPT_CONNECT_TIMEOUT)) * 1000);
+  conf.retries = (int)lua_tointeger(L, OPT(OPT_RETRIES));
+  conf.backoff = lua_tonumber(L, OPT(OPT_BACKOFF));
+  conf.retry_max_wait = lua_tonumber(L, OPT(OPT_RETRY_MAX_WAIT));
+  conf.max_body = (size_t)lua_tointeger(L, OPT(OPT_MAX_BODY));
+  conf.insecure = lua_toboolean(L, OPT(OPT_INSECURE));
+  conf.debug = lua_toboolean(L, OPT(OPT_DEBUG));
 
   client *c = lua_newuserdata(L, sizeof *c);
   memset(c, 0, sizeof *c);
@@ -310,36 +427,30 @@ static int alloy_new(lua_State *L) {
   c->conf = conf;
   c->api_key = dup_string(L, key, key_len);
   c->api_version = dup_string(L, version, ver_len);
-  c->base_url = opt_url(L, 1, "base_url", "https://production.runalloy.com");
-  c->embedded_url = opt_url(L, 1, "embedded_url", "https://embedded.runalloy.com");
-  c->ca_file = opt_dup(L, 1, "ca_file");
-  c->proxy = opt_dup(L, 1, "proxy");
+  c->base_url = opt_dup(L, OPT(OPT_BASE_URL));
+  c->embedded_url = opt_dup(L, OPT(OPT_EMBEDDED_URL));
+  c->ca_file = opt_dup(L, OPT(OPT_CA_FILE));
+  c->proxy = opt_dup(L, OPT(OPT_PROXY));
   c->conf.ca_file = c->ca_file;
   c->conf.proxy = c->proxy;
   c->conf.secret = c->api_key;
   c->auth_header = header_line(L, "Authorization: Bearer ", c->api_key);
   c->version_header = header_line(L, "x-api-version: ", c->api_version);
   /* user_agent: nil for ours, a string, or false (or "") for none. */
-  lua_getfield(L, 1, "user_agent");
-  int send_ua = !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1));
-  lua_pop(L, 1);
+  const char *agent = lua_tostring(L, OPT(OPT_USER_AGENT));
   char ua[96];
-  snprintf(ua, sizeof ua, "lua-alloy/%s libcurl/%s", ALLOY_VERSION, curl_version_info(CURLVERSION_NOW)->version);
-  size_t agent_len = 0;
-  const char *agent = send_ua ? opt_string(L, 1, "user_agent", ua, &agent_len) : "";
-  if (!header_value_ok(agent, agent_len))
-    luaL_error(L, "alloy.new: option 'user_agent' contains CR, LF or NUL");
-  if (agent[0]) c->ua_header = header_line(L, "User-Agent: ", agent);
+  if (lua_isnil(L, OPT(OPT_USER_AGENT))) {
+    snprintf(ua, sizeof ua, "lua-alloy/%s libcurl/%s", ALLOY_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+    agent = ua;
+  }
+  if (agent && agent[0]) c->ua_header = header_line(L, "User-Agent: ", agent);
   build_chains(c);
 
-  lua_getfield(L, 1, "transport");
-  if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-    luaL_error(L, "alloy.new: option 'transport' must be a function");
-  if (lua_isnil(L, -1))
-    lua_pop(L, 1);
-  else
+  if (!lua_isnil(L, OPT(OPT_TRANSPORT))) {
+    lua_pushvalue(L, OPT(OPT_TRANSPORT));
     c->transport_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-
+  }
+#undef OPT
   if (http_transfer_init(&c->single, &c->conf) != 0) luaL_error(L, "alloy: cannot create a curl handle");
   return 1;
 }
@@ -348,7 +459,7 @@ static int alloy_new(lua_State *L) {
 
 static const char *const request_fields[] = {"method", "url", "service", "path", "params", "query",
                                              "json", "body", "headers", "version_in_path", "raw",
-                                             "op", "args", NULL};
+                                             "op", "args"};
 
 
 static const char *field_string(lua_State *L, int spec, const char *name, size_t *len, const char *who) {
@@ -473,10 +584,10 @@ enum { BODY_NONE, BODY_JSON, BODY_RAW };
 static void set_failure(lua_State *L, prepared *p, anchors *a, const char *fmt, const char *name) {
   char msg[200];
   if (p->fail_code) return;
-  int n = snprintf(msg, sizeof msg, "INVALID_ARGUMENT: ");
+  p->fail_code = alloy_code_name(CODE_INVALID_ARGUMENT);
+  int n = snprintf(msg, sizeof msg, "%s: ", p->fail_code);
   snprintf(msg + n, sizeof msg - (size_t)n, fmt, name);
   lua_pushstring(L, msg);
-  p->fail_code = "INVALID_ARGUMENT";
   p->fail_msg = lua_tostring(L, -1);
   anchor(a);
 }
@@ -651,7 +762,7 @@ static int spec_field(lua_State *L, int spec, const char *name, int type, const 
 static void spec_request(lua_State *L, client *c, int spec, anchors *a, const alloy_op *op,
                          prepared *p, const char *who) {
   spec = ac_absindex(L, spec);
-  check_keys(L, spec, request_fields, who, "request field");
+  CHECK_KEYS(L, spec, request_fields, who, "request field");
   request_input in;
   memset(&in, 0, sizeof in);
   in.method = field_string(L, spec, "method", &in.method_len, who);
@@ -855,14 +966,11 @@ static int shape_result(lua_State *L, const alloy_op *op, int json) {
 /* Turns the finished transfer into Lua results: res (or value, res) or the failure tuple. */
 static int finish_request(lua_State *L, client *c, const http_response *r, const prepared *p) {
   if (r->transport_failed)
-    return fail(L, c, p, r, "TRANSPORT_ERROR", r->errbuf, strlen(r->errbuf), 0);
+    return fail(L, c, p, r, alloy_code_name(CODE_TRANSPORT_ERROR), r->errbuf, strlen(r->errbuf), 0);
   if (r->curl_code != CURLE_OK) {
-    const char *code = r->too_large ? "BODY_TOO_LARGE" : http_code_name(r->curl_code);
     char other[24];
-    if (code == NULL || strcmp(code, "WRITE_ERROR") == 0) {
-      snprintf(other, sizeof other, "CURL_%d", (int)r->curl_code);
-      code = other;
-    }
+    const char *code = r->too_large ? alloy_code_name(CODE_BODY_TOO_LARGE)
+                                    : alloy_curl_code((int)r->curl_code, other, sizeof other);
     const char *text = r->too_large ? "response body is larger than max_body" : r->errbuf;
     return fail(L, c, p, r, code, text, strlen(text), 0);
   }
@@ -888,8 +996,8 @@ static int finish_request(lua_State *L, client *c, const http_response *r, const
   int n;
 
   if (r->status >= 300 || r->status < 200) {
-    char code[16];
-    snprintf(code, sizeof code, "HTTP_%ld", r->status);
+    char code[24];
+    alloy_http_code(r->status, code, sizeof code);
     alloy_server_detail(L, json, r->body.data ? r->body.data : "", r->body.len, &detail);
     if (detail.len == 0) abuf_adds(&detail, "no explanation in the response");
     n = fail(L, c, p, r, code, detail.data, detail.len, res);
@@ -897,7 +1005,7 @@ static int finish_request(lua_State *L, client *c, const http_response *r, const
     abuf_adds(&detail, json_err);
     abuf_adds(&detail, "; body starts: ");
     abuf_add(&detail, r->body.data, r->body.len < 40 ? r->body.len : 40);
-    n = fail(L, c, p, r, "JSON_DECODE", detail.data, detail.len, res);
+    n = fail(L, c, p, r, alloy_code_name(CODE_JSON_DECODE), detail.data, detail.len, res);
   } else if (p->op == NULL) {
     lua_pushvalue(L, res);
     n = 1;
@@ -913,7 +1021,7 @@ static int finish_request(lua_State *L, client *c, const http_response *r, const
     } else {
       abuf_adds(&detail, "no list (an array, or data/credentials/metadata/connectors)");
     }
-    n = fail(L, c, p, r, "BAD_RESPONSE", detail.data, detail.len, res);
+    n = fail(L, c, p, r, alloy_code_name(CODE_BAD_RESPONSE), detail.data, detail.len, res);
   }
   abuf_free(&detail);
   return n;
@@ -1357,26 +1465,23 @@ static int batch_raise(lua_State *L, int idx) {
   return lua_error(L);
 }
 
-static const char *const batch_options[] = {"concurrency", "on_result", NULL};
+static const char *const batch_options[] = {"concurrency", "on_result"};
 
 /* client:batch(requests [, {concurrency = N, on_result = fn}]) -> results, failures
  * (with on_result: true, failures; nothing is kept) */
 static int client_batch(lua_State *L) {
   client *c = check_client(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Integer concurrency = 16;
+  lua_Integer concurrency = (lua_Integer)option_rules[OPT_CONCURRENCY].number;
   lua_settop(L, 3);
   if (!lua_isnil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    check_keys(L, 3, batch_options, "client:batch", "option");
+    CHECK_KEYS(L, 3, batch_options, "client:batch", "option");
     lua_getfield(L, 3, "concurrency");
-    if (!lua_isnil(L, -1)) {
-      if (!ac_isinteger(L, -1)) luaL_error(L, "client:batch: concurrency must be an integer");
-      concurrency = lua_tointeger(L, -1);
-      if (concurrency < 1 || concurrency > 1024)
-        luaL_error(L, "client:batch: concurrency must be between 1 and 1024");
-    }
-    lua_pop(L, 1);
+    const char *msg = option_check(L, &option_rules[OPT_CONCURRENCY], -1);
+    if (msg) luaL_error(L, "client:batch: %s", msg);
+    concurrency = lua_tointeger(L, -1);
+    lua_pop(L, 2);
     lua_getfield(L, 3, "on_result");
     if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
       luaL_error(L, "client:batch: on_result must be a function");
@@ -1477,6 +1582,28 @@ static int client_batch(lua_State *L) {
 
 /* ------------------------------------------------------------------ module functions */
 
+/* lua-cjson decodes every number as a float: on 5.3+ the integral top-level claims (exp,
+ * iat, nbf) become integers again, as they are written. */
+static void integral_claims(lua_State *L, int t) {
+#if LUA_VERSION_NUM >= 503
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      lua_Number v = lua_tonumber(L, -1);
+      /* 2^63 is exact as a double; the cast is defined only below it */
+      if (v >= -9223372036854775808.0 && v < 9223372036854775808.0 && v == (lua_Number)(lua_Integer)v) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)v);
+        lua_rawset(L, t); /* an existing key: allowed while traversing */
+      }
+    }
+    lua_pop(L, 1);
+  }
+#else
+  (void)L, (void)t;
+#endif
+}
+
 static int alloy_jwt_claims(lua_State *L) {
   size_t n;
   const char *token = luaL_checklstring(L, 1, &n);
@@ -1494,14 +1621,16 @@ static int alloy_jwt_claims(lua_State *L) {
     cjson_call(L, "decode", -1, 2);
     if (lua_istable(L, -2)) {
       lua_pop(L, 1);
+      integral_claims(L, lua_gettop(L));
       return 1;
     }
     why = "payload is not a JSON object";
   }
   abuf_free(&payload);
+  const char *code = alloy_code_name(CODE_JWT_DECODE);
   lua_pushnil(L);
-  lua_pushfstring(L, "JWT_DECODE: %s", why);
-  lua_pushliteral(L, "JWT_DECODE");
+  lua_pushfstring(L, "%s: %s", code, why);
+  lua_pushstring(L, code);
   return 3;
 }
 
@@ -1520,6 +1649,7 @@ static const luaL_Reg client_meta[] = {
 
 static const luaL_Reg module_functions[] = {
   {"new", alloy_new},
+  {"check_option", alloy_check_option},
   {"jwt_claims", alloy_jwt_claims},
   {NULL, NULL}};
 
@@ -1615,5 +1745,10 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
     lua_setfield(L, -2, alloy_ops[i].name);
   }
   lua_setfield(L, -2, "operations");
+  push_defaults(L);
+  lua_setfield(L, -2, "defaults");
+  alloy_push_codes(L);
+  lua_setfield(L, -2, "codes");
+  files_open(L);
   return 1;
 }

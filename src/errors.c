@@ -1,6 +1,66 @@
 #include "errors.h"
 
+#include <curl/curl.h> /* only the CURLE_ numbers: nothing of libcurl is called here */
 #include <stdio.h>
+
+/* Every failure code alloy.so can return, the one place they are named. curl is the
+ * libcurl error a row stands for (-1: none); families come last. */
+static const struct code_row {
+  const char *name;
+  int curl;
+  const char *what;
+} code_rows[] = {
+  [CODE_TRANSPORT_ERROR] = {"TRANSPORT_ERROR", -1, "the transport option's function failed or returned no valid status"},
+  [CODE_INVALID_ARGUMENT] = {"INVALID_ARGUMENT", -1, "a value (id, header) cannot be sent as given; nothing was sent"},
+  [CODE_JSON_DECODE] = {"JSON_DECODE", -1, "a 2xx response body is not valid JSON"},
+  [CODE_BAD_RESPONSE] = {"BAD_RESPONSE", -1, "a 2xx JSON response lacks the field or list the operation returns"},
+  [CODE_BODY_TOO_LARGE] = {"BODY_TOO_LARGE", CURLE_FILESIZE_EXCEEDED, "the response body is larger than max_body"},
+  [CODE_JWT_DECODE] = {"JWT_DECODE", -1, "alloy.jwt_claims: not a JWT with a base64url JSON object payload"},
+  {"UNSUPPORTED_PROTOCOL", CURLE_UNSUPPORTED_PROTOCOL, "the URL's scheme is not http or https"},
+  {"URL_MALFORMAT", CURLE_URL_MALFORMAT, "the URL cannot be parsed"},
+  {"COULDNT_RESOLVE_PROXY", CURLE_COULDNT_RESOLVE_PROXY, "the proxy's host name did not resolve"},
+  {"COULDNT_RESOLVE_HOST", CURLE_COULDNT_RESOLVE_HOST, "the host name did not resolve"},
+  {"COULDNT_CONNECT", CURLE_COULDNT_CONNECT, "no connection to the host or proxy (refused, unreachable)"},
+  {"WEIRD_SERVER_REPLY", CURLE_WEIRD_SERVER_REPLY, "the server's answer is not HTTP"},
+  {"HTTP2", CURLE_HTTP2, "an HTTP/2 framing error"},
+  {"HTTP2_STREAM", CURLE_HTTP2_STREAM, "the server reset the HTTP/2 stream"},
+  {"PROXY", CURLE_PROXY, "the proxy refused or failed the connection"},
+  {"PARTIAL_FILE", CURLE_PARTIAL_FILE, "the connection closed before the whole body arrived"},
+  {"OUT_OF_MEMORY", CURLE_OUT_OF_MEMORY, "out of memory"},
+  {"OPERATION_TIMEDOUT", CURLE_OPERATION_TIMEDOUT, "timeout or connect_timeout expired"},
+  {"SSL_CONNECT_ERROR", CURLE_SSL_CONNECT_ERROR, "the TLS handshake failed"},
+  {"SSL_CACERT", CURLE_PEER_FAILED_VERIFICATION, "the server's TLS certificate is not trusted (see ca_file)"},
+  {"SSL_CACERT_BADFILE", CURLE_SSL_CACERT_BADFILE, "ca_file cannot be read as CA certificates"},
+  {"GOT_NOTHING", CURLE_GOT_NOTHING, "the server closed the connection without answering"},
+  {"SEND_ERROR", CURLE_SEND_ERROR, "sending the request failed"},
+  {"RECV_ERROR", CURLE_RECV_ERROR, "receiving the response failed"},
+  {"HTTP_<status>", -1, "the server answered with this status, not 2xx (res holds the answer)"},
+  {"CURL_<n>", -1, "any other libcurl error n (see libcurl-errors(3))"},
+};
+
+#define CODE_ROWS (sizeof code_rows / sizeof code_rows[0])
+
+const char *alloy_code_name(alloy_code code) { return code_rows[code].name; }
+
+const char *alloy_curl_code(int curl_code, char *buf, size_t size) {
+  for (size_t i = 0; i < CODE_ROWS; i++)
+    if (code_rows[i].curl == curl_code) return code_rows[i].name;
+  snprintf(buf, size, "CURL_%d", curl_code);
+  return buf;
+}
+
+const char *alloy_http_code(long status, char *buf, size_t size) {
+  snprintf(buf, size, "HTTP_%ld", status);
+  return buf;
+}
+
+void alloy_push_codes(lua_State *L) {
+  lua_createtable(L, 0, (int)CODE_ROWS);
+  for (size_t i = 0; i < CODE_ROWS; i++) {
+    lua_pushstring(L, code_rows[i].what);
+    lua_setfield(L, -2, code_rows[i].name);
+  }
+}
 
 /* Appends s with control bytes as spaces and runs of spaces collapsed, so a multi-line body
  * stays one line, keeping out->len within limit. Text cut short ends in "..." and never in

@@ -21,4 +21,22 @@ void alloy_server_detail(lua_State *L, int json_idx, const char *body, size_t bo
 /* Pushes nil, msg, code and res (the value at res_idx, or nil when 0); returns 4. */
 int alloy_push_failure(lua_State *L, const char *msg, const char *code, int res_idx);
 
+/* The failure codes alloy.so produces itself; libcurl's have their own rows (alloy_curl_code). */
+typedef enum alloy_code {
+  CODE_TRANSPORT_ERROR,
+  CODE_INVALID_ARGUMENT,
+  CODE_JSON_DECODE,
+  CODE_BAD_RESPONSE,
+  CODE_BODY_TOO_LARGE,
+  CODE_JWT_DECODE
+} alloy_code;
+
+const char *alloy_code_name(alloy_code code);
+/* The code of a failed libcurl transfer: its row's name, else "CURL_<n>" written into buf. */
+const char *alloy_curl_code(int curl_code, char *buf, size_t size);
+/* Writes "HTTP_<status>" into buf; returns buf. */
+const char *alloy_http_code(long status, char *buf, size_t size);
+/* Pushes alloy.codes: { CODE = "description" } for every code above. */
+void alloy_push_codes(lua_State *L);
+
 #endif

@@ -1,5 +1,6 @@
 #include "http.h"
 #include "url.h"
+#include "errors.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -256,7 +257,8 @@ static double retry_decision(http_transfer *t, const char *method) {
   if (!http_is_retryable(method, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
   double delay = http_backoff_delay(t->conf, t->res.attempts, retry_after);
   if (t->conf->debug) {
-    const char *why = t->res.curl_code != CURLE_OK ? http_code_name(t->res.curl_code) : NULL;
+    char other[24];
+    const char *why = t->res.curl_code != CURLE_OK ? alloy_curl_code((int)t->res.curl_code, other, sizeof other) : NULL;
     if (why)
       fprintf(stderr, "* alloy: attempt %d failed (%s); retrying in %.2fs\n", t->res.attempts, why, delay);
     else
@@ -354,38 +356,5 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       wait_ms = ms < 0 ? 0 : ms < 1000 ? (int)ms + 1 : 1000;
     }
     if (running > 0 || n_waiting > 0) curl_multi_poll(m, NULL, 0, wait_ms, NULL);
-  }
-}
-
-const char *http_code_name(CURLcode code) {
-  switch (code) {
-    case CURLE_OK: return "OK";
-    case CURLE_UNSUPPORTED_PROTOCOL: return "UNSUPPORTED_PROTOCOL";
-    case CURLE_URL_MALFORMAT: return "URL_MALFORMAT";
-    case CURLE_COULDNT_RESOLVE_PROXY: return "COULDNT_RESOLVE_PROXY";
-    case CURLE_COULDNT_RESOLVE_HOST: return "COULDNT_RESOLVE_HOST";
-    case CURLE_COULDNT_CONNECT: return "COULDNT_CONNECT";
-    case CURLE_WEIRD_SERVER_REPLY: return "WEIRD_SERVER_REPLY";
-    case CURLE_HTTP2: return "HTTP2";
-    case CURLE_PARTIAL_FILE: return "PARTIAL_FILE";
-    case CURLE_WRITE_ERROR: return "WRITE_ERROR";
-    case CURLE_OUT_OF_MEMORY: return "OUT_OF_MEMORY";
-    case CURLE_OPERATION_TIMEDOUT: return "OPERATION_TIMEDOUT";
-    case CURLE_SSL_CONNECT_ERROR: return "SSL_CONNECT_ERROR";
-    case CURLE_TOO_MANY_REDIRECTS: return "TOO_MANY_REDIRECTS";
-    case CURLE_GOT_NOTHING: return "GOT_NOTHING";
-    case CURLE_SSL_ENGINE_NOTFOUND: return "SSL_ENGINE_NOTFOUND";
-    case CURLE_SEND_ERROR: return "SEND_ERROR";
-    case CURLE_RECV_ERROR: return "RECV_ERROR";
-    case CURLE_SSL_CERTPROBLEM: return "SSL_CERTPROBLEM";
-    case CURLE_SSL_CIPHER: return "SSL_CIPHER";
-    case CURLE_PEER_FAILED_VERIFICATION: return "SSL_CACERT";
-    case CURLE_BAD_CONTENT_ENCODING: return "BAD_CONTENT_ENCODING";
-    case CURLE_FILESIZE_EXCEEDED: return "BODY_TOO_LARGE";
-    case CURLE_SSL_CACERT_BADFILE: return "SSL_CACERT_BADFILE";
-    case CURLE_SSL_INVALIDCERTSTATUS: return "SSL_INVALIDCERTSTATUS";
-    case CURLE_HTTP2_STREAM: return "HTTP2_STREAM";
-    case CURLE_PROXY: return "PROXY";
-    default: return NULL;
   }
 }

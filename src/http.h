@@ -78,7 +78,4 @@ int http_is_retryable(const char *method, CURLcode code, long status, int has_re
 double http_retry_after(const char *headers, size_t len, double now);
 double http_backoff_delay(const http_conf *conf, int attempt, double retry_after);
 
-/* The short stable name of a libcurl error ("COULDNT_CONNECT"), or NULL. */
-const char *http_code_name(CURLcode code);
-
 #endif

@@ -11,6 +11,7 @@ const alloy_op alloy_ops[] = {
   {"create_credential", "POST", SERVICE_BASE, "/connectors/{connectorId}/credentials", 1,
    RESULT_JSON, NULL},
   {"list_credentials", "GET", SERVICE_BASE, "/credentials/users/{userId}", 0, RESULT_LIST, NULL},
+  {"list_user_credentials", "GET", SERVICE_BASE, "/users/{userId}/credentials", 0, RESULT_LIST, NULL},
   {"list_connector_credentials", "GET", SERVICE_BASE, "/connectors/{connectorId}/credentials", 0,
    RESULT_LIST, NULL},
   {"delete_credential", "DELETE", SERVICE_BASE, "/users/{userId}/credentials/{credentialId}", 0,

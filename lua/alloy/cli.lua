@@ -4,26 +4,36 @@
 --     -v/--verbose, -q/--quiet, -h/--help);
 --   * output: stdout carries only the result, narrative goes to stderr;
 --   * exit codes: 0 success, 1 API or network failure, 2 usage or configuration error;
---   * fail(): one "error: ..." line and one "hint: ..." line on stderr, then exit;
+--   * every function returns its result or nil, err (an alloy.failure); only the scripts end
+--     the process, through exit_on() and main(): one "error: ..." line and one "hint: ..."
+--     line on stderr, then the failure's exit status;
 --   * JSON output through lua-cjson (sorted keys, arrays marked with M.array).
 -- lua-cjson is loaded on first use: loading a C module waits while alloy.so loads libcurl in
 -- the background (the dynamic loader has one lock), and most runs print no JSON.
 local function cjson() return require "cjson" end
 local config = require "alloy.config"
+local failure = require "alloy.failure"
 
 local M = {}
 
-M.OK, M.FAILURE, M.USAGE = 0, 1, 2
+M.OK, M.FAILURE, M.USAGE = failure.OK, failure.FAILURE, failure.USAGE
 
 M.quiet = false
 M.verbose = false
 
-local COMMON_EPILOG = [[
+-- The defaults are alloy.so's own (alloy.defaults); "?" only when it is not built.
+local function common_epilog()
+  local ok, alloy = pcall(require, "alloy")
+  local d = ok and type(alloy) == "table" and alloy.defaults or {}
+  local function show(k) return d[k] and ("%g"):format(d[k]) or "?" end
+  return ([[
 Configuration: flags > environment > .env (current directory, or --env-file) > defaults.
 Variables: ALLOY_API_KEY (never a flag), ALLOY_USER_ID, ALLOY_BASE_URL, ALLOY_EMBEDDED_URL,
-ALLOY_API_VERSION, CONNECTION_ID, REDIRECT_URI; ALLOY_TIMEOUT (s, default 30),
-ALLOY_RETRIES (default 2), ALLOY_BACKOFF (s, default 0.5), ALLOY_CA_FILE.
-Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.]]
+ALLOY_API_VERSION, CONNECTION_ID, REDIRECT_URI; ALLOY_TIMEOUT (s, default %s),
+ALLOY_RETRIES (default %s), ALLOY_BACKOFF (s, default %s), ALLOY_CA_FILE.
+Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.]])
+    :format(show("timeout"), show("retries"), show("backoff"))
+end
 
 -- ---------------------------------------------------------------- output
 
@@ -45,24 +55,24 @@ function M.warn(fmt, ...)
   io.stderr:write("warning: ", s, "\n")
 end
 
-function M.exit(code)
+-- The one place that ends the process (scripts only): a failure's error and hint lines,
+-- then its exit status.
+local function exit_with(status, err)
+  if err then
+    io.stderr:write("error: ", (tostring(err):gsub("[\r\n]+", " ")), "\n")
+    if err.hint and err.hint ~= "" then io.stderr:write("hint: ", err.hint, "\n") end
+  end
   io.stdout:flush()
   io.stderr:flush()
-  os.exit(code)
+  os.exit(status)
 end
 
--- One error line, one hint line, exit (default code 1).
-function M.fail(msg, hint, code)
-  msg = tostring(msg):gsub("[\r\n]+", " ")
-  io.stderr:write("error: ", msg, "\n")
-  if hint and hint ~= "" then io.stderr:write("hint: ", hint, "\n") end
-  M.exit(code or M.FAILURE)
-end
-
--- Failure tuple from alloy.so -> message, hint, exit.
-function M.api_fail(msg, code, ctx)
-  local hints = require "alloy.hints" -- only failures need it
-  M.fail(msg or code or "request failed", hints.for_failure(code, msg, ctx), hints.exit_code(code))
+-- For scripts: passes v, ... through, or (v == nil) reports the failure `...` and exits.
+--   local cfg = cli.exit_on(cli.config(args))
+function M.exit_on(v, ...)
+  if v ~= nil then return v, ... end
+  local err = ... or failure.new("failed")
+  exit_with(err.status or M.FAILURE, err)
 end
 
 -- ---------------------------------------------------------------- JSON
@@ -166,7 +176,6 @@ end
 
 -- ---------------------------------------------------------------- arguments
 
--- A parser with the options every script has.  `opts.user = false` drops --user.
 -- Loading argparse and building a parser is a seventh of a one-shot run, and a bare
 -- invocation needs only the defaults. So M.parser returns a recorder: every method call on
 -- it (and on what those calls return) is remembered, and replayed on a real argparse
@@ -224,7 +233,7 @@ function M.parser(name, description, epilog, opts)
   -- installed commands are named alloy-get-jwt-token and so on: show what was typed
   name = (arg and type(arg[0]) == "string" and arg[0]:match("[^/\\]+$")) or name
   local p = recorder()
-  p:_build(name, description, (epilog and (epilog .. "\n\n") or "") .. COMMON_EPILOG)
+  p:_build(name, description, epilog)
   p:option("--env-file", "Read variables from this file instead of ./.env."):argname("<path>")
   if opts.user ~= false then
     p:option("-u --user", "Alloy user id (24-hex ObjectId) or username; overrides ALLOY_USER_ID.")
@@ -239,8 +248,8 @@ end
 -- The real argparse parser for a recorder.
 local function materialise(rec)
   local argparse = require "argparse"
-  local first = calls_of[rec][1] -- _build: the constructor's arguments
-  local p = argparse(unpack_(first.args, 1, first.n))
+  local name, description, epilog = unpack_(calls_of[rec][1].args, 1, 3) -- _build's arguments
+  local p = argparse(name, description, (epilog and (epilog .. "\n\n") or "") .. common_epilog())
   if p.help_max_width then p:help_max_width(100) end
   if p.help_description_margin then p:help_description_margin(30) end
   return replay(rec, p, 2)
@@ -253,16 +262,19 @@ local function refuse_key_args(args)
     if opt then
       local norm = opt:lower():gsub("_", "-")
       if norm == "api-key" or norm == "apikey" or norm == "key" or norm == "alloy-api-key" then
-        M.fail("the API key is not accepted on the command line (it would be visible in ps)",
-          "set ALLOY_API_KEY in the environment or in .env instead", M.USAGE)
+        return nil, failure.usage("the API key is not accepted on the command line (it would be visible in ps)",
+          "set ALLOY_API_KEY in the environment or in .env instead")
       end
     end
   end
+  return true
 end
 
+-- -> args | nil, err.  --help and --version print and exit inside argparse, as usual.
 function M.parse(parser, args)
   args = args or {}
-  refuse_key_args(args)
+  local refused, rerr = refuse_key_args(args)
+  if not refused then return nil, rerr end
   local ok, res = true
   if #args == 0 then
     res = defaults(parser)
@@ -270,7 +282,7 @@ function M.parse(parser, args)
     ok, res = materialise(parser):pparse(args)
   end
   if not ok then
-    M.fail(res, "run with --help for usage", M.USAGE)
+    return nil, failure.usage(res, "run with --help for usage")
   end
   -- ALLOY_DEBUG=1 in the environment is --verbose for scripts that cannot change their flags
   local debug_env = os.getenv("ALLOY_DEBUG")
@@ -282,13 +294,13 @@ end
 
 -- ---------------------------------------------------------------- config and client
 
--- Load the configuration (exit 2 on error), print warnings, describe it with --verbose.
+-- Load the configuration, print warnings, describe it with --verbose.  -> cfg | nil, err
 function M.config(args, flags)
   flags = flags or {}
   flags.env_file = args.env_file
   if flags.user == nil then flags.user = args.user end
-  local cfg, err, hint = config.load{ flags = flags }
-  if not cfg then M.fail(err, hint, M.USAGE) end
+  local cfg, err = config.load{ flags = flags }
+  if not cfg then return nil, err end
   for _, w in ipairs(cfg.warnings) do M.warn("%s", w) end
   if M.verbose then
     io.stderr:write("configuration (", cfg.env_file and ("env file " .. cfg.env_file) or "no env file", "):\n")
@@ -297,48 +309,46 @@ function M.config(args, flags)
   return cfg
 end
 
--- Exit 2 unless cfg has the API key (and the user id when `need_user`).
+-- cfg when it has the API key (and the user id when `need_user`).  -> cfg | nil, err
 function M.require_config(cfg, need_user)
   if not cfg.api_key then
-    M.fail("ALLOY_API_KEY is not set",
-      config.where_to_set(cfg, "ALLOY_API_KEY") .. " (it is never taken as a command-line argument)",
-      M.USAGE)
+    return nil, failure.usage("ALLOY_API_KEY is not set",
+      config.where_to_set(cfg, "ALLOY_API_KEY") .. " (it is never taken as a command-line argument)")
   end
   if need_user and not cfg.user_id then
-    M.fail("no user id: ALLOY_USER_ID is not set and --user was not given",
-      config.where_to_set(cfg, "ALLOY_USER_ID", "--user <id>"), M.USAGE)
+    return nil, failure.usage("no user id: ALLOY_USER_ID is not set and --user was not given",
+      config.where_to_set(cfg, "ALLOY_USER_ID", "--user <id>"))
   end
+  return cfg
 end
 
--- require "alloy" with a helpful failure when the module has not been built.
-function M.alloy()
-  local ok, mod = pcall(require, "alloy")
-  if not ok or type(mod) ~= "table" or not mod.new then
-    local detail = tostring(mod):match("^[^\n]*")
-    M.fail("cannot load alloy.so: " .. detail,
-      "run `make` in the lua-alloy checkout (it builds build/<lua>/alloy.so), or install it with luarocks",
-      M.USAGE)
-  end
-  return mod
-end
-
--- A client from the configuration; misuse errors from alloy.new exit 2.
+-- A client from the configuration.  -> client, alloy | nil, err (misuse errors of alloy.new: status 2)
 function M.client(cfg, extra)
-  local alloy = M.alloy()
+  local alloy, aerr = config.alloy()
+  if not alloy then return nil, aerr end
   local ok, client = pcall(alloy.new, config.client_options(cfg, extra))
   if not ok then
-    M.fail("cannot create the Alloy client: " .. tostring(client):gsub("^[^:]*:%d+: ", ""),
-      "check ALLOY_* settings (run with --verbose to see them)", M.USAGE)
+    return nil, failure.usage("cannot create the Alloy client: " .. tostring(client):gsub("^[^:]*:%d+: ", ""),
+      "check ALLOY_* settings (run with --verbose to see them)")
   end
   return client, alloy
 end
 
 -- ---------------------------------------------------------------- prompts
 
+local function stdin_is_tty()
+  local ok, term = pcall(require, "term")
+  if ok and term.isatty then
+    local r = term.isatty(io.stdin)
+    return r and true or false
+  end
+  return false
+end
+
 -- Ask for a value: prompt on stderr when stdin is a terminal, read a line from stdin
--- (piped answers work too), ask again on an empty answer, exit 2 on end of input.
+-- (piped answers work too), ask again on an empty answer.  -> line | nil, err at end of input
 function M.ask(question, what)
-  local tty = M.stdin_is_tty()
+  local tty = stdin_is_tty()
   while true do
     if tty then
       io.stderr:write(question)
@@ -347,8 +357,8 @@ function M.ask(question, what)
     local line = io.stdin:read("*l")
     if line == nil then
       if tty then io.stderr:write("\n") end
-      M.fail("no " .. what .. " given (end of input)",
-        "answer the prompt, or pass it as a flag (see --help)", M.USAGE)
+      return nil, failure.usage("no " .. what .. " given (end of input)",
+        "answer the prompt, or pass it as a flag (see --help)")
     end
     line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
     if line ~= "" then return line end
@@ -359,29 +369,24 @@ function M.ask(question, what)
   end
 end
 
-function M.stdin_is_tty()
-  local ok, term = pcall(require, "term")
-  if ok and term.isatty then
-    local r = term.isatty(io.stdin)
-    return r and true or false
-  end
-  return false
-end
-
--- Run main(args) with friendly handling of Ctrl-C and internal errors.
+-- For scripts: run main(args) and exit with what it returns (an exit status, or nil, err),
+-- with friendly handling of Ctrl-C and internal errors.
 function M.main(fn, args)
-  local ok, err = xpcall(function() return fn(args or {}) end, function(e)
+  local ok, res, err = xpcall(function() return fn(args or {}) end, function(e)
     if M.verbose then return debug.traceback(tostring(e), 2) end
     return tostring(e)
   end)
-  if ok then M.exit(err or M.OK) end
-  if tostring(err):find("interrupted", 1, true) then
-    io.stderr:write("\ninterrupted\n")
-    M.exit(130)
+  if ok then
+    if res == nil and err then exit_with(err.status or M.FAILURE, err) end
+    exit_with(res or M.OK)
   end
-  if M.verbose then io.stderr:write(tostring(err), "\n") end
-  M.fail("internal error: " .. tostring(err):match("^[^\n]*"),
-    "this is a bug in the script; run with --verbose for a traceback", M.FAILURE)
+  if tostring(res):find("interrupted", 1, true) then
+    io.stderr:write("\ninterrupted\n")
+    exit_with(130)
+  end
+  if M.verbose then io.stderr:write(tostring(res), "\n") end
+  exit_with(M.FAILURE, failure.new("internal error: " .. tostring(res):match("^[^\n]*"),
+    "this is a bug in the script; run with --verbose for a traceback"))
 end
 
 return M

@@ -4,40 +4,42 @@
 -- defaults.  An empty value counts as unset.  ALLOY_API_KEY has no flag on purpose: a
 -- command line is visible to every user of the machine (ps, /proc/*/cmdline).
 --
--- Variables                  flag               default
---   ALLOY_API_KEY            (none)             (required)
+-- Variables                  flag               alloy.new option (its default and its rule)
+--   ALLOY_API_KEY            (none)             api_key (required)
 --   ALLOY_USER_ID            --user             (required by the scripts that need a user)
---   ALLOY_BASE_URL           --base-url         https://production.runalloy.com
---   ALLOY_EMBEDDED_URL       --embedded-url     https://embedded.runalloy.com
---   ALLOY_API_VERSION        --api-version      2025-09
+--   ALLOY_BASE_URL           --base-url         base_url
+--   ALLOY_EMBEDDED_URL       --embedded-url     embedded_url
+--   ALLOY_API_VERSION        --api-version      api_version
 --   CONNECTION_ID            --connection-id
 --   REDIRECT_URI             --redirect-uri
---   ALLOY_TIMEOUT            (none)             30    seconds per HTTP request (fractions ok)
---   ALLOY_RETRIES            (none)             2     retries of 429/502/503/504/connection errors
---   ALLOY_BACKOFF            (none)             0.5   seconds, base of the exponential backoff
---   ALLOY_CA_FILE            (none)             CURL_CA_BUNDLE, else the system CA bundle
+--   ALLOY_TIMEOUT            (none)             timeout, seconds per HTTP request
+--   ALLOY_RETRIES            (none)             retries of 429/502/503/504/connection errors
+--   ALLOY_BACKOFF            (none)             backoff, seconds, base of the exponential backoff
+--   ALLOY_CA_FILE            (none)             ca_file; else CURL_CA_BUNDLE, else the system bundle
+-- Defaults and rules are alloy.so's (alloy.defaults, alloy.check_option), stated once in C.
 --
 -- M.load{ flags = {user=, env_file=, ...}, getenv = os.getenv }
---   -> cfg | nil, msg, hint           (errors are configuration errors: exit 2)
+--   -> cfg | nil, err (an alloy.failure; configuration errors: status 2)
 -- cfg.<field>, cfg.source.<field> ("flag --user", "environment", ".env (path)", "default"),
 -- cfg.env_file (the file read, if any), cfg.warnings (array of strings).
+-- M.alloy() -> the alloy module | nil, err (not built: the hint says how to build it)
+
+local failure = require "alloy.failure"
 
 local M = {}
 
-M.VARS = {
+local VARS = {
   { field = "api_key", var = "ALLOY_API_KEY" },
   { field = "user_id", var = "ALLOY_USER_ID", flag = "user" },
-  { field = "base_url", var = "ALLOY_BASE_URL", flag = "base_url", kind = "url",
-    default = "https://production.runalloy.com" },
-  { field = "embedded_url", var = "ALLOY_EMBEDDED_URL", flag = "embedded_url", kind = "url",
-    default = "https://embedded.runalloy.com" },
-  { field = "api_version", var = "ALLOY_API_VERSION", flag = "api_version", default = "2025-09", kind = "version" },
+  { field = "base_url", var = "ALLOY_BASE_URL", flag = "base_url", option = "base_url" },
+  { field = "embedded_url", var = "ALLOY_EMBEDDED_URL", flag = "embedded_url", option = "embedded_url" },
+  { field = "api_version", var = "ALLOY_API_VERSION", flag = "api_version", option = "api_version" },
   { field = "connection_id", var = "CONNECTION_ID", flag = "connection_id" },
   { field = "redirect_uri", var = "REDIRECT_URI", flag = "redirect_uri" },
-  { field = "timeout", var = "ALLOY_TIMEOUT", default = "30", kind = "seconds" },
-  { field = "retries", var = "ALLOY_RETRIES", default = "2", kind = "count" },
-  { field = "backoff", var = "ALLOY_BACKOFF", default = "0.5", kind = "seconds0" },
-  { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE", kind = "file" },
+  { field = "timeout", var = "ALLOY_TIMEOUT", option = "timeout", number = true },
+  { field = "retries", var = "ALLOY_RETRIES", option = "retries", number = true },
+  { field = "backoff", var = "ALLOY_BACKOFF", option = "backoff", number = true },
+  { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE", option = "ca_file", file = true },
 }
 
 local function flag_name(f)
@@ -49,42 +51,41 @@ local function nonempty(v)
   return nil
 end
 
-local function check(spec, value, where)
-  local kind = spec.kind
-  if kind == "url" then
-    if not value:match("^https?://[^/%s]+") or value:match("%s") then
-      return nil, ("%s (%s) must be an http:// or https:// URL, got %q"):format(spec.var, where, value)
-    end
-    return (value:gsub("/+$", ""))
-  elseif kind == "version" then
-    if not value:match("^%d%d%d%d%-%d%d$") then
-      return nil, ("%s (%s) must look like 2025-09, got %q"):format(spec.var, where, value)
-    end
-  elseif kind == "seconds" or kind == "seconds0" then
-    local n = tonumber(value)
-    if not n or n ~= n or n < 0 or (kind == "seconds" and n == 0) or n == math.huge then
-      return nil, ("%s (%s) must be a %s number of seconds, got %q"):format(
-        spec.var, where, kind == "seconds" and "positive" or "non-negative", value)
-    end
-    return n
-  elseif kind == "file" then
-    local f = io.open(value, "rb")
-    if not f then
-      return nil, ("%s (%s) names a file that cannot be read: %s"):format(spec.var, where, value)
-    end
-    f:close()
-  elseif kind == "count" then
-    local n = tonumber(value)
-    if not n or n < 0 or n ~= math.floor(n) or n > 100 then
-      return nil, ("%s (%s) must be a whole number 0..100, got %q"):format(spec.var, where, value)
-    end
-    return n
+function M.alloy()
+  local ok, mod = pcall(require, "alloy")
+  if not ok or type(mod) ~= "table" or not mod.new then
+    return nil, failure.usage("cannot load alloy.so: " .. tostring(mod):match("^[^\n]*"),
+      "run `make` in the lua-alloy checkout (it builds build/<lua>/alloy.so), or install it with luarocks")
+  end
+  return mod
+end
+
+-- A CA file must be a readable file (not a FIFO, which would block, nor a directory).
+local function check_file(path)
+  local info, msg, errno = require("alloy.dotenv").readable_kind(path)
+  if not info and errno == "EINVAL" then return nil, ": " .. msg end
+  local f = info and io.open(path, "rb")
+  if not f then return nil, " names a file that cannot be read: " .. path end
+  f:close()
+  return path
+end
+
+-- The value of one variable, checked by alloy.so's rule for its option.  -> value | nil, msg
+local function check(alloy, spec, value, where)
+  if spec.option then
+    local v, msg = alloy.check_option(spec.option, spec.number and tonumber(value) or value)
+    if v == nil then return nil, ("%s (%s): %s"):format(spec.var, where, msg) end
+    value = v
+  end
+  if spec.file then
+    local ok, msg = check_file(value)
+    if not ok then return nil, ("%s (%s)%s"):format(spec.var, where, msg) end
   end
   return value
 end
 
 -- True when the octal mode string lets group or others read the file.
-function M.readable_by_others(mode)
+local function readable_by_others(mode)
   if not mode or #mode < 3 then return false end
   local g, o = tonumber(mode:sub(-2, -2)), tonumber(mode:sub(-1))
   return (g and g >= 4) or (o and o >= 4) or false
@@ -94,6 +95,8 @@ function M.load(opts)
   opts = opts or {}
   local flags = opts.flags or {}
   local getenv = opts.getenv or os.getenv
+  local alloy, aerr = M.alloy()
+  if not alloy then return nil, aerr end
   local cfg = { source = {}, warnings = {} }
 
   -- the .env file: --env-file must exist; ./.env is optional
@@ -101,9 +104,7 @@ function M.load(opts)
   local filevars = {}
   -- the parser is loaded only when there is a file to parse (start-up time of a plain call)
   local vars, err, errno
-  local probe = io.open(env_path, "rb")
-  if probe or nonempty(flags.env_file) then
-    if probe then probe:close() end
+  if alloy.file_info(env_path) or nonempty(flags.env_file) then
     vars, err, errno = require("alloy.dotenv").load(env_path)
   else
     errno = "ENOENT"
@@ -113,7 +114,7 @@ function M.load(opts)
     cfg.env_file = env_path
     if nonempty(vars.ALLOY_API_KEY) then
       local mode = require("alloy.dotenv").mode(env_path)
-      if M.readable_by_others(mode) then
+      if readable_by_others(mode) then
         cfg.warnings[#cfg.warnings + 1] =
           ("%s holds ALLOY_API_KEY and is readable by other users (mode %s); run: chmod 600 %s")
           :format(env_path, mode, env_path)
@@ -122,14 +123,14 @@ function M.load(opts)
   elseif errno == "ENOENT" and not nonempty(flags.env_file) then
     cfg.env_file = nil
   elseif errno then
-    return nil, ("cannot read the env file: %s"):format(err),
-      "--env-file must name a readable file (default: .env in the current directory)"
+    return nil, failure.usage(("cannot read the env file: %s"):format(err),
+      "--env-file must name a readable file (default: .env in the current directory)")
   else
-    return nil, err, "fix that line of the .env file (KEY=value, quotes for values with blanks or #)"
+    return nil, failure.usage(err, "fix that line of the .env file (KEY=value, quotes for values with blanks or #)")
   end
   cfg.env_path = env_path
 
-  for _, spec in ipairs(M.VARS) do
+  for _, spec in ipairs(VARS) do
     local value, where
     if spec.flag and nonempty(flags[spec.flag]) then
       value, where = flags[spec.flag], "flag " .. flag_name(spec.flag)
@@ -139,13 +140,13 @@ function M.load(opts)
       value, where = filevars[spec.var], env_path
     elseif spec.alt and nonempty(getenv(spec.alt)) then
       value, where = getenv(spec.alt), "environment " .. spec.alt
-    elseif spec.default then
-      value, where = spec.default, "default"
+    elseif spec.option and alloy.defaults[spec.option] ~= nil then
+      value, where = alloy.defaults[spec.option], "default"
     end
     if value ~= nil then
-      local v, cerr = check(spec, value, where)
+      local v, cerr = check(alloy, spec, value, where)
       if v == nil then
-        return nil, cerr, ("fix %s where it is set (%s)"):format(spec.var, where)
+        return nil, failure.usage(cerr, ("fix %s where it is set (%s)"):format(spec.var, where))
       end
       cfg[spec.field] = v
       cfg.source[spec.field] = where
@@ -171,7 +172,7 @@ function M.client_options(cfg, extra)
     base_url = cfg.base_url,
     embedded_url = cfg.embedded_url,
     timeout = cfg.timeout,
-    connect_timeout = math.min(10, cfg.timeout),
+    connect_timeout = math.min(require("alloy").defaults.connect_timeout, cfg.timeout),
     retries = cfg.retries,
     backoff = cfg.backoff,
     ca_file = cfg.ca_file,
@@ -183,10 +184,11 @@ end
 -- Human-readable description of the configuration; the key is shown only as "set".
 function M.describe(cfg)
   local lines = {}
-  for _, spec in ipairs(M.VARS) do
+  for _, spec in ipairs(VARS) do
     local v = cfg[spec.field]
     if v ~= nil then
-      local shown = spec.field == "api_key" and ("set (%d characters)"):format(#v) or tostring(v)
+      local shown = spec.field == "api_key" and ("set (%d characters)"):format(#v)
+        or type(v) == "number" and ("%g"):format(v) or v
       lines[#lines + 1] = ("%-19s %s  [%s]"):format(spec.var, shown, cfg.source[spec.field])
     end
   end

@@ -1,33 +1,18 @@
 -- alloy.credentials: a user's credentials (Alloy's name for connections), normalised.
 --
--- Alloy documents three list shapes (alloy-api.md §5.4): {"data":[...]} (Embedded),
--- {"credentials":[...]} (Connectivity) and, from older SDKs, a bare array.  Whatever
--- client:list_credentials returns, M.normalise turns it into an array of
+-- alloy.so unwraps the documented list shapes (client:list_credentials returns an array);
+-- M.normalise maps each entry's fields to
 --   { credentialId, type, name, createdAt, updatedAt }  (missing fields stay nil)
 --
--- M.list(client, user_id)      -> array | nil, msg, code, res
--- M.normalise(value)           -> array
+-- M.list(client, user_id, ctx) -> array | nil, err (an alloy.failure; ctx { url=, connector= }
+--                                 makes its hint concrete)
+-- M.normalise(array)           -> array
 -- M.for_connector(list, id)    -> the entries whose type is id or starts with "id-"
 -- M.added(before, after)       -> entries of after whose credentialId is not in before
 -- M.newest(list)               -> the entry with the greatest createdAt (ISO strings)
 -- M.find(list, credential_id)  -> entry | nil
 -- M.table(list)                -> aligned text: ID, TYPE, NAME, CREATED, one line per entry
 local M = {}
-
-local function items_of(v)
-  if type(v) ~= "table" then return {} end
-  if v[1] ~= nil then return v end
-  for _, k in ipairs({ "data", "credentials", "items", "results" }) do
-    local inner = v[k]
-    if type(inner) == "table" then
-      if inner[1] ~= nil or next(inner) == nil then return inner end
-      -- {"data": {"credentials": [...]}}
-      local deeper = items_of(inner)
-      if deeper[1] ~= nil then return deeper end
-    end
-  end
-  return {}
-end
 
 local function str(v)
   if type(v) == "string" then return v end
@@ -37,7 +22,7 @@ end
 
 function M.normalise(v)
   local out = {}
-  for _, it in ipairs(items_of(v)) do
+  for _, it in ipairs(type(v) == "table" and v or {}) do
     if type(it) == "table" then
       out[#out + 1] = {
         credentialId = str(it.credentialId) or str(it.id) or str(it._id),
@@ -51,14 +36,18 @@ function M.normalise(v)
   return out
 end
 
-function M.list(client, user_id)
+function M.list(client, user_id, ctx)
   local v, msg, code, res = client:list_credentials(user_id)
   if v == nil and code == "HTTP_404" then
-    -- the older documented route (alloy-api.md §5.4, legacy/guide row)
-    local r2 = client:request{ method = "GET", path = "/users/{userId}/credentials", params = { userId = user_id } }
-    if r2 and r2.json ~= nil then return M.normalise(r2.json) end
+    -- the older documented route, GET /users/{userId}/credentials
+    local legacy = client:list_user_credentials(user_id)
+    if legacy ~= nil then v = legacy end
   end
-  if v == nil then return nil, msg, code, res end
+  if v == nil then
+    local c = { user_id = user_id }
+    for k, val in pairs(ctx or {}) do c[k] = val end
+    return nil, require("alloy.failure").api(msg, code, res, c)
+  end
   return M.normalise(v)
 end
 

@@ -10,9 +10,14 @@
 -- "path:LINE: message" (the file is not half-used).
 --
 -- M.parse(text, name)      -> vars, entries | nil, "name:LINE: message"
--- M.load(path)             -> vars, entries | nil, msg, "ENOENT" when the file is missing
+-- M.load(path)             -> vars, entries | nil, msg, errno ("ENOENT" when the file is missing)
 -- M.set(path, key, value)  -> true | nil, msg   update in place (atomic; 0600 if created)
 -- M.mode(path)             -> "644" style octal permission string | nil
+-- M.readable_kind(path)    -> alloy.file_info of a file or symlink | nil, msg, errno
+-- Like io.open these return a plain message (and an errno name); the caller knows the hint.
+-- Files are examined and replaced by alloy.so (alloy.file_info, alloy.replace_file), never
+-- through a shell. A symlinked .env is read (through the link) but not replaced: that would
+-- turn the link into a file.
 local M = {}
 
 local BOM = "\239\187\191"
@@ -131,88 +136,52 @@ function M.parse(text, name)
   return vars, entries
 end
 
+local KIND = { directory = "a directory", fifo = "a FIFO", socket = "a socket", device = "a device",
+               other = "something else" }
+
+-- A path that can be read like a file: info of a regular file or a symlink (read through
+-- it) | nil, msg, errno. A FIFO would block a read forever, a directory has no text.
+function M.readable_kind(path)
+  local info, ierr, errno = require("alloy").file_info(path)
+  if not info then return nil, ierr, errno end
+  if KIND[info.type] then
+    return nil, ("%s is %s, not a regular file"):format(path, KIND[info.type]), "EINVAL"
+  end
+  return info
+end
+
+-- The text of a file.  -> text | nil, msg, errno
 local function read_file(path)
-  local f, err, errno = io.open(path, "rb")
-  if not f then return nil, err, errno end
-  local text = f:read("*a")
+  local info, ierr, errno = M.readable_kind(path)
+  if not info then return nil, ierr, errno end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err, "EIO" end
+  local text, rerr = f:read("*a")
   f:close()
+  if not text then return nil, ("%s: %s"):format(path, tostring(rerr)), "EIO" end
   return text
 end
 
 function M.load(path)
   local text, err, errno = read_file(path)
-  if not text then
-    return nil, err, errno == 2 and "ENOENT" or "EIO"
-  end
+  if not text then return nil, err, errno end
   return M.parse(text, path)
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
-local function exec_ok(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end -- Lua 5.1
-  return a == true and (c == nil or c == 0)
-end
-
--- Octal permissions ("600") of an existing file, or nil.
+-- Octal permissions ("600") of an existing file, or nil (also for a symlink: its own mode
+-- says nothing about its target's).
 function M.mode(path)
-  local ok, lfs = pcall(require, "lfs")
-  if ok and type(lfs) == "table" and lfs.attributes then
-    local perm = lfs.attributes(path, "permissions")
-    if not perm then return nil end
-    local digits = {}
-    for k = 0, 2 do
-      local trio = perm:sub(k * 3 + 1, k * 3 + 3)
-      local d = 0
-      if trio:sub(1, 1) == "r" then d = d + 4 end
-      if trio:sub(2, 2) == "w" then d = d + 2 end
-      if trio:sub(3, 3) ~= "-" then d = d + 1 end
-      digits[#digits + 1] = tostring(d)
-    end
-    return table.concat(digits)
-  end
-  local p = io.popen("stat -c %a " .. shell_quote(path) .. " 2>/dev/null")
-  if not p then return nil end
-  local out = p:read("*l")
-  p:close()
-  return out and out:match("^(%d+)$") and out:sub(-3) or nil
+  local info = require("alloy").file_info(path)
+  if not info or info.type ~= "file" then return nil end
+  return info.mode:sub(-3)
 end
 
 -- A value as it should be written: bare when that is unambiguous, else double-quoted.
-function M.format_value(value)
+local function format_value(value)
   if value:match("^[%w_%-%.%/:@%+,=%%~]*$") then return value end
   return '"' .. value:gsub('[\\"\n\r\t]', {
     ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
   }) .. '"'
-end
-
--- Write `text` to `path` atomically: a temp file in the same directory created with
--- umask 077 (so it is never readable by others, not even while being written), the
--- original's permissions carried over when it existed, then rename over the target.
-local function atomic_write(path, text, mode)
-  local dir, base = path:match("^(.*)/([^/]+)$")
-  if not dir then dir, base = ".", path end
-  if dir == "" then dir = "/" end
-  local tmp = ("%s/.%s.tmp-%d-%s"):format(dir, base, os.time(),
-    (tostring({}):match("0x(%x+)") or tostring(math.random(1e9))))
-  if not exec_ok("umask 077 && : > " .. shell_quote(tmp)) then
-    return nil, "cannot create a temporary file in " .. dir
-  end
-  local f, err = io.open(tmp, "wb")
-  if not f then os.remove(tmp); return nil, err end
-  local ok, werr = f:write(text)
-  if ok then ok, werr = f:close() else f:close() end
-  if not ok then os.remove(tmp); return nil, "cannot write " .. tmp .. ": " .. tostring(werr) end
-  if mode and mode ~= "600" and not exec_ok("chmod " .. mode .. " " .. shell_quote(tmp)) then
-    os.remove(tmp)
-    return nil, "cannot set the mode of " .. tmp
-  end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then os.remove(tmp); return nil, rerr end
-  return true
 end
 
 -- Set KEY=value in the file at `path`, keeping every other line (comments, blank lines,
@@ -222,10 +191,13 @@ end
 function M.set(path, key, value)
   assert(type(key) == "string" and key:match("^[%a_][%w_]*$"), "dotenv.set: bad key")
   value = tostring(value)
+  local info = require("alloy").file_info(path)
+  if info and info.type == "link" then
+    return nil, path .. " is a symbolic link, which would be replaced by a plain file (edit its target instead)"
+  end
   local text, rerr, errno = read_file(path)
-  local existed = text ~= nil
   if not text then
-    if errno ~= 2 then return nil, rerr end
+    if errno ~= "ENOENT" then return nil, rerr end
     text = ""
   end
   local vars, entries = M.parse(text, path)
@@ -238,7 +210,7 @@ function M.set(path, key, value)
     if e.key == key then target = e end
   end
   local function render(e, eol)
-    return (e and e.export and "export " or "") .. key .. "=" .. M.format_value(value)
+    return (e and e.export and "export " or "") .. key .. "=" .. format_value(value)
       .. ((e and e.comment) and (" " .. e.comment) or "") .. eol
   end
   if target then
@@ -254,7 +226,8 @@ function M.set(path, key, value)
     end
     lines[#lines + 1] = render(nil, default_eol)
   end
-  return atomic_write(path, table.concat(lines), existed and M.mode(path) or "600")
+  -- atomic, 0600 while written; an existing file keeps its mode
+  return require("alloy").replace_file(path, table.concat(lines), info and info.mode or "600")
 end
 
 return M

@@ -46,7 +46,7 @@ local function url_decode(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
-function M.parse_query(q)
+local function parse_query(q)
   local out = {}
   for pair in (q or ""):gmatch("[^&;]+") do
     local k, v = pair:match("^([^=]*)=(.*)$")
@@ -107,7 +107,7 @@ local function parse_request(buf)
     path, query = target:match("^https?://[^/]*([^?#]*)%??([^#]*)")
   end
   if path == "" then path = "/" end
-  return { method = method, target = target, path = path, query = M.parse_query(query), headers = headers }
+  return { method = method, target = target, path = path, query = parse_query(query), headers = headers }
 end
 
 local function norm_path(p)

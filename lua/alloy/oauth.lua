@@ -6,18 +6,24 @@
 -- 3. (with listening) wait for the browser's redirect to the redirect URI, answer it
 --    with a small HTML page, confirm by listing the credentials again and comparing with
 --    the snapshot (or by the credentialId the redirect carried), print the new id.
--- Alloy does the code exchange itself (alloy-api.md §5.2/5.3): nothing is "exchanged".
+-- Alloy does the code exchange itself: nothing is "exchanged" here.
+--
+-- M.run{ args, cfg, client, connector, redirect_uri }
+--   -> { oauthUrl =, credential = (nil without listening), savedTo = } | nil, err
+-- (an alloy.failure: a busy port or contradictory flags are status 2, the API or nobody
+-- coming back in time status 1). It prints like the scripts (cli.say, cli.out).
 local cli = require "alloy.cli"
 local credentials = require "alloy.credentials"
+local failure = require "alloy.failure"
 local listener = require "alloy.listener"
 local dotenv = require "alloy.dotenv"
 
 local M = {}
 
-M.DEFAULT_TIMEOUT = 300
+local DEFAULT_TIMEOUT = 300
 
 -- Split a redirect URI.  -> { scheme, host, port, path, explicit_port, loopback } | nil, msg
-function M.parse_redirect(uri)
+local function parse_redirect(uri)
   local scheme, rest = uri:match("^(https?)://(.+)$")
   if not scheme then return nil, ("redirect URI must be an http:// or https:// URL, got %q"):format(uri) end
   local authority, path = rest:match("^([^/?#]*)(.*)$")
@@ -42,7 +48,7 @@ function M.add_options(p)
   p:flag("--listen", "Wait for the browser's redirect on the redirect URI's loopback port"
     .. " (default when it is http://localhost:PORT/... or http://127.0.0.1:PORT/...).")
   p:flag("--no-listen", "Only print the OAuth URL; do not wait for the redirect.")
-  p:option("--timeout", ("Seconds to wait for the redirect (default %d)."):format(M.DEFAULT_TIMEOUT))
+  p:option("--timeout", ("Seconds to wait for the redirect (default %d)."):format(DEFAULT_TIMEOUT))
     :argname("<seconds>")
   p:flag("--save", "Write CONNECTION_ID=<new id> into the .env file (other lines are kept).")
   p:flag("--open", "Open the URL with xdg-open when a display is available.")
@@ -64,18 +70,18 @@ local function open_browser(url)
   cli.say("opened the URL with xdg-open")
 end
 
--- Decide whether to listen; exits 2 on contradictory or impossible settings.
+-- Whether to listen.  -> true | false | nil, err (contradictory or impossible settings)
 local function listen_mode(args, r)
   if args.listen and args.no_listen then
-    cli.fail("--listen and --no-listen contradict each other", "pick one", cli.USAGE)
+    return nil, failure.usage("--listen and --no-listen contradict each other", "pick one")
   end
   if args.no_listen then return false end
   local can = r.scheme == "http" and r.loopback
   if args.listen then
     if not can then
-      cli.fail(("cannot listen for %s://%s: only http://localhost or http://127.0.0.1 redirect URIs can be caught")
-        :format(r.scheme, r.host), "use a loopback redirect URI such as http://localhost:3000/oauth/callback,"
-        .. " or --no-listen", cli.USAGE)
+      return nil, failure.usage(("cannot listen for %s://%s: only http://localhost or http://127.0.0.1 redirect URIs"
+        .. " can be caught"):format(r.scheme, r.host), "use a loopback redirect URI such as"
+        .. " http://localhost:3000/oauth/callback, or --no-listen")
     end
     return true
   end
@@ -97,56 +103,109 @@ local function page_fail(connector, why)
   })
 end
 
--- Run the flow.  o = { args, cfg, client, connector, redirect_uri }
--- Returns normally only on success (exit code 0 is left to the caller).
-function M.run(o)
-  local args, cfg, client, connector = o.args, o.cfg, o.client, o.connector
-  local uri = o.redirect_uri
-  local r, perr = M.parse_redirect(uri)
+-- The settings of a run, checked before anything is created.  -> r, listen, timeout | nil, err
+local function settings(args, uri)
+  local r, perr = parse_redirect(uri)
   if not r then
-    cli.fail(perr, "pass --redirect-uri http://localhost:3000/oauth/callback (or set REDIRECT_URI)", cli.USAGE)
+    return nil, failure.usage(perr, "pass --redirect-uri http://localhost:3000/oauth/callback (or set REDIRECT_URI)")
   end
-  local listen = listen_mode(args, r)
-  local timeout = M.DEFAULT_TIMEOUT
+  local listen, lerr = listen_mode(args, r)
+  if listen == nil then return nil, lerr end
+  local timeout = DEFAULT_TIMEOUT
   if args.timeout then
     timeout = tonumber(args.timeout)
     if not timeout or timeout <= 0 then
-      cli.fail(("--timeout must be a positive number of seconds, got %q"):format(args.timeout), nil, cli.USAGE)
+      return nil, failure.usage(("--timeout must be a positive number of seconds, got %q"):format(args.timeout))
     end
   end
   if args.save and not listen then
-    cli.fail("--save needs the redirect listener (the new connection id is only known after the redirect)",
-      "use a http://localhost:PORT/... redirect URI (or --listen); or run list_connections.lua afterwards", cli.USAGE)
+    return nil, failure.usage("--save needs the redirect listener (the new connection id is only known after the"
+      .. " redirect)", "use a http://localhost:PORT/... redirect URI (or --listen); or run list_connections.lua"
+      .. " afterwards")
   end
+  return r, listen, timeout
+end
+
+-- Open the listener first (a busy port fails before anything is created) and snapshot the
+-- user's credentials.  -> L, before | nil, err
+local function open_listener(client, cfg, r, ctx)
+  local L, lerr, lcode = listener.open("127.0.0.1", r.port)
+  if not L then
+    local hint = lcode == "EADDRINUSE"
+      and ("another program is using port %d (a dev server?); stop it, or choose a redirect URI with a free port"
+        .. " (it must match the one registered for the app), or pass --no-listen"):format(r.port)
+      or "ports below 1024 need privileges; use a redirect URI with a port such as 3000, or --no-listen"
+    return nil, failure.usage(lerr, hint)
+  end
+  local before, err = credentials.list(client, cfg.user_id, ctx)
+  if not before then L:close(); return nil, err end
+  return L, before
+end
+
+-- Wait for the browser and find the new credential.  -> outcome | nil, err
+local function catch_redirect(L, o, r, timeout, before, ctx)
+  local cfg, client, connector, uri = o.cfg, o.client, o.connector, o.redirect_uri
+  cli.say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
+    timeout, uri, r.port)
+  local outcome
+  local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
+    local q = rq.query
+    if q.error or q.success == "false" then
+      local why = q.error_description or q.error or "authorization was not completed"
+      outcome = failure.new("authorization failed: " .. why,
+        "try again; if it keeps failing, check the app's OAuth settings in Alloy")
+      return 400, page_fail(connector, "Authorization failed: " .. why)
+    end
+    local after, lerr = credentials.list(client, cfg.user_id, ctx)
+    if not after then
+      outcome = lerr
+      return 502, page_fail(connector, "Could not confirm the connection: " .. lerr.message)
+    end
+    local cred
+    if q.credentialId and q.credentialId ~= "" then cred = credentials.find(after, q.credentialId) end
+    if not cred then
+      local added = credentials.added(before, after)
+      cred = credentials.newest(credentials.for_connector(added, connector)) or credentials.newest(added)
+    end
+    if not cred then
+      outcome = failure.new(("the browser came back, but no new %s connection appeared for user %s")
+        :format(connector, cfg.user_id), "the authorization may have been cancelled; run again, or check"
+        .. " list_connections.lua")
+      return 400, page_fail(connector, "No new connection was found for this user.")
+    end
+    outcome = { cred = cred, query = q }
+    return 200, page_ok(connector, cred)
+  end }
+  if not req then
+    return nil, failure.new(("no redirect arrived on %s within %g s (%s)"):format(uri, timeout, werr or "timeout"),
+      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)")
+  end
+  if failure.is(outcome) then return nil, outcome end
+  return outcome
+end
+
+-- Run the flow (see the top of this file).
+function M.run(o)
+  local args, cfg, client, connector = o.args, o.cfg, o.client, o.connector
+  local uri = o.redirect_uri
+  local r, listen, timeout = settings(args, uri)
+  if not r then return nil, listen end
   local ctx = { user_id = cfg.user_id, connector = connector, url = cfg.base_url }
 
   local L, before
   if listen then
-    local lerr, lcode
-    L, lerr, lcode = listener.open("127.0.0.1", r.port)
-    if not L then
-      local hint = lcode == "EADDRINUSE"
-        and ("another program is using port %d (a dev server?); stop it, or choose a redirect URI with a free port"
-          .. " (it must match the one registered for the app), or pass --no-listen"):format(r.port)
-        or "ports below 1024 need privileges; use a redirect URI with a port such as 3000, or --no-listen"
-      cli.fail(lerr, hint, cli.USAGE)
-    end
-    local list, msg, code = credentials.list(client, cfg.user_id)
-    if not list then L:close(); cli.api_fail(msg, code, ctx) end
-    before = list
+    L, before = open_listener(client, cfg, r, ctx)
+    if not L then return nil, before end
   end
 
   local body = { userId = cfg.user_id, authenticationType = "oauth2", redirectUri = uri,
                  authConfigId = args.auth_config_id }
-  local created, msg, code = client:create_credential(connector, body)
-  if created == nil then
-    if L then L:close() end
-    cli.api_fail(msg, code, ctx)
-  end
+  local created, msg, code, res = client:create_credential(connector, body)
   local oauth_url = type(created) == "table" and created.oauthUrl or (type(created) == "string" and created) or nil
-  if type(oauth_url) ~= "string" or oauth_url == "" then
+  if created == nil or type(oauth_url) ~= "string" or oauth_url == "" then
     if L then L:close() end
-    cli.fail("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION", cli.FAILURE)
+    if created == nil then return nil, failure.api(msg, code, res, ctx) end
+    return nil, failure.new("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION")
   end
 
   cli.say("Open this URL in a browser to connect %s for user %s:", connector, cfg.user_id)
@@ -165,50 +224,12 @@ function M.run(o)
   if not listen then
     cli.say("After authorizing, Alloy sends the browser to %s.", uri)
     cli.say("Then find the new connection id with: lua5.4 lua/list_connections.lua --connector %s", connector)
-    return
+    return { oauthUrl = oauth_url }
   end
 
-  cli.say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
-    timeout, uri, r.port)
-  local outcome
-  local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
-    local q = rq.query
-    if q.error or q.success == "false" then
-      local why = q.error_description or q.error or "authorization was not completed"
-      outcome = { ok = false, msg = "authorization failed: " .. why,
-                  hint = "try again; if it keeps failing, check the app's OAuth settings in Alloy" }
-      return 400, page_fail(connector, "Authorization failed: " .. why)
-    end
-    local after, lmsg, lcode = credentials.list(client, cfg.user_id)
-    if not after then
-      outcome = { ok = false, msg = lmsg, code = lcode }
-      return 502, page_fail(connector, "Could not confirm the connection: " .. tostring(lmsg))
-    end
-    local cred
-    if q.credentialId and q.credentialId ~= "" then cred = credentials.find(after, q.credentialId) end
-    if not cred then
-      local added = credentials.added(before, after)
-      cred = credentials.newest(credentials.for_connector(added, connector)) or credentials.newest(added)
-    end
-    if not cred then
-      outcome = { ok = false, msg = ("the browser came back, but no new %s connection appeared for user %s")
-        :format(connector, cfg.user_id), hint = "the authorization may have been cancelled; run again, or check"
-        .. " list_connections.lua" }
-      return 400, page_fail(connector, "No new connection was found for this user.")
-    end
-    outcome = { ok = true, cred = cred, query = q }
-    return 200, page_ok(connector, cred)
-  end }
+  local outcome, werr = catch_redirect(L, o, r, timeout, before, ctx)
   L:close()
-  if not req then
-    cli.fail(("no redirect arrived on %s within %g s (%s)"):format(uri, timeout, werr or "timeout"),
-      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)",
-      cli.FAILURE)
-  end
-  if not outcome.ok then
-    if outcome.code then cli.api_fail(outcome.msg, outcome.code, ctx) end
-    cli.fail(outcome.msg, outcome.hint, cli.FAILURE)
-  end
+  if not outcome then return nil, werr end
 
   local cred = outcome.cred
   cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
@@ -217,8 +238,8 @@ function M.run(o)
   if args.save then
     local ok, serr = dotenv.set(cfg.env_path, "CONNECTION_ID", cred.credentialId)
     if not ok then
-      cli.fail("could not save CONNECTION_ID to " .. cfg.env_path .. ": " .. tostring(serr),
-        ("add CONNECTION_ID=%s to it by hand"):format(cred.credentialId), cli.FAILURE)
+      return nil, failure.new("could not save CONNECTION_ID to " .. cfg.env_path .. ": " .. tostring(serr),
+        ("add CONNECTION_ID=%s to it by hand"):format(cred.credentialId))
     end
     saved = cfg.env_path
     cli.say("Saved CONNECTION_ID=%s to %s", cred.credentialId, cfg.env_path)
@@ -236,7 +257,7 @@ function M.run(o)
     cli.say("Next: use it with CONNECTION_ID=%s (add that line to .env, or run again with --save)", cred.credentialId)
   end
   cli.say("List connections: lua5.4 lua/list_connections.lua --connector %s", connector)
-  return cred
+  return { oauthUrl = oauth_url, credential = cred, savedTo = saved }
 end
 
 return M

@@ -6,33 +6,31 @@
 -- which puts lua/ (the helpers) on package.path; this module then prepends
 -- <script dir>/../build/<abi>/?.so to package.cpath so `require "alloy"` finds the
 -- freshly built module before any installed copy.  Installed copies (LuaRocks) simply
--- fall through to the normal search paths.
-local M = {}
+-- fall through to the normal search paths.  It exports nothing.
 
 -- The build directory name for the running interpreter's ABI.
-function M.abi()
+local function abi()
   if type(rawget(_G, "jit")) == "table" then return "luajit" end
   local v = _VERSION:match("Lua (%d+%.%d+)")
   return v and ("lua" .. v) or "lua5.4"
 end
 
 -- Directory of the running script (arg[0]), "." when run from its own directory.
-function M.script_dir()
+local function script_dir()
   local a0 = arg and arg[0]
   if type(a0) ~= "string" then return "." end
   return a0:match("^(.*)[/\\]") or "."
 end
 
-M.root = M.script_dir() .. "/.."
-M.cpath_entry = M.root .. "/build/" .. M.abi() .. "/?.so"
+local cpath_entry = script_dir() .. "/../build/" .. abi() .. "/?.so"
 
-if not package.cpath:find(M.cpath_entry, 1, true) then
-  package.cpath = M.cpath_entry .. ";" .. package.cpath
+if not package.cpath:find(cpath_entry, 1, true) then
+  package.cpath = cpath_entry .. ";" .. package.cpath
 end
 
 -- Loading alloy.so starts loading libcurl in the background (most of a one-shot run's
 -- time), so it overlaps the script's own start-up. A missing module is reported later,
--- with hints, by cli.alloy().
+-- with hints, by alloy.config.
 pcall(require, "alloy")
 
-return M
+return true

@@ -81,13 +81,13 @@ local function connect(user)
       "run `make LUA=luajit` in the lua-alloy checkout, or set root = ... in setup{}")
   end
   local config = require "alloy.config"
-  local cfg, err, hint = config.load {
+  local cfg, err = config.load {
     flags = {
       user = user ~= "" and user or opts.user_id, env_file = expand(opts.env_file),
       base_url = opts.base_url, embedded_url = opts.embedded_url, api_version = opts.api_version,
     },
   }
-  if not cfg then return fail(err, hint) end
+  if not cfg then return fail(err.message, err.hint) end
   if opts.api_key and opts.api_key ~= "" then cfg.api_key = opts.api_key end
   if opts.timeout then cfg.timeout = opts.timeout end
   if not cfg.api_key then
@@ -102,10 +102,6 @@ local function connect(user)
   return cfg, client, alloy
 end
 
-local function api_fail(msg, code, cfg, url)
-  local hints = require "alloy.hints"
-  return fail(msg or code, hints.for_failure(code, msg, { user_id = cfg.user_id, url = url }))
-end
 
 -- The scripts' own time formats: "2026-11-28T00:17:22Z", "in 59m".
 local function iso(t) return require("alloy.cli").iso_time(t) end
@@ -117,7 +113,10 @@ function M.token(user)
   if not cfg then return nil, client end
   local token, res_or_msg, code = client:user_token(cfg.user_id)
   client:close()
-  if not token then return api_fail(res_or_msg, code, cfg, cfg.embedded_url) end
+  if not token then
+    local err = require("alloy.failure").api(res_or_msg, code, nil, { user_id = cfg.user_id, url = cfg.embedded_url })
+    return fail(err.message, err.hint)
+  end
 
   local registers = { '"' }
   local extra = opts.register
@@ -169,9 +168,9 @@ function M.connections(user)
   local cfg, client = connect(user or "")
   if not cfg then return nil, client end
   local credentials = require "alloy.credentials"
-  local list, msg, code = credentials.list(client, cfg.user_id)
+  local list, err = credentials.list(client, cfg.user_id, { url = cfg.base_url })
   client:close()
-  if not list then return api_fail(msg, code, cfg, cfg.base_url) end
+  if not list then return fail(err.message, err.hint) end
   table.sort(list, function(a, b) return (a.createdAt or "") < (b.createdAt or "") end)
   local lines = { ("Alloy connections for %s: %d"):format(cfg.user_id, #list), "" }
   if #list == 0 then
