@@ -51,6 +51,7 @@ build = {
       libraries = { "dl" },
     },
     ["alloy.cli"] = "lua/alloy/cli.lua",
+    ["alloy.commands"] = "lua/alloy/commands.lua",
     ["alloy.config"] = "lua/alloy/config.lua",
     ["alloy.credentials"] = "lua/alloy/credentials.lua",
     ["alloy.dotenv"] = "lua/alloy/dotenv.lua",
