@@ -27,9 +27,16 @@ LUA_VERSION_DIR := $(patsubst lua%,%,$(subst luajit,5.1,$(LUA)))
 LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION_DIR)
 LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
 BINDIR     ?= $(PREFIX)/bin
+# Shell completions, where bash-completion, zsh and fish look for them under a prefix.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
 BUSTED     := busted
-SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
+# "script installed-name" per line, for every command lua/alloy/commands.lua names: a new row
+# there is installed and completed with no change here.
+LIST_COMMANDS = $(LUA) -e 'package.path = "lua/?.lua;" .. package.path' \
+  -e 'for _, c in ipairs(require("alloy.commands").LIST) do print(c.script, c.installed) end'
 
 # Debian packages, by what needs them. Each deps-* target installs only what is missing
 # (as root, or through sudo); `make` itself never installs anything.
@@ -63,7 +70,7 @@ echo "make: installing $$missing"; \
 $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 endef
 
-.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
+.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install completions bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
 
 all: $(MODULE)
 
@@ -229,11 +236,31 @@ lint:
 clean:
 	rm -rf build
 
-install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/alloy $(DESTDIR)$(BINDIR)
+# Completion scripts for bash, zsh and fish, from each command's own option parser (its
+# hidden --completion SHELL), named as the shells look them up.
+completions:
+	@rm -rf build/completions && mkdir -p build/completions/bash build/completions/zsh build/completions/fish
+	@set -o pipefail; $(LIST_COMMANDS) | while read -r script name; do \
+	  $(LUA) lua/$$script.lua --completion bash > build/completions/bash/$$name && \
+	  $(LUA) lua/$$script.lua --completion zsh > build/completions/zsh/_$$name && \
+	  $(LUA) lua/$$script.lua --completion fish > build/completions/fish/$$name.fish || exit 1; \
+	done
+	@echo "completions: build/completions/bash, zsh, fish"
+
+# Each command becomes alloy-get-jwt-token and so on: its script behind a #! line and a line
+# that puts this install's LUADIR and LIBDIR first, so a PREFIX off Lua's default paths
+# ($$HOME/.local) needs no LUA_PATH. LuaRocks passes PREFIX, BINDIR, LUADIR and LIBDIR.
+install: all completions
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/alloy $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/alloy.so
 	install -m 0644 lua/alloy/*.lua $(DESTDIR)$(LUADIR)/alloy/
-	@# each script becomes a command, alloy-get-jwt-token and so on
-	for s in $(SCRIPTS); do \
-	  install -m 0755 lua/$$s.lua $(DESTDIR)$(BINDIR)/alloy-$$(echo $$s | tr _ -); \
-	  sed -i '1i #!/usr/bin/env $(LUA)' $(DESTDIR)$(BINDIR)/alloy-$$(echo $$s | tr _ -); done
+	@set -o pipefail; $(LIST_COMMANDS) | while read -r script name; do \
+	  { printf '#!/usr/bin/env %s\n' '$(LUA)' && \
+	    printf 'package.path = [==[%s/?.lua;]==] .. package.path; package.cpath = [==[%s/?.so;]==] .. package.cpath\n' \
+	      '$(LUADIR)' '$(LIBDIR)' && cat lua/$$script.lua; } > '$(DESTDIR)$(BINDIR)'/$$name && \
+	  chmod 0755 '$(DESTDIR)$(BINDIR)'/$$name && echo "installed $(BINDIR)/$$name" || exit 1; \
+	done
+	install -m 0644 build/completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
+	install -m 0644 build/completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 build/completions/fish/* $(DESTDIR)$(FISHCOMPDIR)/

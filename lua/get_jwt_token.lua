@@ -9,10 +9,10 @@ local parser = cli.parser("get_jwt_token.lua",
   .. " a summary (user, endpoint, API version, expiry) goes to stderr.",
   [[
 Examples:
-  lua5.4 lua/get_jwt_token.lua                       token of ALLOY_USER_ID
-  TOKEN=$(lua5.4 lua/get_jwt_token.lua -u 68c3229752345278627ae373)
-  lua5.4 lua/get_jwt_token.lua --json                {token,userId,expiresAt,endpoint,apiVersion}
-  lua5.4 lua/get_jwt_token.lua --probe               try every known host/version/method variant]])
+  {cmd}                       token of ALLOY_USER_ID
+  TOKEN=$({cmd} -u 68c3229752345278627ae373)
+  {cmd} --json                {token,userId,expiresAt,endpoint,apiVersion}
+  {cmd} --probe               try every known host/version/method variant]])
 parser:option("--embedded-url", "Host of the token call; overrides ALLOY_EMBEDDED_URL."):argname("<url>")
 parser:option("--base-url", "Production host (used by --probe); overrides ALLOY_BASE_URL."):argname("<url>")
 parser:option("--api-version", "API version; overrides ALLOY_API_VERSION (default 2025-09)."):argname("<yyyy-mm>")

@@ -16,9 +16,9 @@ prompt, otherwise one answer per line on stdin. Empty answers are asked again; e
 A busy listener port is a configuration error (exit 2); nobody coming back in time is exit 1.
 
 Examples:
-  lua5.4 lua/initiate_oauth.lua                      interactive
-  lua5.4 lua/initiate_oauth.lua -c notion --redirect-uri http://localhost:3000/oauth/callback --save
-  lua5.4 lua/initiate_oauth.lua -c slack --redirect-uri https://app.example.com/cb --json]])
+  {cmd}                      interactive
+  {cmd} -c notion --redirect-uri http://localhost:3000/oauth/callback --save
+  {cmd} -c slack --redirect-uri https://app.example.com/cb --json]])
 parser:option("-c --connector", "Connector id, e.g. notion, slack, hubspot."):argname("<id>")
 oauth.add_options(parser)
 

@@ -1,19 +1,22 @@
--- list_connections.lua: a user's connections (Alloy credentials) as an aligned table
--- (`npm run list-connections`).
+-- list_connections.lua: a user's connections (Alloy credentials) as a table
+-- (`npm run list-connections`): aligned on a terminal, tab-separated for programs.
 local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
 
 local cli = require "alloy.cli"
+local commands = require "alloy.commands"
 local credentials = require "alloy.credentials"
 
 local parser = cli.parser("list_connections.lua",
-  "List a user's connections (Alloy credentials): an aligned table (id, type, name, created) on stdout,"
-  .. " the count and the .env line to use one on stderr.",
+  "List a user's connections (Alloy credentials): a table (id, type, name, created) on stdout, aligned"
+  .. " under a header on a terminal, tab-separated rows without one when piped; the count and the .env"
+  .. " line to use one on stderr.",
   [[
 Examples:
-  lua5.4 lua/list_connections.lua
-  lua5.4 lua/list_connections.lua --connector notion
-  lua5.4 lua/list_connections.lua --json | jq -r '.connections[0].credentialId']])
+  {cmd}
+  {cmd} --connector notion
+  {cmd} | cut -f1    the ids, one per line (tab-separated when piped)
+  {cmd} --json | jq -r '.connections[0].credentialId']])
 parser:option("-c --connector", "Only connections of this connector (type notion or notion-*)."):argname("<id>")
 
 local function main()
@@ -50,8 +53,8 @@ local function main()
     else
       cli.say("No %ss for user %s.", what, cfg.user_id)
     end
-    cli.say("Create one with: lua5.4 lua/initiate_oauth.lua --connector %s --redirect-uri"
-      .. " http://localhost:3000/oauth/callback", args.connector or "notion")
+    cli.say("Create one with: %s --connector %s --redirect-uri http://localhost:3000/oauth/callback",
+      commands.invocation("initiate_oauth"), args.connector or "notion")
     return cli.OK
   end
   if not args.json then cli.out(credentials.table(list)) end

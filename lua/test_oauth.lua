@@ -1,5 +1,5 @@
 -- test_oauth.lua: the Notion preset of the OAuth flow (`npm run test-oauth`): shows the
--- configuration it uses (never the key), runs the flow, and prints the next steps.
+-- configuration it uses (never the key), runs the flow, and prints the next steps (once).
 local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
 
@@ -10,14 +10,14 @@ local CONNECTOR = "notion"
 local DEFAULT_REDIRECT = "http://localhost:3000/oauth/callback"
 
 local parser = cli.parser("test_oauth.lua",
-  "Connect Notion for a user: the OAuth flow of initiate_oauth.lua with connector notion and redirect URI"
+  "Connect Notion for a user: the OAuth flow of {cmd:initiate_oauth} with connector notion and redirect URI"
   .. " REDIRECT_URI (default " .. DEFAULT_REDIRECT .. "). Prints the OAuth URL, waits for the browser's"
   .. " redirect on the loopback port, and prints the new connection id.",
   [[
 Examples:
-  lua5.4 lua/test_oauth.lua                       listen on localhost:3000 for up to 5 minutes
-  lua5.4 lua/test_oauth.lua --save                also write CONNECTION_ID=... into .env
-  lua5.4 lua/test_oauth.lua --no-listen           only print the URL]])
+  {cmd}                       listen on localhost:3000 for up to 5 minutes
+  {cmd} --save                also write CONNECTION_ID=... into .env
+  {cmd} --no-listen           only print the URL]])
 oauth.add_options(parser)
 
 local function main()
@@ -36,12 +36,9 @@ local function main()
   local done, err = oauth.run{ args = args, cfg = cfg, client = client, connector = CONNECTOR, redirect_uri = redirect }
   client:close()
   if not done then return nil, err end
-  local cred = done.credential
-  if cred then
-    cli.say("Next steps:")
-    cli.say("  1. put CONNECTION_ID=%s in .env (or run with --save)", cred.credentialId)
-    cli.say("  2. lua5.4 lua/list_connections.lua --connector notion   shows it with the others")
-    cli.say("  3. execute Notion actions with that credentialId (Connectivity API)")
+  -- oauth.run has printed how to use the id and list it; only Notion's own next step is left
+  if done.credential then
+    cli.say("Then: execute Notion actions with that credentialId (Connectivity API)")
   end
   return cli.OK
 end

@@ -1,16 +1,20 @@
 -- alloy.cli: what every script shares.
 --
 --   * argparse setup with the common options (--env-file, -u/--user, --json,
---     -v/--verbose, -q/--quiet, -h/--help);
+--     -v/--verbose, -q/--quiet, -h/--help, --version, and the hidden --completion SHELL);
+--     help texts name commands through "{cmd}" (this script) and "{cmd:<script>}"
+--     placeholders, replaced by alloy.commands.invocation: what the user can type here;
 --   * output: stdout carries only the result, narrative goes to stderr;
 --   * exit codes: 0 success, 1 API or network failure, 2 usage or configuration error;
 --   * every function returns its result or nil, err (an alloy.failure); only the scripts end
 --     the process, through exit_on() and main(): one "error: ..." line and one "hint: ..."
 --     line on stderr, then the failure's exit status;
---   * JSON output through lua-cjson (sorted keys, arrays marked with M.array).
+--   * JSON output through lua-cjson (sorted keys, arrays marked with M.array); tables through
+--     M.table: aligned with a header on a terminal, tab-separated rows for programs.
 -- lua-cjson is loaded on first use: loading a C module waits while alloy.so loads libcurl in
 -- the background (the dynamic loader has one lock), and most runs print no JSON.
 local function cjson() return require "cjson" end
+local commands = require "alloy.commands"
 local config = require "alloy.config"
 local failure = require "alloy.failure"
 
@@ -129,6 +133,23 @@ end
 -- M.null: cjson.null, JSON's null.
 setmetatable(M, { __index = function(_, k) if k == "null" then return cjson().null end end })
 
+-- Whether `file` (io.stdout, ...) is a terminal: lua-term when it is installed, else the
+-- shell's `test -t` on the same descriptor (the child inherits it).
+function M.isatty(file)
+  local ok, term = pcall(require, "term")
+  if ok and term.isatty then return term.isatty(file) and true or false end
+  local fd = ({ [io.stdin] = 0, [io.stdout] = 1, [io.stderr] = 2 })[file]
+  if not fd then return false end
+  local r = os.execute("test -t " .. fd)
+  return r == true or r == 0
+end
+
+-- A cell as one line of text: control characters (tabs and newlines would break the rows,
+-- escape sequences would drive the terminal), C1 controls included, become spaces.
+local function cell_text(v)
+  return (tostring(v):gsub("%c", " "):gsub("\194[\128-\159]", " "))
+end
+
 -- Rows of cells as aligned text columns (two spaces apart), one line per row.
 function M.columns(rows)
   local width = {}
@@ -146,6 +167,23 @@ function M.columns(rows)
     out[#out + 1] = table.concat(cells, "  ")
   end
   return table.concat(out, "\n") .. "\n"
+end
+
+-- A table a command prints on stdout; rows[1] is the header. On a terminal: aligned columns
+-- under the header. Otherwise, for programs (as `gh` does): tab-separated rows, no header.
+-- Every cell is scrubbed of control characters. opts.tty overrides the terminal check.
+function M.table(rows, opts)
+  local tty = opts and opts.tty
+  if tty == nil then tty = M.isatty(io.stdout) end
+  local clean = {}
+  for r = tty and 1 or 2, #rows do
+    local row = {}
+    for i, cell in ipairs(rows[r]) do row[i] = cell_text(cell) end
+    clean[#clean + 1] = tty and row or table.concat(row, "\t")
+  end
+  if #clean == 0 then return "" end
+  if tty then return M.columns(clean) end
+  return table.concat(clean, "\n") .. "\n"
 end
 
 -- ---------------------------------------------------------------- time
@@ -227,13 +265,27 @@ local function defaults(parser)
   return out
 end
 
+-- "name (lua-alloy 0.1.0, libcurl 7.88.1, Lua 5.4)": what --version prints.
+function M.version_line(name)
+  local ok, alloy = pcall(require, "alloy")
+  local lib = "lua-alloy, alloy.so not found"
+  if ok and type(alloy) == "table" and alloy.VERSION then
+    local cok, curl = pcall(function() return alloy.curl_version end)
+    lib = ("lua-alloy %s, libcurl %s"):format(alloy.VERSION, cok and curl or "not loaded")
+  end
+  local jit = rawget(_G, "jit")
+  return ("%s (%s, %s)"):format(name, lib, type(jit) == "table" and jit.version or _VERSION)
+end
+
 -- A parser with the options every script has.  `opts.user = false` drops --user.
+-- `name` is the script's file name (list_connections.lua): its row in alloy.commands.
 function M.parser(name, description, epilog, opts)
   opts = opts or {}
+  local script = name:gsub("%.lua$", "")
   -- installed commands are named alloy-get-jwt-token and so on: show what was typed
   name = (arg and type(arg[0]) == "string" and arg[0]:match("[^/\\]+$")) or name
   local p = recorder()
-  p:_build(name, description, epilog)
+  p:_build(name, description, epilog, script)
   p:option("--env-file", "Read variables from this file instead of ./.env."):argname("<path>")
   if opts.user ~= false then
     p:option("-u --user", "Alloy user id (24-hex ObjectId) or username; overrides ALLOY_USER_ID.")
@@ -242,17 +294,61 @@ function M.parser(name, description, epilog, opts)
   p:flag("--json", "Print one JSON document on stdout instead of plain text.")
   p:flag("-v --verbose", "Show the configuration and the HTTP exchange on stderr (key redacted).")
   p:flag("-q --quiet", "No narrative on stderr; errors are still printed.")
+  -- prints and exits inside argparse, like --help: no configuration is read
+  p:flag("--version", "Print the versions (this command, lua-alloy, libcurl, Lua) and exit.")
+    :action(function()
+      io.stdout:write(M.version_line(name), "\n")
+      io.stdout:flush()
+      os.exit(M.OK)
+    end)
   return p
 end
 
--- The real argparse parser for a recorder.
-local function materialise(rec)
+-- "{cmd}" -> how to run `script` here; "{cmd:list_connections}" -> how to run that one.
+local function name_commands(text, script)
+  return text and (text:gsub("{cmd:?([%w_]*)}", function(other)
+    return commands.invocation(other ~= "" and other or script)
+  end))
+end
+
+-- argparse 0.7 shows each alias of an option that takes a value on a line of its own,
+-- right-aligned ("     -c <id>," over "--connector <id>"); one line keeps every label at
+-- the left margin: "-c <id>, --connector <id>".
+local function one_line_labels(p)
+  for _, o in ipairs(p._options or {}) do
+    local labels = o._get_label_lines
+    if labels then
+      o._get_label_lines = function(self)
+        local lines = labels(self)
+        for i, l in ipairs(lines) do lines[i] = l:match("^%s*(.-)$") end
+        return { table.concat(lines, " ") }
+      end
+    end
+  end
+  return p
+end
+
+-- The real argparse parser for a recorder (named `as`, when given).
+local function materialise(rec, as)
   local argparse = require "argparse"
-  local name, description, epilog = unpack_(calls_of[rec][1].args, 1, 3) -- _build's arguments
-  local p = argparse(name, description, (epilog and (epilog .. "\n\n") or "") .. common_epilog())
+  local name, description, epilog, script = unpack_(calls_of[rec][1].args, 1, 4) -- _build's arguments
+  local p = argparse(as or name, name_commands(description, script),
+    (epilog and (name_commands(epilog, script) .. "\n\n") or "") .. common_epilog())
   if p.help_max_width then p:help_max_width(100) end
   if p.help_description_margin then p:help_description_margin(30) end
-  return replay(rec, p, 2)
+  return one_line_labels(replay(rec, p, 2))
+end
+
+-- `--completion bash|zsh|fish`: the completion script for the command as installed
+-- (alloy-list-connections, ...), for `make completions`. Hidden: not a user's option.
+local function completion(parser, shell)
+  if shell ~= "bash" and shell ~= "zsh" and shell ~= "fish" then
+    return nil, failure.usage(("--completion takes bash, zsh or fish, not %q"):format(tostring(shell)))
+  end
+  local script = calls_of[parser][1].args[4]
+  local row = commands.by_script[script]
+  local p = materialise(parser, row and row.installed or script)
+  return p["get_" .. shell .. "_complete"](p)
 end
 
 -- The key is never a command-line argument: refuse anything that looks like one.
@@ -270,9 +366,16 @@ local function refuse_key_args(args)
   return true
 end
 
--- -> args | nil, err.  --help and --version print and exit inside argparse, as usual.
+-- -> args | nil, err.  --help and --version print and exit inside argparse, as usual;
+-- so does --completion SHELL (alone on the command line).
 function M.parse(parser, args)
   args = args or {}
+  if args[1] == "--completion" and #args <= 2 then
+    local text, cerr = completion(parser, args[2])
+    if not text then return nil, cerr end
+    M.out(text)
+    os.exit(M.OK)
+  end
   local refused, rerr = refuse_key_args(args)
   if not refused then return nil, rerr end
   local ok, res = true

@@ -28,7 +28,10 @@ end
 local function detect()
   local a0 = type(arg) == "table" and arg[0] or nil
   if type(a0) == "string" and a0:match("%.lua$") then
-    local interp = type(arg[-1]) == "string" and arg[-1]:match("[^/]+$") or "lua5.4"
+    -- the interpreter is the lowest index: `lua5.4 -e '...' lua/x.lua` has the -e code at -1
+    local i = -1
+    while arg[i - 1] ~= nil do i = i - 1 end
+    local interp = type(arg[i]) == "string" and arg[i]:match("[^/]+$") or "lua5.4"
     return "checkout", { dir = a0:match("^(.*)/[^/]*$") or ".", lua = interp }
   end
   return "installed"

@@ -21,7 +21,8 @@
 -- M.load{ flags = {user=, env_file=, ...}, getenv = os.getenv }
 --   -> cfg | nil, err (an alloy.failure; configuration errors: status 2)
 -- cfg.<field>, cfg.source.<field> ("flag --user", "environment", ".env (path)", "default"),
--- cfg.env_file (the file read, if any), cfg.warnings (array of strings).
+-- cfg.env_file (the file read, if any), cfg.warnings (array of strings: a .env holding the
+-- key that others can read, or that git would commit).
 -- M.alloy() -> the alloy module | nil, err (not built: the hint says how to build it)
 
 local failure = require "alloy.failure"
@@ -91,6 +92,36 @@ local function readable_by_others(mode)
   return (g and g >= 4) or (o and o >= 4) or false
 end
 
+-- A shell word for s; nil when s holds a control character (no path checked here should).
+local function shell_word(s)
+  if s:find("%c") then return nil end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- True when the file at `path` is in a git work tree and git does not ignore it, so a commit
+-- would take it along. A .git entry is looked for upward first (relative paths cannot tell
+-- where / is: 64 levels), so outside a repository no process starts; then git decides
+-- (.gitignore files, .git/info/exclude, core.excludesFile; a tracked file is not ignored).
+-- No git, or any doubt: false.
+local function unignored_by_git(alloy, path)
+  local dir, name = path:match("^(.*)/([^/]+)$")
+  if not dir then dir, name = ".", path end
+  if dir == "" then dir = "/" end
+  local up = dir
+  for _ = 1, 64 do
+    if alloy.file_info(up .. "/.git") then
+      local qdir, qname = shell_word(dir), shell_word(name)
+      if not (qdir and qname) then return false end
+      local a, _, c = os.execute("git -C " .. qdir .. " check-ignore -q -- " .. qname .. " >/dev/null 2>&1")
+      -- exit 1: not ignored (0: ignored, 128: not a work tree, 127: no git)
+      local code = type(a) == "number" and math.floor(a / 256) or c -- Lua 5.1: the wait status
+      return code == 1
+    end
+    up = up .. "/.."
+  end
+  return false
+end
+
 function M.load(opts)
   opts = opts or {}
   local flags = opts.flags or {}
@@ -118,6 +149,11 @@ function M.load(opts)
         cfg.warnings[#cfg.warnings + 1] =
           ("%s holds ALLOY_API_KEY and is readable by other users (mode %s); run: chmod 600 %s")
           :format(env_path, mode, env_path)
+      end
+      if unignored_by_git(alloy, env_path) then
+        cfg.warnings[#cfg.warnings + 1] =
+          ("%s holds ALLOY_API_KEY and is not ignored by git (a commit would publish the key); add it to"
+          .. " .gitignore"):format(env_path)
       end
     end
   elseif errno == "ENOENT" and not nonempty(flags.env_file) then

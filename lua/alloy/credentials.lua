@@ -11,7 +11,8 @@
 -- M.added(before, after)       -> entries of after whose credentialId is not in before
 -- M.newest(list)               -> the entry with the greatest createdAt (ISO strings)
 -- M.find(list, credential_id)  -> entry | nil
--- M.table(list)                -> aligned text: ID, TYPE, NAME, CREATED, one line per entry
+-- M.table(list, opts)          -> ID, TYPE, NAME, CREATED, one line per entry (alloy.cli.table:
+--                                 aligned under a header on a terminal, else tab-separated)
 local M = {}
 
 local function str(v)
@@ -95,12 +96,12 @@ local function short_time(iso)
   return date and (date .. " " .. hm) or (iso or "-")
 end
 
-function M.table(list)
+function M.table(list, opts)
   local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
   for _, c in ipairs(list) do
     rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
   end
-  return require("alloy.cli").columns(rows)
+  return require("alloy.cli").table(rows, opts)
 end
 
 return M

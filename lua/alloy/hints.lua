@@ -31,7 +31,8 @@ end
 
 local function not_alloy(_, ctx)
   return "the server did not answer like the Alloy API: check ALLOY_BASE_URL / ALLOY_EMBEDDED_URL"
-    .. url_hint(ctx) .. " and ALLOY_API_VERSION (get_jwt_token.lua --probe tries the known variants)"
+    .. url_hint(ctx) .. " and ALLOY_API_VERSION (" .. require("alloy.commands").invocation("get_jwt_token")
+    .. " --probe tries the known variants)"
 end
 
 local function bad_url(_, ctx)
