@@ -57,7 +57,7 @@ local function main()
       commands.invocation("initiate_oauth"), args.connector or "notion")
     return cli.OK
   end
-  if not args.json then cli.out(credentials.table(list)) end
+  if not args.json then cli.out(cli.table(credentials.rows(list))) end
   cli.say("%d %s%s for user %s", #list, what, #list == 1 and "" or "s", cfg.user_id)
   cli.say("To use one, put it in .env: CONNECTION_ID=%s", list[#list].credentialId or "<id>")
   return cli.OK

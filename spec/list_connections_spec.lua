@@ -30,6 +30,21 @@ describe("list_connections.lua", function()
     return a, b, c
   end
 
+  local function short_time(c)
+    local date, hm = c.createdAt:match("^(%d+%-%d+%-%d+)T(%d+:%d+)")
+    return date .. " " .. hm
+  end
+
+  -- What a program reading stdout gets: tab-separated rows, no header.
+  local function expected_rows(creds)
+    local out = {}
+    for _, c in ipairs(creds) do
+      out[#out + 1] = table.concat({ c.credentialId, c.type, c.name, short_time(c) }, "\t") .. "\n"
+    end
+    return table.concat(out)
+  end
+
+  -- What a terminal shows: aligned columns under a header.
   local function expected_table(creds)
     local w = { #"ID", #"TYPE", #"NAME" }
     for _, c in ipairs(creds) do
@@ -43,27 +58,53 @@ describe("list_connections.lua", function()
     end
     local out = { row("ID", "TYPE", "NAME", "CREATED") }
     for _, c in ipairs(creds) do
-      local date, hm = c.createdAt:match("^(%d+%-%d+%-%d+)T(%d+:%d+)")
-      out[#out + 1] = row(c.credentialId, c.type, c.name, date .. " " .. hm)
+      out[#out + 1] = row(c.credentialId, c.type, c.name, short_time(c))
     end
     return table.concat(out)
   end
 
-  it("the empty case says how to create one", function()
-    local r = list()
-    assert.equal(0, r.code, r.stderr)
-    assert.equal("", r.stdout)
-    assert.equal("No connections for user " .. uid .. ".\nCreate one with: lua5.4 lua/initiate_oauth.lua"
-      .. " --connector notion --redirect-uri http://localhost:3000/oauth/callback\n", r.stderr)
-  end)
-
-  it("prints an aligned table, the count and the .env line", function()
-    local a, b, c = seed()
+  it("the empty case says how to create one, naming the command as run here", function()
     local out, err, code = readme.run("lua5.4 lua/list_connections.lua", { env = run.env(sb, uid) })
     assert.equal(0, code, err)
-    assert.equal(expected_table({ a, b, c }), out)
+    assert.equal("", out)
+    assert.equal("No connections for user " .. uid .. ".\nCreate one with: lua5.4 lua/initiate_oauth.lua"
+      .. " --connector notion --redirect-uri http://localhost:3000/oauth/callback\n", err)
+  end)
+
+  it("on a terminal: an aligned table under a header, the count and the .env line", function()
+    local a, b, c = seed()
+    -- a terminal shows stdout and stderr together
+    local out, _, code = readme.run("lua5.4 lua/list_connections.lua", { env = run.env(sb, uid), tty = true })
+    assert.equal(0, code, out)
+    assert.equal(expected_table({ a, b, c }) .. "3 connections for user " .. uid
+      .. "\nTo use one, put it in .env: CONNECTION_ID=" .. c.credentialId .. "\n", out)
+  end)
+
+  it("piped: tab-separated rows without the header; the count and the .env line on stderr", function()
+    local a, b, c = seed()
+    local r = list()
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(expected_rows({ a, b, c }), r.stdout)
     assert.equal("3 connections for user " .. uid .. "\nTo use one, put it in .env: CONNECTION_ID="
-      .. c.credentialId .. "\n", err)
+      .. c.credentialId .. "\n", r.stderr)
+    local out, err, code = readme.run("lua5.4 lua/list_connections.lua | cut -f1", { env = run.env(sb, uid) })
+    assert.equal(0, code, err)
+    assert.equal(a.credentialId .. "\n" .. b.credentialId .. "\n" .. c.credentialId .. "\n", out)
+  end)
+
+  it("a name with tabs, newlines or escape sequences stays one cell on one line, piped or not", function()
+    local a = sb:create_credential{ userId = uid, connector = "notion",
+                                    name = "Team\twiki\r\nsecond line\27[31mred\194\155" }
+    local r = list()
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(a.credentialId .. "\tnotion-oauth2\tTeam wiki  second line [31mred \t" .. short_time(a) .. "\n",
+      r.stdout)
+    r = run.script("list_connections", {}, { env = run.env(sb, uid), cwd = dir, tty = true })
+    assert.equal(0, r.code, r.stdout)
+    local first = lines(r.stdout)
+    assert.matches("^ID%s+TYPE%s+NAME%s+CREATED$", first[1])
+    assert.equal(a.credentialId .. "  notion-oauth2  Team wiki  second line [31mred   " .. short_time(a), first[2])
+    assert.equal("1 connection for user " .. uid, first[3])
   end)
 
   it("reads the list in every documented shape", function()
@@ -72,7 +113,7 @@ describe("list_connections.lua", function()
       sb:set{ credentials_shape = shape }
       local r = list()
       assert.equal(0, r.code, r.stderr)
-      assert.equal(expected_table({ a, b, c }), r.stdout, shape)
+      assert.equal(expected_rows({ a, b, c }), r.stdout, shape)
     end
   end)
 
@@ -89,7 +130,7 @@ describe("list_connections.lua", function()
     sb:fault{ path = "^/credentials/users/", status = 404 }
     local r = list()
     assert.equal(0, r.code, r.stderr)
-    assert.equal(expected_table({ a }), r.stdout)
+    assert.equal(expected_rows({ a }), r.stdout)
     assert.equal("/users/" .. uid .. "/credentials", sb:requests()[2].path)
   end)
 
@@ -97,7 +138,7 @@ describe("list_connections.lua", function()
     local a, _, c = seed()
     local r = list({ "--connector", "notion" })
     assert.equal(0, r.code, r.stderr)
-    assert.equal(expected_table({ a, c }), r.stdout)
+    assert.equal(expected_rows({ a, c }), r.stdout)
     assert.matches("^2 notion connections for user ", r.stderr)
   end)
 

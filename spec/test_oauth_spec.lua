@@ -43,8 +43,16 @@ describe("test_oauth.lua", function()
     local id = sb:state().credentials[1].credentialId
     assert.equal(url .. "\n" .. id .. "\n", r.stdout)
     assert.matches("redirect URI: " .. redirect .. "  [.env]", r.stderr, 1, true)
-    assert.matches("Next steps:\n  1. put CONNECTION_ID=" .. id .. " in .env", r.stderr, 1, true)
-    assert.matches("list_connections.lua --connector notion", r.stderr, 1, true)
+    -- each next step once: how to use the id, how to list it, what Notion's id is for
+    local function plain(s) return (s:gsub("%p", "%%%0")) end
+    local function count(pattern) return select(2, r.stderr:gsub(pattern, "")) end
+    assert.equal(1, count(plain("CONNECTION_ID=" .. id)))
+    assert.equal(1, count(plain("Next: use it with CONNECTION_ID=" .. id
+      .. " (add that line to .env, or run again with --save)\n")))
+    assert.equal(1, count("list_connections"))
+    assert.equal(1, count("\nList connections: %S+ "
+      .. plain(run.root .. "/lua/list_connections.lua --connector notion\n")))
+    assert.equal(1, count(plain("\nThen: execute Notion actions with that credentialId (Connectivity API)\n")))
   end)
 
   it("--save with the preset", function()

@@ -150,16 +150,20 @@ local function cell_text(v)
   return (tostring(v):gsub("%c", " "):gsub("\194[\128-\159]", " "))
 end
 
--- Rows of cells as aligned text columns (two spaces apart), one line per row.
+-- Rows of cells as aligned text columns (two spaces apart), one line per row; each cell
+-- scrubbed of control characters.
 function M.columns(rows)
-  local width = {}
-  for _, row in ipairs(rows) do
+  local clean, width = {}, {}
+  for r, row in ipairs(rows) do
+    clean[r] = {}
     for i, cell in ipairs(row) do
+      cell = cell_text(cell)
+      clean[r][i] = cell
       if #cell > (width[i] or 0) then width[i] = #cell end
     end
   end
   local out = {}
-  for _, row in ipairs(rows) do
+  for _, row in ipairs(clean) do
     local cells = {}
     for i, cell in ipairs(row) do
       cells[i] = i < #row and (cell .. string.rep(" ", width[i] - #cell)) or cell
@@ -169,21 +173,17 @@ function M.columns(rows)
   return table.concat(out, "\n") .. "\n"
 end
 
--- A table a command prints on stdout; rows[1] is the header. On a terminal: aligned columns
--- under the header. Otherwise, for programs (as `gh` does): tab-separated rows, no header.
--- Every cell is scrubbed of control characters. opts.tty overrides the terminal check.
-function M.table(rows, opts)
-  local tty = opts and opts.tty
-  if tty == nil then tty = M.isatty(io.stdout) end
-  local clean = {}
-  for r = tty and 1 or 2, #rows do
-    local row = {}
-    for i, cell in ipairs(rows[r]) do row[i] = cell_text(cell) end
-    clean[#clean + 1] = tty and row or table.concat(row, "\t")
+-- A table a command prints on stdout; rows[1] is the header. On a terminal: M.columns.
+-- Otherwise, for programs (as `gh` does): tab-separated rows, no header, cells scrubbed.
+function M.table(rows)
+  if M.isatty(io.stdout) then return M.columns(rows) end
+  local out = {}
+  for r = 2, #rows do
+    local cells = {}
+    for i, cell in ipairs(rows[r]) do cells[i] = cell_text(cell) end
+    out[#out + 1] = table.concat(cells, "\t") .. "\n"
   end
-  if #clean == 0 then return "" end
-  if tty then return M.columns(clean) end
-  return table.concat(clean, "\n") .. "\n"
+  return table.concat(out)
 end
 
 -- ---------------------------------------------------------------- time
@@ -439,19 +439,10 @@ end
 
 -- ---------------------------------------------------------------- prompts
 
-local function stdin_is_tty()
-  local ok, term = pcall(require, "term")
-  if ok and term.isatty then
-    local r = term.isatty(io.stdin)
-    return r and true or false
-  end
-  return false
-end
-
 -- Ask for a value: prompt on stderr when stdin is a terminal, read a line from stdin
 -- (piped answers work too), ask again on an empty answer.  -> line | nil, err at end of input
 function M.ask(question, what)
-  local tty = stdin_is_tty()
+  local tty = M.isatty(io.stdin)
   while true do
     if tty then
       io.stderr:write(question)

@@ -11,8 +11,9 @@
 -- M.added(before, after)       -> entries of after whose credentialId is not in before
 -- M.newest(list)               -> the entry with the greatest createdAt (ISO strings)
 -- M.find(list, credential_id)  -> entry | nil
--- M.table(list, opts)          -> ID, TYPE, NAME, CREATED, one line per entry (alloy.cli.table:
---                                 aligned under a header on a terminal, else tab-separated)
+-- M.rows(list)                 -> { {"ID", "TYPE", "NAME", "CREATED"}, {id, type, name, created}, ... }
+--                                 (a script prints them with alloy.cli.table)
+-- M.table(list)                 -> those rows as aligned text under the header (alloy.cli.columns)
 local M = {}
 
 local function str(v)
@@ -96,12 +97,16 @@ local function short_time(iso)
   return date and (date .. " " .. hm) or (iso or "-")
 end
 
-function M.table(list, opts)
+function M.rows(list)
   local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
   for _, c in ipairs(list) do
     rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
   end
-  return require("alloy.cli").table(rows, opts)
+  return rows
+end
+
+function M.table(list)
+  return require("alloy.cli").columns(M.rows(list))
 end
 
 return M

@@ -18,7 +18,9 @@
 -- work as in a checkout while a developer's .env is never read and nothing is written into
 -- the checkout but build/. opts.files = { [name] = text or { text, mode } } are written
 -- there first. The commands say `lua5.4`; when the suite runs on another interpreter
--- (ALLOY_TEST_LUA), `lua5.4` on PATH is that interpreter, so every ABI runs them.
+-- (ALLOY_TEST_LUA), `lua5.4` on PATH is that interpreter, so every ABI runs them; it is
+-- started under the name lua5.4, so the commands a script names (alloy.commands) are the
+-- README's on every ABI too.
 local run = require "run"
 
 local M = {}
@@ -105,7 +107,7 @@ local function prepare(cmds, opts)
   if run.lua ~= "lua5.4" then
     local bin = run.tmpdir()
     made[#made + 1] = bin
-    run.write(bin .. "/lua5.4", "#!/bin/sh\nexec " .. run.quote(run.lua) .. ' "$@"\n', "755")
+    run.write(bin .. "/lua5.4", "#!/bin/bash\nexec -a lua5.4 " .. run.quote(run.lua) .. ' "$@"\n', "755")
     env.PATH = bin .. ":" .. (env.PATH or os.getenv("PATH") or "/usr/bin:/bin")
   end
   o.env = env
