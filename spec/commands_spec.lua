@@ -112,11 +112,16 @@ describe("commands", function()
         1, true)
     end)
 
-    it("run by another path, they name that path", function()
+    it("run by another path (and after interpreter options), they name the interpreter and that path", function()
+      local script = run.root .. "/lua/list_connections.lua"
+      local example = "\n  [%w%._%-]+ " .. lit(script .. " --connector notion") .. "\n"
       local r = run.script("list_connections", { "--help" })
       assert.equal(0, r.code, r.stderr)
-      -- the interpreter as it was started, then the script's path
-      assert.matches("\n  %S+ " .. lit(run.root .. "/lua/list_connections.lua --connector notion") .. "\n", r.stdout)
+      assert.matches(example, r.stdout)
+      r = run.script("list_connections", {},
+        { shell = run.quote(run.lua) .. " -e 'x = 1' " .. run.quote(script) .. " --help" })
+      assert.equal(0, r.code, r.stderr)
+      assert.matches(example, r.stdout)
     end)
 
     it("--version on every command: one line on stdout, exit 0, whatever the configuration", function()

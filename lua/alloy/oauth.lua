@@ -13,7 +13,6 @@
 -- (an alloy.failure: a busy port or contradictory flags are status 2, the API or nobody
 -- coming back in time status 1). It prints like the scripts (cli.say, cli.out).
 local cli = require "alloy.cli"
-local commands = require "alloy.commands"
 local credentials = require "alloy.credentials"
 local failure = require "alloy.failure"
 local listener = require "alloy.listener"
@@ -224,8 +223,8 @@ function M.run(o)
 
   if not listen then
     cli.say("After authorizing, Alloy sends the browser to %s.", uri)
-    cli.say("Then find the new connection id with: %s --connector %s", commands.invocation("list_connections"),
-      connector)
+    cli.say("Then find the new connection id with: %s --connector %s",
+      require("alloy.commands").invocation("list_connections"), connector)
     return { oauthUrl = oauth_url }
   end
 
@@ -258,7 +257,7 @@ function M.run(o)
   if not saved then
     cli.say("Next: use it with CONNECTION_ID=%s (add that line to .env, or run again with --save)", cred.credentialId)
   end
-  cli.say("List connections: %s --connector %s", commands.invocation("list_connections"), connector)
+  cli.say("List connections: %s --connector %s", require("alloy.commands").invocation("list_connections"), connector)
   return { oauthUrl = oauth_url, credential = cred, savedTo = saved }
 end
 
