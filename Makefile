@@ -1,9 +1,11 @@
 # lua-alloy: build alloy.so per Lua ABI, test, lint, demo, install.
-# LUA selects the ABI: lua5.4 (default), lua5.3, lua5.1, luajit.
+# LUA selects the ABI: lua5.4 (default), lua5.3, lua5.1, luajit, or an interpreter's path
+# (LuaRocks passes /usr/bin/lua5.4): its name picks pkg-config and build/<name>/.
 SHELL      := /bin/bash
 LUA        ?= lua5.4
-LUA_PC     := $(LUA)
-BUILD_DIR  := build/$(LUA)
+LUA_NAME   := $(notdir $(LUA))
+LUA_PC     := $(LUA_NAME)
+BUILD_DIR  := build/$(LUA_NAME)
 MODULE     := $(BUILD_DIR)/alloy.so
 
 CC         ?= cc
@@ -11,8 +13,9 @@ CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # Deferred (=, not :=): pkg-config is asked when a compile runs, after `deps-*` may have
 # installed the headers, not when make first reads this file.
-LUA_CFLAGS  = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
-CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
+# LUA_INCDIR and CURL_INCDIR (LuaRocks passes them) come before what pkg-config knows.
+LUA_CFLAGS  = $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+CURL_CFLAGS = $(if $(CURL_INCDIR),-I$(CURL_INCDIR)) $(shell pkg-config --cflags libcurl 2>/dev/null)
 ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fvisibility=hidden \
               $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
 LDFLAGS_SO := -shared
@@ -23,13 +26,13 @@ OBJS       := $(patsubst src/%.c,$(BUILD_DIR)/%.o,$(SRCS))
 
 # LuaRocks-style install locations.
 PREFIX     ?= /usr/local
-LUA_VERSION_DIR := $(patsubst lua%,%,$(subst luajit,5.1,$(LUA)))
+LUA_VERSION_DIR := $(patsubst lua%,%,$(subst luajit,5.1,$(LUA_NAME)))
 LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION_DIR)
 LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
 BINDIR     ?= $(PREFIX)/bin
 
 BUSTED     := busted
-SCRIPTS    := get_jwt_token initiate_oauth test_oauth list_connections
+SCRIPTS    := $(basename $(notdir $(wildcard lua/*.lua)))
 
 # Debian packages, by what needs them. Each deps-* target installs only what is missing
 # (as root, or through sudo); `make` itself never installs anything.
@@ -77,7 +80,7 @@ $(MODULE): $(OBJS)
 
 # A clear message instead of "lua.h: No such file or directory".
 check-build-deps:
-	@pkg-config --exists $(LUA_PC) libcurl 2>/dev/null || { \
+	@[ -n "$(LUA_INCDIR)" ] || pkg-config --exists $(LUA_PC) libcurl 2>/dev/null || { \
 	  echo "make: the $(LUA) or libcurl headers are missing (pkg-config $(LUA_PC) libcurl)." >&2; \
 	  echo "make: run 'make deps-build' as root, or: apt-get install $(PKGS_BUILD)" >&2; exit 2; }
 
