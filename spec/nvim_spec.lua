@@ -200,7 +200,7 @@ describe("examples/nvim as the README prints it", function()
   local sb
 
   setup(function()
-    assert(io.open(ROOT .. "/build/luajit/alloy.so", "rb"), "needs build/luajit/alloy.so: run `make LUA=luajit`"):close()
+    assert(io.open(ROOT .. "/build/luajit/alloy.so", "rb"), "needs build/luajit/alloy.so: make LUA=luajit"):close()
     sb = Sandbox.start()
   end)
   teardown(function() if sb then sb:stop() end end)
