@@ -66,7 +66,7 @@ echo "make: installing $$missing"; \
 $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 endef
 
-.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
+.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build sandbox
 
 all: $(MODULE)
 
@@ -240,3 +240,9 @@ install: all
 	for s in $(SCRIPTS); do \
 	  install -m 0755 lua/$$s.lua $(DESTDIR)$(BINDIR)/alloy-$$(echo $$s | tr _ -); \
 	  sed -i '1i #!/usr/bin/env $(LUA)' $(DESTDIR)$(BINDIR)/alloy-$$(echo $$s | tr _ -); done
+
+# The local Alloy in the foreground until Ctrl-C, seeded with a user and one connection; it
+# writes .env.sandbox (0600; never .env) and prints the commands to try against it.
+sandbox: deps-demo
+	@$(MAKE) --no-print-directory all
+	@$(LUA) spec/sandbox/serve.lua

@@ -15,14 +15,16 @@
 --     timeout = 10,            -- seconds to come up
 --   }                          -- raises, leaving nothing behind, when nginx does not come up
 --   n.ports, n.pid, n:error_log(), n:stop()   -- stop: idempotent; keeps n.dir if n.keep
+--   n:foreground()             -- blocks until Ctrl-C or nginx's exit (`make sandbox`, serve.lua)
 --
 -- Nginx.start renders the config again with other ports (5 tries) when one was taken between our
 -- probe and nginx's bind. nginx runs in the foreground as our child (`-g "daemon off;"`, and a
 -- pid file in the prefix, unless the config says so itself), and a watcher shell holds a pipe
 -- from us: if we die without stop(), even by SIGKILL, it sees EOF, stops nginx and removes
 -- the prefix. stop() halts nginx itself (TERM; KILL after 5 s), reaps it and kills the
--- watcher, since a child started by os.execute may have inherited (and so kept open) our end
--- of that pipe. Instances also stop in __gc (busted exits through os.exit(code, true), which runs it).
+-- watcher (KILL: it ignores INT, TERM and HUP), since a child started by os.execute may have
+-- inherited (and so kept open) our end of that pipe. Instances also stop in __gc (busted exits
+-- through os.exit(code, true), which runs it).
 local socket = require "socket"
 
 local Nginx = {}
@@ -202,7 +204,8 @@ function Nginx:_spawn(conf, env)
   self.pid = assert(tonumber(self.nginx_pipe:read("*l")), self.name .. ": could not start nginx")
   local wfile = d .. "/watcher.pid"
   os.remove(wfile)
-  self.watcher = assert(io.popen("exec >/dev/null 2>&1; trap '' INT; echo $$ >" .. q(wfile)
+  -- The watcher ignores the signals a terminal or `kill -TERM -PGID` sends the whole group.
+  self.watcher = assert(io.popen("exec >/dev/null 2>&1; trap '' INT TERM HUP; echo $$ >" .. q(wfile)
     .. "; while read -r _; do :; done; kill -TERM " .. self.pid .. "; rm -rf " .. q(d), "w"))
   local deadline = socket.gettime() + 5
   repeat
@@ -248,9 +251,22 @@ function Nginx:halt()
   end
   -- close = waitpid (pcall: a pipe may already be closed by its own __gc)
   if self.nginx_pipe then pcall(self.nginx_pipe.close, self.nginx_pipe) end
-  if self.watcher_pid and alive(self.watcher_pid) then sh("kill -TERM " .. self.watcher_pid .. " 2>/dev/null") end
+  if self.watcher_pid and alive(self.watcher_pid) then sh("kill -KILL " .. self.watcher_pid .. " 2>/dev/null") end
   if self.watcher then pcall(self.watcher.close, self.watcher) end
   self.nginx_pipe, self.watcher, self.watcher_pid, self.pid = nil, nil, nil, nil
+end
+
+-- Blocks until Ctrl-C or until nginx exits by itself -> "interrupted" | "exited". The standalone
+-- interpreters turn SIGINT into an "interrupted!" error at the next Lua instruction, so the
+-- wait is short sleeps. SIGTERM kills the interpreter outright: the watcher then stops nginx
+-- and removes the prefix.
+function Nginx:foreground()
+  local ok, err = pcall(function()
+    while alive(self.pid) do socket.sleep(0.2) end
+  end)
+  if ok then return "exited" end
+  if tostring(err):find("interrupted!", 1, true) then return "interrupted" end
+  error(err, 0)
 end
 
 -- Stops nginx and removes the prefix (unless self.keep). Idempotent.
