@@ -22,10 +22,7 @@ end
 
 local function exists(path) return (select(2, sh("test -e " .. run.quote(path)))) == 0 end
 
-local function alive(pid) -- running, not a zombie
-  local stat = run.read("/proc/" .. pid .. "/stat")
-  return stat ~= "" and stat:match("^%d+ %b() (%a)") ~= "Z"
-end
+local alive = run.alive
 
 -- A clean environment (PATH and HOME only) in dir, like a new terminal there.
 local function in_dir(dir, cmd)
@@ -33,7 +30,8 @@ local function in_dir(dir, cmd)
     .. run.quote(dir) .. " sh -c " .. run.quote(cmd)
 end
 
--- Starts the sandbox as its own process group; waits for its instructions. -> handle
+-- Starts the sandbox the way the target does, in a directory of links to the checkout; waits
+-- for its instructions. -> handle (h.proc: run.background's)
 local function start()
   local dir = run.tmpdir()
   for _, d in ipairs({ "lua", "spec", "build" }) do
@@ -41,12 +39,11 @@ local function start()
   end
   -- a user's own .env with a real key: the sandbox must not touch it
   run.write(dir .. "/.env", "ALLOY_API_KEY=users-real-key-0123456789\n", "600")
-  local pid = tonumber((sh(in_dir(dir, "setsid " .. run.quote(LUA) .. " spec/sandbox/serve.lua"
-    .. " </dev/null >stdout.txt 2>stderr.txt & echo $!"))))
-  local h = { dir = dir, pid = pid }
-  function h.stderr() return run.read(dir .. "/stderr.txt") end
+  local proc = run.background("spec/sandbox/serve.lua", {}, { cwd = dir, home = dir })
+  local h = { dir = dir, proc = proc, pid = proc.pid }
+  function h.stderr() return proc:stderr() end
   h.ready = run.wait_for(function()
-    return h.stderr():find("Ctrl-C stops the sandbox", 1, true) or not alive(pid)
+    return h.stderr():find("Ctrl-C stops the sandbox", 1, true) or not alive(proc.pid)
   end, 20)
   local err = h.stderr()
   h.nginx = tonumber(err:match("nginx pid (%d+)"))
@@ -58,10 +55,7 @@ local function start()
 end
 
 local function stop(h)
-  if h.pid and alive(h.pid) then
-    os.execute("kill -INT -" .. h.pid .. " 2>/dev/null")
-    if not run.wait_for(function() return not alive(h.pid) end, 10) then os.execute("kill -KILL -" .. h.pid) end
-  end
+  h.proc:stop()
   run.rmdir(h.dir)
 end
 

@@ -10,6 +10,8 @@
 --     conf = function(ports, n) return "..." end,  -- nginx.conf for these free loopback ports
 --                              -- (n.user: the `user` line to use, "" unless we are root)
 --     ports = 1,               -- how many ports (default 1)
+--     listen = { host = "127.0.0.1", port = 8080 },  -- instead: the one port the caller chose
+--                              -- (host: where readiness is probed); busy -> an error, no retry
 --     env = { NAME = v },      -- nginx's environment, through a 0600 file (never argv)
 --     ready = function(n) return true end,  -- optional, once every port accepts connections
 --     timeout = 10,            -- seconds to come up
@@ -123,7 +125,8 @@ function Nginx.start(opts)
   p:close()
   local pattern = "/" .. opts.name:gsub("%p", "%%%0") .. "%.%w+$"
   assert(dir and dir:match(pattern), opts.name .. ": mktemp -d failed")
-  local self = setmetatable({ name = opts.name, dir = dir, pattern = pattern, user = "" }, Nginx)
+  local self = setmetatable({ name = opts.name, dir = dir, pattern = pattern, user = "",
+                              probe_host = opts.listen and opts.listen.host or "127.0.0.1" }, Nginx)
   local ok, err = pcall(self._start, self, opts)
   if not ok then
     self:stop()
@@ -170,7 +173,7 @@ function Nginx:_start(opts)
   if opts.setup then opts.setup(self) end
   local timeout, last = opts.timeout or 10, nil
   for _ = 1, 5 do
-    self.ports = Nginx.free_ports(opts.ports or 1)
+    self.ports = opts.listen and { opts.listen.port } or Nginx.free_ports(opts.ports or 1)
     local conf = opts.conf(self.ports, self)
     write(self.dir .. "/nginx.conf", conf, "600")
     os.remove(self.dir .. "/error.log")
@@ -182,7 +185,7 @@ function Nginx:_start(opts)
     if why == "timeout" then
       error(self.name .. ": nginx did not come up within " .. timeout .. "s; error.log:\n" .. tail(last, 15), 0)
     end
-    if why ~= "busy" and not last:find("Address already in use", 1, true) then break end
+    if opts.listen or (why ~= "busy" and not last:find("Address already in use", 1, true)) then break end
   end
   error(self.name .. ": nginx failed to start:\n" .. tail(last, 15), 0)
 end
@@ -227,7 +230,7 @@ function Nginx:_wait_ready(ready, timeout)
     for _, port in ipairs(self.ports) do
       local c = socket.tcp()
       c:settimeout(0.2)
-      up = up and c:connect("127.0.0.1", port) == 1
+      up = up and c:connect(self.probe_host, port) == 1
       c:close()
     end
     if up and (not ready or ready(self)) then return true end
