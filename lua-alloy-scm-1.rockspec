@@ -64,7 +64,8 @@ build = {
 
 test_dependencies = { "busted" }
 
--- busted reads .busted (Lua 5.4, this checkout's build/lua5.4/alloy.so and the sandbox).
+-- `luarocks test` fetches busted from a rocks server, then runs it; busted reads .busted (Lua 5.4,
+-- this checkout's build/lua5.4/alloy.so, specs against the local sandbox). Offline: `make test`.
 test = {
   type = "busted",
 }
