@@ -40,13 +40,14 @@ local function start()
   -- a user's own .env with a real key: the sandbox must not touch it
   run.write(dir .. "/.env", "ALLOY_API_KEY=users-real-key-0123456789\n", "600")
   local proc = run.background("spec/sandbox/serve.lua", {}, { cwd = dir, home = dir })
-  local h = { dir = dir, proc = proc, pid = proc.pid }
+  local h = { dir = dir, proc = proc }
   function h.stderr() return proc:stderr() end
   h.ready = run.wait_for(function()
-    return h.stderr():find("Ctrl-C stops the sandbox", 1, true) or not alive(proc.pid)
+    return h.stderr():find(") stops the sandbox", 1, true) or not alive(proc.pid)
   end, 20)
   local err = h.stderr()
   h.nginx = tonumber(err:match("nginx pid (%d+)"))
+  h.pid = tonumber(err:match("this process: pid (%d+)")) -- the Lua process (proc.pid may be a wrapper's)
   h.prefix = err:match("prefix (/[^)]+)%)")
   h.user = err:match("user sandbox%-user %((%x+)%)")
   h.connection = err:match("one slack connection %((%x+)%)")
@@ -59,14 +60,20 @@ local function stop(h)
   run.rmdir(h.dir)
 end
 
--- The printed commands ("  <lua> lua/<script> ..."), by script name.
+-- The printed commands ("  <lua> lua/<script> ..."), by script name, and the interpreter they
+-- name (the one that ran the sandbox; a wrapper such as fuzz/lua-asan names the real one).
 local function printed_commands(stderr)
-  local cmds = {}
+  local cmds, interpreter = {}, nil
   for line in stderr:gmatch("[^\n]+") do
-    local cmd = line:match("^  (" .. LUA:gsub("%p", "%%%0") .. " lua/%S+%.lua .*)$")
-    if cmd then cmds[cmd:match("lua/(%S+)%.lua")] = cmd end
+    local lua, script = line:match("^  (%S+) lua/(%S+)%.lua")
+    if lua then cmds[script], interpreter = line:sub(3), lua end
   end
-  return cmds
+  return cmds, interpreter
+end
+
+local function lua_version(interpreter)
+  return (sh(run.quote(interpreter)
+    .. " -e 'io.write(_VERSION, \" \", tostring(rawget(_G, \"jit\") and jit.version))'"))
 end
 
 describe("make sandbox", function()
@@ -76,18 +83,20 @@ describe("make sandbox", function()
   it("serves every printed command until Ctrl-C, then leaves nothing behind", function()
     h = start()
     local err = h.stderr()
-    assert.truthy(h.ready and alive(h.pid), err)
+    assert.truthy(h.ready and h.pid and alive(h.pid), err)
     assert.truthy(h.user and h.connection and h.nginx and h.prefix, err)
     assert.are.equal("600", (sh("stat -c %a " .. run.quote(h.dir .. "/.env.sandbox")):gsub("%s+$", "")))
     assert.are.equal("ALLOY_API_KEY=users-real-key-0123456789\n", run.read(h.dir .. "/.env"))
     assert.matches("connectors: notion, ", err, 1, true)
 
-    local cmds = printed_commands(err)
-    assert.are.equal(LUA .. " lua/get_jwt_token.lua --env-file .env.sandbox", cmds.get_jwt_token, err)
-    assert.are.equal(LUA .. " lua/list_connections.lua --env-file .env.sandbox", cmds.list_connections, err)
-    assert.are.equal(LUA .. " lua/initiate_oauth.lua --env-file .env.sandbox --connector notion --redirect-uri"
+    local cmds, lua = printed_commands(err)
+    assert.truthy(lua, err)
+    assert.are.equal(lua_version(LUA), lua_version(lua))
+    assert.are.equal(lua .. " lua/get_jwt_token.lua --env-file .env.sandbox", cmds.get_jwt_token, err)
+    assert.are.equal(lua .. " lua/list_connections.lua --env-file .env.sandbox", cmds.list_connections, err)
+    assert.are.equal(lua .. " lua/initiate_oauth.lua --env-file .env.sandbox --connector notion --redirect-uri"
       .. " http://localhost:3000/oauth/callback", cmds.initiate_oauth, err)
-    assert.are.equal(LUA .. " lua/test_oauth.lua --env-file .env.sandbox", cmds.test_oauth, err)
+    assert.are.equal(lua .. " lua/test_oauth.lua --env-file .env.sandbox", cmds.test_oauth, err)
     local curl = assert(err:match('\n  (curl %-sL "<oauthUrl>")\n'), err)
     local outputs = { err }
 
@@ -127,7 +136,7 @@ describe("make sandbox", function()
     end
 
     -- Ctrl-C: the terminal signals the whole foreground process group
-    assert(os.execute("kill -INT -" .. h.pid))
+    assert(os.execute("kill -INT -" .. h.proc.pid))
     assert.truthy(run.wait_for(function() return not alive(h.pid) end, 15), "still running after SIGINT")
     err = h.stderr()
     assert.matches("sandbox: stopped (nginx gone, temp prefix removed, .env.sandbox removed)", err, 1, true)
@@ -141,9 +150,9 @@ describe("make sandbox", function()
   for _, how in ipairs({ { "the process", "" }, { "its process group", "-" } }) do
     it("on SIGTERM to " .. how[1] .. ": nginx gone, temp prefix and .env.sandbox removed", function()
       h = start()
-      assert.truthy(h.ready and alive(h.pid) and h.nginx and h.prefix, h.stderr())
+      assert.truthy(h.ready and h.pid and alive(h.pid) and h.nginx and h.prefix, h.stderr())
       assert.is_true(exists(h.dir .. "/.env.sandbox"))
-      assert(os.execute("kill -TERM " .. how[2] .. h.pid))
+      assert(os.execute("kill -TERM " .. how[2] .. (how[2] == "" and h.pid or h.proc.pid)))
       assert.truthy(run.wait_for(function()
         return not alive(h.pid) and not alive(h.nginx) and not exists(h.prefix)
           and not exists(h.dir .. "/.env.sandbox")

@@ -62,7 +62,10 @@ local ok, err = xpcall(function()
 
   local script = (root == "." and "" or root .. "/") .. "lua/"
   local function cmd(name, extra) return lua .. " " .. script .. name .. " --env-file " .. ENV_FILE .. (extra or "") end
-  say("sandbox: local Alloy at ", sb.url, " (nginx pid ", sb.pid, ", prefix ", sb.dir, ")")
+  -- our own pid (a wrapper such as fuzz/lua-asan may stand between the caller and us)
+  local self_pid = Nginx.read("/proc/self/stat"):match("^%d+")
+  say("sandbox: local Alloy at ", sb.url, " (nginx pid ", sb.pid, ", prefix ", sb.dir, "); this process: pid ",
+    self_pid)
   say("sandbox: user sandbox-user (", user, ") with one slack connection (", cred.credentialId, ");",
     " connectors: ", table.concat(connectors, ", "))
   say("sandbox: ", replaced and "replaced " or "wrote ", ENV_FILE, " (mode 0600): ALLOY_API_KEY (not shown),",
@@ -80,7 +83,7 @@ local ok, err = xpcall(function()
   say("  curl -sL \"<oauthUrl>\"")
   say("and the command prints the new connection's id.")
   say("")
-  say("Ctrl-C stops the sandbox and removes ", ENV_FILE, ".")
+  say("Ctrl-C (or kill ", self_pid, ") stops the sandbox and removes ", ENV_FILE, ".")
   if sb.nginx:foreground() == "exited" then error("nginx exited on its own; error.log:\n" .. sb:error_log(), 0) end
 end, debug.traceback)
 
