@@ -196,7 +196,8 @@ end)
 -- not headless (Neovim draws on a pseudo-terminal from util-linux `script`). The spec types
 -- what a user would: it writes register " to a file, then :qa!.
 describe("examples/nvim as the README prints it", function()
-  local README_CMD = "nvim -u NONE --cmd 'set rtp+=examples/nvim' -c 'runtime plugin/alloy_nvim.lua' -c AlloyToken"
+  local README_CMD = readme.command(
+    "nvim -u NONE --cmd 'set rtp+=examples/nvim' -c 'runtime plugin/alloy_nvim.lua' -c AlloyToken")
   local sb
 
   setup(function()

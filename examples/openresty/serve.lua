@@ -1,5 +1,5 @@
 -- examples/openresty/serve.lua: GET /alloy/token (alloy_token.lua) on nginx with its Lua module,
--- in the foreground until Ctrl-C. From the checkout, after `make LUA=luajit`:
+-- in the foreground until Ctrl-C. From the checkout, after `make` and `make LUA=luajit`:
 --
 --   lua5.4 examples/openresty/serve.lua [--env-file PATH]
 --
@@ -29,6 +29,9 @@ local ROOT do
   p:close()
 end
 package.path = ROOT .. "/lua/?.lua;" .. ROOT .. "/spec/support/?.lua;" .. package.path
+-- alloy.config reads its defaults from alloy.so: the build for this interpreter (`make`)
+package.cpath = ROOT .. "/build/" .. (rawget(_G, "jit") and "luajit" or "lua" .. _VERSION:sub(5)) .. "/?.so;"
+  .. package.cpath
 
 local config = require "alloy.config"
 local Nginx = require "nginx"
@@ -52,8 +55,8 @@ do
   end
 end
 
-local cfg, err, hint = config.load { flags = { env_file = env_file } }
-if not cfg then usage_error(err, hint) end
+local cfg, err = config.load { flags = { env_file = env_file } }
+if not cfg then usage_error(tostring(err), err.hint) end
 for _, w in ipairs(cfg.warnings) do say("warning: ", w) end
 if not cfg.api_key then usage_error("ALLOY_API_KEY is not set", config.where_to_set(cfg, "ALLOY_API_KEY")) end
 if not io.open(ROOT .. "/build/luajit/alloy.so") then

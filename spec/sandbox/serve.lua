@@ -8,7 +8,7 @@
 -- SIGTERM, SIGHUP or SIGKILL end the interpreter at once; the watcher shells (they ignore INT,
 -- TERM and HUP) see it go and do the same: nginx stopped, prefix and .env.sandbox removed.
 local root = (arg and arg[0] or ""):match("^(.*)/spec/sandbox/[^/]*$") or "."
-package.path = root .. "/spec/support/?.lua;" .. root .. "/lua/?.lua;" .. package.path
+package.path = root .. "/spec/support/?.lua;" .. package.path
 
 local Sandbox = require "sandbox"
 local Nginx = require "nginx"
@@ -43,16 +43,12 @@ end
 local sb, watcher
 local ok, err = xpcall(function()
   local lua = Sandbox.interpreter()
-  local abi = require("alloy.paths").abi()
-  package.cpath = root .. "/build/" .. abi .. "/?.so;" .. package.cpath
 
   sb = Sandbox.start()
   local user = sb:create_user { username = "sandbox-user", fullName = "Sandbox User" }
   local cred = sb:create_credential { userId = user, connector = "slack", name = "Sandbox Slack workspace" }
-  local client = sb:client()
   local connectors = {}
-  for _, c in ipairs(assert(client:list_connectors())) do connectors[#connectors + 1] = c.id end
-  client:close()
+  for _, c in ipairs(sb:connectors()) do connectors[#connectors + 1] = c.id end
 
   local replaced
   watcher, replaced = write_env_file({
