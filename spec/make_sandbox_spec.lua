@@ -3,12 +3,12 @@
 -- directory, with the OAuth step done by the printed `curl -sL "<oauthUrl>"`. Then Ctrl-C (SIGINT
 -- to the process group, as a terminal sends it) or SIGTERM, and nothing is left behind.
 --
--- The sandbox runs in a temporary directory holding links to this checkout's lua/, spec/ and
--- build/, so .env.sandbox is never written into the checkout.
+-- The sandbox runs in readme.checkout()'s directory of links to this checkout, so .env.sandbox
+-- is never written into the checkout.
 local run = require "run"
+local readme = require "readme"
 local alloy = require "alloy"
 
-local ROOT = run.root
 local LUA = run.lua
 
 -- -> stdout, exit code (through the output: Lua 5.1's pipe:close() does not report it)
@@ -33,10 +33,7 @@ end
 -- Starts the sandbox the way the target does, in a directory of links to the checkout; waits
 -- for its instructions. -> handle (h.proc: run.background's)
 local function start()
-  local dir = run.tmpdir()
-  for _, d in ipairs({ "lua", "spec", "build" }) do
-    assert(os.execute("ln -s " .. run.quote(ROOT .. "/" .. d) .. " " .. run.quote(dir .. "/" .. d)))
-  end
+  local dir = readme.checkout()
   -- a user's own .env with a real key: the sandbox must not touch it
   run.write(dir .. "/.env", "ALLOY_API_KEY=users-real-key-0123456789\n", "600")
   local proc = run.background("spec/sandbox/serve.lua", {}, { cwd = dir, home = dir })
