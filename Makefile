@@ -44,8 +44,9 @@ PKGS_ABI_luajit  := luajit2 libluajit2-5.1-dev
 PKGS_BUILD   := gcc make pkg-config libcurl4-openssl-dev $(PKGS_ABI_$(LUA))
 # running the scripts: JSON, option parsing, the OAuth listener, tty and clock helpers
 PKGS_RUN     := lua-cjson lua-argparse lua-socket lua-term lua-system
-# the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling)
-PKGS_SANDBOX := nginx libnginx-mod-http-lua procps
+# the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling; curl to
+# finish an OAuth flow by hand against `make sandbox`)
+PKGS_SANDBOX := nginx libnginx-mod-http-lua procps curl
 # the spec suite: busted, TLS test certificates and a TLS client (LuaSec), the LuaJIT build for the Neovim and
 # OpenResty specs, Neovim, and LuaRocks with Lua 5.1 for the packaging spec
 PKGS_TEST    := lua-busted openssl lua-sec $(PKGS_ABI_luajit) neovim luarocks $(PKGS_ABI_lua5.1)
