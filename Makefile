@@ -1,9 +1,11 @@
 # lua-alloy: build alloy.so per Lua ABI, test, lint, demo, install.
-# LUA selects the ABI: lua5.4 (default), lua5.3, lua5.1, luajit.
+# LUA selects the ABI: lua5.4 (default), lua5.3, lua5.1, luajit, or an interpreter's path
+# (LuaRocks passes /usr/bin/lua5.4): its name picks pkg-config and build/<name>/.
 SHELL      := /bin/bash
 LUA        ?= lua5.4
-LUA_PC     := $(LUA)
-BUILD_DIR  := build/$(LUA)
+LUA_NAME   := $(notdir $(LUA))
+LUA_PC     := $(LUA_NAME)
+BUILD_DIR  := build/$(LUA_NAME)
 MODULE     := $(BUILD_DIR)/alloy.so
 
 CC         ?= cc
@@ -11,8 +13,9 @@ CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 # Deferred (=, not :=): pkg-config is asked when a compile runs, after `deps-*` may have
 # installed the headers, not when make first reads this file.
-LUA_CFLAGS  = $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
-CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
+# LUA_INCDIR and CURL_INCDIR (LuaRocks passes them) come before what pkg-config knows.
+LUA_CFLAGS  = $(if $(LUA_INCDIR),-I$(LUA_INCDIR)) $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null)
+CURL_CFLAGS = $(if $(CURL_INCDIR),-I$(CURL_INCDIR)) $(shell pkg-config --cflags libcurl 2>/dev/null)
 ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -pthread -fvisibility=hidden \
               $(WARN) $(LUA_CFLAGS) $(CURL_CFLAGS) $(CFLAGS)
 LDFLAGS_SO := -shared
@@ -23,14 +26,16 @@ OBJS       := $(patsubst src/%.c,$(BUILD_DIR)/%.o,$(SRCS))
 
 # LuaRocks-style install locations.
 PREFIX     ?= /usr/local
-LUA_VERSION_DIR := $(patsubst lua%,%,$(subst luajit,5.1,$(LUA)))
+LUA_VERSION_DIR := $(patsubst lua%,%,$(subst luajit,5.1,$(LUA_NAME)))
 LIBDIR     ?= $(PREFIX)/lib/lua/$(LUA_VERSION_DIR)
 LUADIR     ?= $(PREFIX)/share/lua/$(LUA_VERSION_DIR)
 BINDIR     ?= $(PREFIX)/bin
-# Shell completions, where bash-completion, zsh and fish look for them under a prefix.
-BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
-ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
-FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# Shell completions, where bash-completion, zsh and fish look for them, beside the commands:
+# <the directory holding BINDIR>/share, which is $(PREFIX)/share unless BINDIR is moved.
+SHAREDIR    ?= $(patsubst %/,%,$(dir $(BINDIR)))/share
+BASHCOMPDIR ?= $(SHAREDIR)/bash-completion/completions
+ZSHCOMPDIR  ?= $(SHAREDIR)/zsh/site-functions
+FISHCOMPDIR ?= $(SHAREDIR)/fish/vendor_completions.d
 
 BUSTED     := busted
 # "script installed-name" per line, for every command lua/alloy/commands.lua names: a new row
@@ -48,8 +53,9 @@ PKGS_ABI_luajit  := luajit2 libluajit2-5.1-dev
 PKGS_BUILD   := gcc make pkg-config libcurl4-openssl-dev $(PKGS_ABI_$(LUA))
 # running the scripts: JSON, option parsing, the OAuth listener, tty and clock helpers
 PKGS_RUN     := lua-cjson lua-argparse lua-socket lua-term lua-system
-# the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling)
-PKGS_SANDBOX := nginx libnginx-mod-http-lua procps
+# the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling; curl to
+# finish an OAuth flow by hand against `make sandbox`)
+PKGS_SANDBOX := nginx libnginx-mod-http-lua procps curl
 # the spec suite: busted, TLS test certificates and a TLS client (LuaSec), git (repositories for the
 # .env warning), the LuaJIT build for the Neovim and OpenResty specs, Neovim, and LuaRocks with
 # Lua 5.1 for the packaging spec
@@ -71,7 +77,7 @@ echo "make: installing $$missing"; \
 $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
 endef
 
-.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install completions bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build
+.PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install completions bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build sandbox
 
 all: $(MODULE)
 
@@ -85,7 +91,7 @@ $(MODULE): $(OBJS)
 
 # A clear message instead of "lua.h: No such file or directory".
 check-build-deps:
-	@pkg-config --exists $(LUA_PC) libcurl 2>/dev/null || { \
+	@[ -n "$(LUA_INCDIR)" ] || pkg-config --exists $(LUA_PC) libcurl 2>/dev/null || { \
 	  echo "make: the $(LUA) or libcurl headers are missing (pkg-config $(LUA_PC) libcurl)." >&2; \
 	  echo "make: run 'make deps-build' as root, or: apt-get install $(PKGS_BUILD)" >&2; exit 2; }
 
@@ -265,3 +271,9 @@ install: all completions
 	install -m 0644 build/completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
 	install -m 0644 build/completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
 	install -m 0644 build/completions/fish/* $(DESTDIR)$(FISHCOMPDIR)/
+
+# The local Alloy in the foreground until Ctrl-C, seeded with a user and one connection; it
+# writes .env.sandbox (0600; never .env) and prints the commands to try against it.
+sandbox: deps-demo
+	@$(MAKE) --no-print-directory all
+	@$(LUA) spec/sandbox/serve.lua

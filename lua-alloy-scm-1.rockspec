@@ -1,10 +1,14 @@
 -- LuaRocks package: the C module alloy.so, the Lua helpers (alloy.<name>) and the scripts as
--- commands.  Offline, from a checkout (Debian's lua-cjson/lua-argparse/lua-socket already
--- installed):
+-- commands, built and installed by the project's Makefile (`make`, then `make install` into
+-- the rock's directories), so the build stays in build/<lua>/ and nothing lands in the
+-- checkout's root where another Lua's `./?.so` would find it.
+-- Offline, from a checkout (Debian's lua-cjson/lua-argparse/lua-socket already installed):
 --   luarocks --lua-version=5.4 make --deps-mode=none                 (or --lua-version=5.1)
 --   luarocks --lua-version=5.4 make --deps-mode=none --tree /tmp/t   (a private tree)
 -- libcurl's header is in Debian's multiarch directory, which the compiler searches anyway;
 -- elsewhere pass CURL_INCDIR=/path/to/include (the directory holding curl/curl.h).
+-- lua-alloy-0.1.0-1.rockspec is the same file for the v0.1.0 tag (spec/luarocks_spec.lua
+-- checks that they differ only in version and source).
 rockspec_format = "3.0"
 package = "lua-alloy"
 version = "scm-1"
@@ -21,7 +25,11 @@ alloy.so speaks the Alloy Automation HTTP API (user tokens for the embedded fron
 credentials/connections, connectors, OAuth) over libcurl, with JSON through lua-cjson; the
 alloy.* helpers and the commands alloy-get-jwt-token, alloy-initiate-oauth,
 alloy-test-oauth and alloy-list-connections replace the Node tool's npm scripts.
-Works on Lua 5.1 (and LuaJIT), 5.3 and 5.4.]],
+Works on Lua 5.1 (and LuaJIT), 5.3 and 5.4.
+
+Optional, used when installed: lua-term (the commands prompt only when stdin is a
+terminal, and read answers line by line otherwise) and luasystem (a monotonic clock for
+the timings of alloy-get-jwt-token --probe; without it, os.clock).]],
   homepage = "https://github.com/lua-alloy/lua-alloy",
   license = "MIT",
   labels = { "http", "api", "curl", "alloy" },
@@ -32,46 +40,32 @@ dependencies = {
   "lua-cjson",   -- required by alloy.so at load time
   "argparse",    -- the commands' option parsing
   "luasocket",   -- the OAuth redirect listener (alloy-initiate-oauth, alloy-test-oauth)
+  -- optional, not listed so that LuaRocks does not insist: lua-term (terminal detection for
+  -- prompts), luasystem (monotonic clock for --probe timings)
 }
 
 external_dependencies = {
   -- Only the library: a `header = "curl/curl.h"` check fails on Debian, whose curl headers
-  -- live in /usr/include/x86_64-linux-gnu (see SETUP.md).
+  -- live in the multiarch directory /usr/include/x86_64-linux-gnu.
   CURL = { library = "curl" },
 }
 
 build = {
-  type = "builtin",
-  modules = {
-    alloy = {
-      sources = { "src/alloy.c", "src/curl_api.c", "src/errors.c", "src/files.c", "src/http.c", "src/ops.c", "src/url.c" },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "src", "$(CURL_INCDIR)" },
-      -- libcurl itself is loaded at run time (src/curl_api.h says why); only dlopen is linked
-      libraries = { "dl" },
-    },
-    ["alloy.cli"] = "lua/alloy/cli.lua",
-    ["alloy.commands"] = "lua/alloy/commands.lua",
-    ["alloy.config"] = "lua/alloy/config.lua",
-    ["alloy.credentials"] = "lua/alloy/credentials.lua",
-    ["alloy.dotenv"] = "lua/alloy/dotenv.lua",
-    ["alloy.failure"] = "lua/alloy/failure.lua",
-    ["alloy.hints"] = "lua/alloy/hints.lua",
-    ["alloy.listener"] = "lua/alloy/listener.lua",
-    ["alloy.oauth"] = "lua/alloy/oauth.lua",
-    ["alloy.paths"] = "lua/alloy/paths.lua",
+  type = "make",
+  -- LUA is the interpreter's path; the Makefile builds into build/<its name>/.
+  build_variables = {
+    CFLAGS = "$(CFLAGS)", LUA = "$(LUA)", LUA_INCDIR = "$(LUA_INCDIR)", CURL_INCDIR = "$(CURL_INCDIR)",
   },
-  install = {
-    bin = {
-      ["alloy-get-jwt-token"] = "lua/get_jwt_token.lua",
-      ["alloy-initiate-oauth"] = "lua/initiate_oauth.lua",
-      ["alloy-test-oauth"] = "lua/test_oauth.lua",
-      ["alloy-list-connections"] = "lua/list_connections.lua",
-    },
+  install_variables = {
+    LUA = "$(LUA)", LUA_INCDIR = "$(LUA_INCDIR)", PREFIX = "$(PREFIX)", LIBDIR = "$(LIBDIR)",
+    LUADIR = "$(LUADIR)", BINDIR = "$(BINDIR)",
   },
 }
 
+test_dependencies = { "busted" }
+
+-- `luarocks test` fetches busted from a rocks server, then runs it; busted reads .busted (Lua 5.4,
+-- this checkout's build/lua5.4/alloy.so, specs against the local sandbox). Offline: `make test`.
 test = {
-  type = "command",
-  command = "make test",
+  type = "busted",
 }

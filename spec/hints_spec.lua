@@ -3,7 +3,7 @@ local hints = require "alloy.hints"
 local alloy = require "alloy"
 
 describe("alloy.hints", function()
-  it("maps codes to the advice in DESIGN.md", function()
+  it("maps failure codes to advice that names what to check", function()
     assert.matches("ALLOY_API_KEY", hints.for_failure("HTTP_401", "HTTP_401: Invalid key"))
     assert.matches("ALLOY_USER_ID", hints.for_failure("HTTP_404", "HTTP_404: User not found"))
     assert.matches("24%-hex ObjectIds", hints.for_failure("HTTP_400", "HTTP_400: userId must be a valid ID (POST /x)"))

@@ -1,10 +1,12 @@
--- lua-alloy-scm-1.rockspec: it lists everything, passes `luarocks lint`, builds offline with
--- `luarocks make --deps-mode=none` for Lua 5.4 and 5.1 into a temporary tree, and the
--- installed commands run from that tree (LUA_PATH/LUA_CPATH from `luarocks path`, the way a
--- user of a private tree runs them), including a real token call against the sandbox.
+-- The rockspecs (lua-alloy-scm-1 and the release lua-alloy-0.1.0-1): both pass `luarocks lint`,
+-- differ only in version and source, and build through the Makefile (build.type "make"). The
+-- scm one builds offline with `luarocks make --deps-mode=none` for Lua 5.4 and 5.1 into a
+-- temporary tree, leaves no alloy.so or object file outside build/, and the installed commands
+-- run from that tree (LUA_PATH/LUA_CPATH from `luarocks path`, the way a user of a private tree
+-- runs them), including a real token call against the sandbox. `make install` is checked with
+-- DESTDIR/PREFIX and with LIBDIR/LUADIR/BINDIR.
 --
--- The build runs in a temporary copy of the checkout: builtin builds leave src/*.o and
--- alloy.so in the source directory.
+-- Builds run in a temporary copy of the checkout, so a failure cannot leave files in it.
 local Sandbox = require "sandbox"
 local run = require "run"
 local readme = require "readme"
@@ -13,6 +15,7 @@ local alloy = require "alloy"
 
 local ROOT = run.root
 local ROCKSPEC = "lua-alloy-scm-1.rockspec"
+local RELEASE = "lua-alloy-0.1.0-1.rockspec"
 local LUAROCKS = os.getenv("ALLOY_TEST_LUAROCKS") or "luarocks"
 
 -- Shell command -> output (stdout and stderr), exit code
@@ -50,10 +53,10 @@ local function ls(pattern)
   return out
 end
 
--- A copy of what the rockspec builds from, without objects: `luarocks make` builds in place.
+-- A copy of what the rockspec builds from (the Makefile builds into its build/).
 local function copy_source(src)
   local out, code = sh("mkdir -p " .. run.quote(src) .. " && cd " .. run.quote(ROOT) .. " && cp -R "
-    .. ROCKSPEC .. " src lua " .. run.quote(src) .. " && rm -f " .. run.quote(src) .. "/src/*.o")
+    .. ROCKSPEC .. " Makefile src lua " .. run.quote(src))
   assert.are.equal(0, code, out)
   return src
 end
@@ -65,29 +68,47 @@ end
 describe("lua-alloy-scm-1.rockspec", function()
   local spec = load_rockspec(ROOT .. "/" .. ROCKSPEC)
 
-  it("lists every C source, every lua/alloy/*.lua helper and every lua/*.lua script", function()
-    local sources = {}
-    for _, s in ipairs(spec.build.modules.alloy.sources) do sources[#sources + 1] = s end
-    table.sort(sources)
-    assert.are.same(ls("src/*.c"), sources)
-    for _, f in ipairs(ls("lua/alloy/*.lua")) do
-      local mod = "alloy." .. f:match("([^/]+)%.lua$")
-      assert.are.equal(f, spec.build.modules[mod], "rockspec misses " .. mod)
+  it("builds with the Makefile, so no list of sources, helpers or scripts can go stale", function()
+    assert.are.equal("make", spec.build.type)
+    assert.is_nil(spec.build.modules)
+    assert.is_nil(spec.build.install)
+    -- LUA (the interpreter's path) picks build/<name>/; the install goes to the rock's dirs
+    assert.are.equal("$(LUA)", spec.build.build_variables.LUA)
+    assert.are.equal("$(LUA_INCDIR)", spec.build.build_variables.LUA_INCDIR)
+    for _, v in ipairs({ "LUA", "PREFIX", "LIBDIR", "LUADIR", "BINDIR" }) do
+      assert.are.equal("$(" .. v .. ")", spec.build.install_variables[v], v)
     end
-    local scripts = ls("lua/*.lua")
-    assert.is_true(#scripts >= 4)
-    for _, f in ipairs(scripts) do
-      assert.are.equal(f, spec.build.install.bin[command_name(f)], "rockspec misses " .. command_name(f))
-    end
-    -- never a module named alloy.init or a plain alloy.lua: it would hide alloy.so
-    assert.is_nil(spec.build.modules["alloy.init"])
-    assert.are.equal("table", type(spec.build.modules.alloy))
   end)
 
-  it("passes luarocks lint", function()
-    local out, code = sh(run.quote(LUAROCKS) .. " lint " .. run.quote(ROOT .. "/" .. ROCKSPEC))
-    assert.are.equal(0, code, out)
+  it("tests with busted (no target that installs packages) and names the optional rocks", function()
+    assert.are.same({ type = "busted" }, spec.test)
+    assert.are.same({ "busted" }, spec.test_dependencies)
+    assert.matches("lua-term", spec.description.detailed, 1, true)
+    assert.matches("luasystem", spec.description.detailed, 1, true)
   end)
+
+  it("has the MIT license it declares, in LICENSE", function()
+    assert.are.equal("MIT", spec.description.license)
+    local text = run.read(ROOT .. "/LICENSE")
+    assert.matches("^MIT License\n", text)
+    assert.matches("Copyright (c) 2026 the lua-alloy authors", text, 1, true)
+    assert.matches("THE SOFTWARE IS PROVIDED \"AS IS\"", text, 1, true)
+  end)
+
+  it("has a release rockspec for tag v0.1.0 that differs only in version and source", function()
+    local scm, release = load_rockspec(ROOT .. "/" .. ROCKSPEC), load_rockspec(ROOT .. "/" .. RELEASE)
+    assert.are.equal("0.1.0-1", release.version)
+    assert.are.same({ url = scm.source.url, tag = "v0.1.0" }, release.source)
+    for _, t in ipairs({ scm, release }) do t.version, t.source = nil, nil end
+    assert.are.same(scm, release)
+  end)
+
+  for _, file in ipairs({ ROCKSPEC, RELEASE }) do
+    it(file .. " passes luarocks lint", function()
+      local out, code = sh(run.quote(LUAROCKS) .. " lint " .. run.quote(ROOT .. "/" .. file))
+      assert.are.equal(0, code, out)
+    end)
+  end
 
   describe("luarocks make, offline, into a temporary tree", function()
     local sb, tmp
@@ -124,6 +145,15 @@ describe("lua-alloy-scm-1.rockspec", function()
         for _, f in ipairs(ls("lua/alloy/*.lua")) do
           assert.truthy(io.open(tree .. "/share/lua/" .. v .. "/alloy/" .. f:match("[^/]+$")), f)
         end
+        -- never a module alloy.init or a plain alloy.lua: either would hide alloy.so
+        assert.is_nil(io.open(tree .. "/share/lua/" .. v .. "/alloy/init.lua"))
+        assert.is_nil(io.open(tree .. "/share/lua/" .. v .. "/alloy.lua"))
+        -- the build stayed in build/lua<v>/: no alloy.so where another Lua's ./?.so finds it
+        assert.truthy(io.open(src .. "/build/lua" .. v .. "/alloy.so"), out)
+        assert.is_nil(io.open(src .. "/alloy.so"), "luarocks make left alloy.so in the checkout root")
+        local stray = sh("cd " .. run.quote(src)
+          .. " && find . -path ./build -prune -o \\( -name '*.so' -o -name '*.o' \\) -print")
+        assert.are.equal("", stray)
 
         local lpath = sh(lr .. " path --lr-path"):gsub("%s+$", "")
         local lcpath = sh(lr .. " path --lr-cpath"):gsub("%s+$", "")
@@ -147,5 +177,37 @@ describe("lua-alloy-scm-1.rockspec", function()
         assert.are.equal(uid, alloy.jwt_claims(doc.token).userId)
       end)
     end
+  end)
+
+  describe("make install", function()
+    local tmp
+    setup(function() tmp = run.tmpdir() end)
+    teardown(function() run.rmdir(tmp) end)
+
+    -- The files `make install <vars>` puts under root (relative paths of lib, lua and bin).
+    local function install(vars, lib, lua, bin)
+      local out, code = sh("cd " .. run.quote(ROOT) .. " && make --no-print-directory install LUA=lua5.4 " .. vars)
+      assert.are.equal(0, code, out)
+      assert.truthy(io.open(lib .. "/alloy.so"), out)
+      for _, f in ipairs(ls("lua/alloy/*.lua")) do
+        assert.truthy(io.open(lua .. "/alloy/" .. f:match("[^/]+$")), f)
+      end
+      for _, f in ipairs(ls("lua/*.lua")) do
+        local text = run.read(bin .. "/" .. command_name(f))
+        assert.matches("^#!/usr/bin/env lua5.4\n", text, nil, command_name(f))
+      end
+    end
+
+    it("honours DESTDIR and PREFIX (LuaRocks' layout below it)", function()
+      local d = tmp .. "/destdir"
+      install("DESTDIR=" .. run.quote(d) .. " PREFIX=/opt/alloy",
+        d .. "/opt/alloy/lib/lua/5.4", d .. "/opt/alloy/share/lua/5.4", d .. "/opt/alloy/bin")
+    end)
+
+    it("honours LIBDIR, LUADIR and BINDIR", function()
+      local d = tmp .. "/dirs"
+      install("LIBDIR=" .. run.quote(d .. "/lib") .. " LUADIR=" .. run.quote(d .. "/lua") .. " BINDIR="
+        .. run.quote(d .. "/bin"), d .. "/lib", d .. "/lua", d .. "/bin")
+    end)
   end)
 end)

@@ -191,3 +191,56 @@ describe("examples/nvim", function()
     assert.matches("boom", r.err, 1, true)
   end)
 end)
+
+-- The README's try-it line, run as printed: from the checkout root, a relative runtimepath,
+-- not headless (Neovim draws on a pseudo-terminal from util-linux `script`). The spec types
+-- what a user would: it writes register " to a file, then :qa!.
+describe("examples/nvim as the README prints it", function()
+  local README_CMD = readme.command(
+    "nvim -u NONE --cmd 'set rtp+=examples/nvim' -c 'runtime plugin/alloy_nvim.lua' -c AlloyToken")
+  local sb
+
+  setup(function()
+    assert(io.open(ROOT .. "/build/luajit/alloy.so", "rb"), "needs build/luajit/alloy.so: make LUA=luajit"):close()
+    sb = Sandbox.start()
+  end)
+  teardown(function() if sb then sb:stop() end end)
+
+  it("make LUA=luajit, then " .. README_CMD .. ": the token lands in register \"", function()
+    local uid = sb:create_user { username = "readme-nvim-user" }
+    local dir = run.tmpdir()
+    local env = { HOME = dir, XDG_CONFIG_HOME = dir .. "/config", XDG_DATA_HOME = dir .. "/data",
+                  XDG_STATE_HOME = dir .. "/state", XDG_CACHE_HOME = dir .. "/cache", TERM = "xterm",
+                  ALLOY_API_KEY = sb.api_key, ALLOY_USER_ID = uid, ALLOY_BASE_URL = sb.url,
+                  ALLOY_EMBEDDED_URL = sb.url }
+    local lines = {}
+    for k, v in pairs(env) do lines[#lines + 1] = k .. "=" .. run.quote(v) end
+    run.write(dir .. "/env.sh", "", "600")
+    run.write(dir .. "/env.sh", table.concat(lines, "\n") .. "\n", "600")
+    local inner = "set -a; . " .. run.quote(dir .. "/env.sh") .. "; set +a; rm -f " .. run.quote(dir .. "/env.sh")
+      .. "; exec timeout 60 script -qefc " .. run.quote(README_CMD) .. " /dev/null"
+    local out = dir .. "/screen.txt"
+    local keys = assert(io.popen("cd " .. run.quote(ROOT) .. " && env -i PATH=" .. run.quote(os.getenv("PATH"))
+      .. " sh -c " .. run.quote(inner) .. " >" .. run.quote(out) .. " 2>&1", "w"))
+    local shown = run.wait_for(function()
+      local screen = run.read(out)
+      return (screen:find("Alloy token for " .. uid, 1, true) or screen:find("Alloy: ", 1, true)) and screen
+    end, 30)
+    keys:write("\27:call writefile([getreg('\"')], '" .. dir .. "/register.txt')\r:qa!\r")
+    keys:flush()
+    keys:close()
+    local screen, register = run.read(out), run.read(dir .. "/register.txt")
+    run.rmdir(dir)
+
+    assert.truthy(shown, "no message from :AlloyToken on the screen:\n" .. screen)
+    assert.is_nil(screen:find("cannot load alloy.so", 1, true), screen)
+    assert.truthy(screen:find("Alloy token for " .. uid, 1, true), screen)
+    local token = register:gsub("\n$", "")
+    assert.are.equal(uid, assert(alloy.jwt_claims(token), "register \" holds no JWT: " .. register).userId)
+    assert.is_nil(screen:find(token, 1, true)) -- the token is not echoed
+    assert.is_nil(screen:find(sb.api_key, 1, true))
+    local seen = sb:requests()
+    assert.are.equal(1, #seen)
+    assert.are.equal("/users/" .. uid .. "/token", seen[1].path)
+  end)
+end)

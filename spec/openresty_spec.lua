@@ -1,5 +1,6 @@
--- examples/openresty/ run for real: its nginx.conf (nginx + the Lua module, LuaJIT, with
--- build/luajit/alloy.so) in front of the local sandbox, asked over plain HTTP.
+-- examples/openresty/ run for real, the way its README command runs it: serve.lua (nginx + the
+-- Lua module, LuaJIT, with build/luajit/alloy.so) in front of the local sandbox, asked over
+-- plain HTTP, then stopped with Ctrl-C (SIGINT).
 local Sandbox = require "sandbox"
 local Nginx = require "nginx"
 local run = require "run"
@@ -11,21 +12,36 @@ local alloy = require "alloy"
 
 local ROOT = run.root
 
--- The example config rendered into a throwaway prefix (spec/support/nginx.lua); the API key
--- reaches nginx through its environment, never argv.
-local function start_example(alloy_addr, api_key)
-  local template = run.read(ROOT .. "/examples/openresty/nginx.conf")
-  local n = Nginx.start {
-    name = "alloy-openresty",
-    conf = function(ports, n)
-      return Nginx.render(template, {
-        ROOT = ROOT, PREFIX = n.dir, LISTEN = "127.0.0.1:" .. ports[1], ALLOY = alloy_addr, USER = n.user,
-      })
-    end,
-    env = { ALLOY_API_KEY = api_key },
-  }
-  n.url = "http://127.0.0.1:" .. n.ports[1]
-  return n
+-- examples/openresty/serve.lua in the background, its settings in its environment (the key
+-- through the 0600 file run.lua sources, never argv), in an empty directory (no .env).
+-- alloy_url: both Alloy hosts; extra: more variables. -> handle: url, stop(), error_log()
+local function start_example(alloy_url, api_key, extra)
+  local dir = run.tmpdir()
+  local h = { dir = dir }
+  for _ = 1, 3 do -- another process may take the free port before nginx binds it
+    local port = Nginx.free_ports(1)[1]
+    local env = { ALLOY_API_KEY = api_key, ALLOY_EMBEDDED_URL = alloy_url, ALLOY_BASE_URL = alloy_url,
+                  ALLOY_TOKEN_LISTEN = "127.0.0.1:" .. port }
+    for k, v in pairs(extra or {}) do env[k] = v end
+    h.proc = run.background(ROOT .. "/examples/openresty/serve.lua", {}, { cwd = dir, env = env })
+    h.url = "http://127.0.0.1:" .. port
+    run.wait_for(function()
+      return h.proc:stderr():find("Ctrl-C stops it.", 1, true) or not run.alive(h.proc.pid)
+    end, 20)
+    if run.alive(h.proc.pid) or not h.proc:stderr():find("Address already in use", 1, true) then break end
+    h.proc:stop()
+  end
+  local err = h.proc:stderr()
+  h.prefix = err:match("prefix (/%S+) ")
+  h.nginx = tonumber(err:match("nginx pid (%d+)"))
+  function h.error_log() return run.read(h.prefix .. "/error.log") end
+  function h.stop()
+    local r = h.proc:stop()
+    run.rmdir(dir)
+    return r
+  end
+  assert(run.alive(h.proc.pid), "serve.lua did not start:\n" .. err)
+  return h
 end
 
 -- ---------------------------------------------------------------- HTTP helpers
@@ -82,10 +98,10 @@ describe("examples/openresty", function()
   setup(function()
     assert(io.open(so, "rb"), "examples/openresty needs " .. so .. ": run `make LUA=luajit`"):close()
     sb = Sandbox.start()
-    ngx_ = start_example("127.0.0.1:" .. sb.port, sb.api_key)
+    ngx_ = start_example(sb.url, sb.api_key)
   end)
   teardown(function()
-    if ngx_ then ngx_:stop() end
+    if ngx_ then ngx_.stop() end
     if sb then sb:stop() end
   end)
   before_each(function() sb:reset() end)
@@ -97,7 +113,7 @@ describe("examples/openresty", function()
   it("returns the user's token and its expiry, without passing the browser's headers on", function()
     local uid = sb:create_user { username = "frontend-user" }
     local status, h, body, doc = token(uid, { cookie = "session=browser-secret", ["x-forwarded-for"] = "1.2.3.4" })
-    assert.are.equal(200, status, body .. ngx_:error_log())
+    assert.are.equal(200, status, body .. ngx_.error_log())
     assert.are.equal("MISS", h["x-alloy-token-cache"])
     assert.are.equal("no-store", h["cache-control"])
     assert.matches("^application/json", h["content-type"])
@@ -238,7 +254,7 @@ end)
 describe("examples/openresty without a reachable Alloy", function()
   it("answers 502 TRANSPORT_ERROR", function()
     local dead = Nginx.free_ports(1)[1] -- nothing listens there
-    local n = start_example("127.0.0.1:" .. dead, "k-not-used-0123456789abcdef")
+    local n = start_example("http://127.0.0.1:" .. dead, "k-not-used-0123456789abcdef")
     local ok, err = pcall(function()
       local status, _, body, doc = get(n.url .. "/alloy/token?user=someone")
       assert.are.equal(502, status, body)
@@ -246,7 +262,116 @@ describe("examples/openresty without a reachable Alloy", function()
       assert.are.equal("TRANSPORT_ERROR", doc.code)
       assert.matches("no response from Alloy", doc.message, 1, true)
     end)
-    n:stop()
+    n.stop()
     assert(ok, err)
+  end)
+end)
+
+describe("examples/openresty/serve.lua", function()
+  local function files_under(dir) -- path -> mode, content
+    local out = {}
+    local p = io.popen("find " .. run.quote(dir) .. " -type f -printf '%m %p\\n' 2>/dev/null")
+    for line in p:lines() do
+      local mode, path = line:match("^(%d+) (.*)$")
+      out[path] = { mode = mode, text = run.read(path) }
+    end
+    p:close()
+    return out
+  end
+
+  it("keeps the key out of argv and files others can read; Ctrl-C stops nginx and removes its prefix", function()
+    local sb = Sandbox.start()
+    local ok, err = pcall(function()
+      local n = start_example(sb.url, sb.api_key)
+      local uid = sb:create_user {}
+      assert.are.equal(200, (get(n.url .. "/alloy/token?user=" .. uid)))
+      local pids = {}
+      local p = io.popen("pgrep -g " .. n.proc.pid)
+      for line in p:lines() do pids[#pids + 1] = line end
+      p:close()
+      assert.is_true(#pids >= 3, "serve.lua, nginx's master and worker") -- and the watcher
+      for _, pid in ipairs(pids) do
+        assert.is_nil(run.read("/proc/" .. pid .. "/cmdline"):find(sb.api_key, 1, true), "key in argv of " .. pid)
+      end
+      local files = files_under(n.prefix)
+      assert.truthy(files[n.prefix .. "/nginx.conf"], "no rendered nginx.conf")
+      for path, f in pairs(files) do
+        local readable = tonumber(f.mode:sub(-1)) >= 4
+        assert.is_false(readable and f.text:find(sb.api_key, 1, true) ~= nil, "key readable by others in " .. path)
+      end
+      assert.matches("env ALLOY_API_KEY;", files[n.prefix .. "/nginx.conf"].text, 1, true)
+
+      local r = n.stop()
+      assert.matches("serve.lua: stopped (nginx gone, " .. n.prefix .. " removed)", r.stderr, 1, true)
+      assert.is_false(run.alive(n.nginx))
+      assert.are.equal("", (run.read(n.prefix .. "/nginx.conf")))
+      assert.is_nil(r.stderr:find(sb.api_key, 1, true))
+    end)
+    sb:stop()
+    assert(ok, err)
+  end)
+
+  it("reads ALLOY_API_KEY and ALLOY_TOKEN_LISTEN from .env in the current directory", function()
+    local sb = Sandbox.start()
+    local dir = run.tmpdir()
+    local proc
+    local ok, err = pcall(function()
+      local port = Nginx.free_ports(1)[1]
+      run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\nALLOY_EMBEDDED_URL=" .. sb.url
+        .. "\nALLOY_BASE_URL=" .. sb.url .. "\nALLOY_TOKEN_LISTEN=127.0.0.1:" .. port .. "\n", "600")
+      proc = run.background(ROOT .. "/examples/openresty/serve.lua", {}, { cwd = dir })
+      assert.truthy(run.wait_for(function() return proc:stderr():find("Ctrl-C stops it.", 1, true) end, 20),
+        proc:stderr())
+      local uid = sb:create_user {}
+      local status, _, body, doc = get("http://127.0.0.1:" .. port .. "/alloy/token?user=" .. uid)
+      assert.are.equal(200, status, body)
+      assert.are.equal(uid, alloy.jwt_claims(doc.token).userId)
+    end)
+    if proc then proc:stop() end
+    run.rmdir(dir)
+    sb:stop()
+    assert(ok, err)
+  end)
+
+  it("exits 2 with a hint when ALLOY_API_KEY is not set", function()
+    local dir = run.tmpdir()
+    local r = run.script(ROOT .. "/examples/openresty/serve.lua", {}, { cwd = dir, env = {} })
+    run.rmdir(dir)
+    assert.are.equal(2, r.code)
+    assert.matches("ALLOY_API_KEY is not set\nhint: ", r.stderr)
+  end)
+
+  describe("in front of an https Alloy", function()
+    local sb, url
+    setup(function()
+      sb = Sandbox.start { tls = true }
+      url = sb.url:gsub("127%.0%.0%.1", "localhost") -- the certificate's name
+    end)
+    teardown(function() if sb then sb:stop() end end)
+
+    it("verifies Alloy's certificate against ALLOY_CA_FILE (proxy_ssl_verify)", function()
+      local n = start_example(url, sb.api_key, { ALLOY_CA_FILE = sb.ca_file })
+      local ok, err = pcall(function()
+        local uid = sb:create_user {}
+        local status, _, body, doc = get(n.url .. "/alloy/token?user=" .. uid)
+        assert.are.equal(200, status, body .. n.error_log())
+        assert.are.equal(uid, alloy.jwt_claims(doc.token).userId)
+        assert.are.equal("Bearer " .. sb.api_key, sb:requests()[1].headers.authorization)
+      end)
+      n.stop()
+      assert(ok, err)
+    end)
+
+    it("answers 502 when the certificate is not trusted (the system CAs do not know the sandbox)", function()
+      local n = start_example(url, sb.api_key)
+      local ok, err = pcall(function()
+        local status, _, body, doc = get(n.url .. "/alloy/token?user=someone")
+        assert.are.equal(502, status, body)
+        assert.are.equal("TRANSPORT_ERROR", doc.code)
+        assert.matches("certificate", n.error_log(), 1, true)
+      end)
+      n.stop()
+      assert(ok, err)
+    end)
   end)
 end)

@@ -16,8 +16,6 @@ local NOT_IN_SUITE = {
   ["sudo luarocks --lua-version=5.4 make --deps-mode=none"] = {
     why = "installs into /usr/local as root; spec/luarocks_spec.lua runs the same build into a temporary "
       .. "tree and the README's --local form" },
-  ["nvim -u NONE --cmd 'set rtp+=examples/nvim' -c 'runtime plugin/alloy_nvim.lua' -c AlloyToken"] = {
-    why = "interactive Neovim; spec/nvim_spec.lua runs the plugin headless with an absolute runtimepath" },
 }
 
 local function spec_files()

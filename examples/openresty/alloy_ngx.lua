@@ -15,7 +15,7 @@
 -- (proxy_connect_timeout, proxy_read_timeout in the internal location), not alloy.new's, and
 -- nothing is retried (nginx's proxy_next_upstream covers connection errors).
 --
--- nginx side (see nginx.conf): one internal location per Alloy service, e.g.
+-- nginx side (see nginx.conf.in): one internal location per Alloy service, e.g.
 --   location /_alloy/embedded/ {
 --     internal;
 --     rewrite_by_lua_block       { require("alloy_ngx").upstream_rewrite() }

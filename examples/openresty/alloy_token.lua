@@ -6,7 +6,7 @@
 -- through alloy_ngx (ngx.location.capture to an internal proxy_pass location), so a slow
 -- Alloy never blocks the worker.  Concurrent misses for one user share one Alloy call.
 --
--- nginx.conf (see the example beside this file):
+-- nginx.conf (see nginx.conf.in beside this file; serve.lua runs it):
 --   env ALLOY_API_KEY;                       # main context: lets Lua read the variable
 --   lua_shared_dict alloy_tokens 1m;
 --   init_by_lua_block { require("alloy_token").init{ refresh_margin = 60 } }

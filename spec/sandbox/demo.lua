@@ -12,13 +12,7 @@ local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function say(...) io.stderr:write("demo: ", ...) io.stderr:write("\n") end
 
--- The interpreter running this file (make demo passes $(LUA)), so the script
--- loads the alloy.so built for the same ABI.
-local lua = "lua5.4"
-do
-  local i = -1
-  while arg and arg[i] do lua, i = arg[i], i - 1 end
-end
+local lua = Sandbox.interpreter()
 local script = root .. "/lua/get_jwt_token.lua"
 
 local sb, tmpdir

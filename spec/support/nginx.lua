@@ -10,19 +10,23 @@
 --     conf = function(ports, n) return "..." end,  -- nginx.conf for these free loopback ports
 --                              -- (n.user: the `user` line to use, "" unless we are root)
 --     ports = 1,               -- how many ports (default 1)
+--     listen = { host = "127.0.0.1", port = 8080 },  -- instead: the one port the caller chose
+--                              -- (host: where readiness is probed); busy -> an error, no retry
 --     env = { NAME = v },      -- nginx's environment, through a 0600 file (never argv)
 --     ready = function(n) return true end,  -- optional, once every port accepts connections
 --     timeout = 10,            -- seconds to come up
 --   }                          -- raises, leaving nothing behind, when nginx does not come up
 --   n.ports, n.pid, n:error_log(), n:stop()   -- stop: idempotent; keeps n.dir if n.keep
+--   n:foreground()             -- blocks until Ctrl-C or nginx's exit (`make sandbox`, serve.lua)
 --
 -- Nginx.start renders the config again with other ports (5 tries) when one was taken between our
 -- probe and nginx's bind. nginx runs in the foreground as our child (`-g "daemon off;"`, and a
 -- pid file in the prefix, unless the config says so itself), and a watcher shell holds a pipe
 -- from us: if we die without stop(), even by SIGKILL, it sees EOF, stops nginx and removes
 -- the prefix. stop() halts nginx itself (TERM; KILL after 5 s), reaps it and kills the
--- watcher, since a child started by os.execute may have inherited (and so kept open) our end
--- of that pipe. Instances also stop in __gc (busted exits through os.exit(code, true), which runs it).
+-- watcher (KILL: it ignores INT, TERM and HUP), since a child started by os.execute may have
+-- inherited (and so kept open) our end of that pipe. Instances also stop in __gc (busted exits
+-- through os.exit(code, true), which runs it).
 local socket = require "socket"
 
 local Nginx = {}
@@ -121,7 +125,8 @@ function Nginx.start(opts)
   p:close()
   local pattern = "/" .. opts.name:gsub("%p", "%%%0") .. "%.%w+$"
   assert(dir and dir:match(pattern), opts.name .. ": mktemp -d failed")
-  local self = setmetatable({ name = opts.name, dir = dir, pattern = pattern, user = "" }, Nginx)
+  local self = setmetatable({ name = opts.name, dir = dir, pattern = pattern, user = "",
+                              probe_host = opts.listen and opts.listen.host or "127.0.0.1" }, Nginx)
   local ok, err = pcall(self._start, self, opts)
   if not ok then
     self:stop()
@@ -168,7 +173,7 @@ function Nginx:_start(opts)
   if opts.setup then opts.setup(self) end
   local timeout, last = opts.timeout or 10, nil
   for _ = 1, 5 do
-    self.ports = Nginx.free_ports(opts.ports or 1)
+    self.ports = opts.listen and { opts.listen.port } or Nginx.free_ports(opts.ports or 1)
     local conf = opts.conf(self.ports, self)
     write(self.dir .. "/nginx.conf", conf, "600")
     os.remove(self.dir .. "/error.log")
@@ -180,7 +185,7 @@ function Nginx:_start(opts)
     if why == "timeout" then
       error(self.name .. ": nginx did not come up within " .. timeout .. "s; error.log:\n" .. tail(last, 15), 0)
     end
-    if why ~= "busy" and not last:find("Address already in use", 1, true) then break end
+    if opts.listen or (why ~= "busy" and not last:find("Address already in use", 1, true)) then break end
   end
   error(self.name .. ": nginx failed to start:\n" .. tail(last, 15), 0)
 end
@@ -202,7 +207,8 @@ function Nginx:_spawn(conf, env)
   self.pid = assert(tonumber(self.nginx_pipe:read("*l")), self.name .. ": could not start nginx")
   local wfile = d .. "/watcher.pid"
   os.remove(wfile)
-  self.watcher = assert(io.popen("exec >/dev/null 2>&1; trap '' INT; echo $$ >" .. q(wfile)
+  -- The watcher ignores the signals a terminal or `kill -TERM -PGID` sends the whole group.
+  self.watcher = assert(io.popen("exec >/dev/null 2>&1; trap '' INT TERM HUP; echo $$ >" .. q(wfile)
     .. "; while read -r _; do :; done; kill -TERM " .. self.pid .. "; rm -rf " .. q(d), "w"))
   local deadline = socket.gettime() + 5
   repeat
@@ -224,7 +230,7 @@ function Nginx:_wait_ready(ready, timeout)
     for _, port in ipairs(self.ports) do
       local c = socket.tcp()
       c:settimeout(0.2)
-      up = up and c:connect("127.0.0.1", port) == 1
+      up = up and c:connect(self.probe_host, port) == 1
       c:close()
     end
     if up and (not ready or ready(self)) then return true end
@@ -248,9 +254,22 @@ function Nginx:halt()
   end
   -- close = waitpid (pcall: a pipe may already be closed by its own __gc)
   if self.nginx_pipe then pcall(self.nginx_pipe.close, self.nginx_pipe) end
-  if self.watcher_pid and alive(self.watcher_pid) then sh("kill -TERM " .. self.watcher_pid .. " 2>/dev/null") end
+  if self.watcher_pid and alive(self.watcher_pid) then sh("kill -KILL " .. self.watcher_pid .. " 2>/dev/null") end
   if self.watcher then pcall(self.watcher.close, self.watcher) end
   self.nginx_pipe, self.watcher, self.watcher_pid, self.pid = nil, nil, nil, nil
+end
+
+-- Blocks until Ctrl-C or until nginx exits by itself -> "interrupted" | "exited". The standalone
+-- interpreters turn SIGINT into an "interrupted!" error at the next Lua instruction, so the
+-- wait is short sleeps. SIGTERM kills the interpreter outright: the watcher then stops nginx
+-- and removes the prefix.
+function Nginx:foreground()
+  local ok, err = pcall(function()
+    while alive(self.pid) do socket.sleep(0.2) end
+  end)
+  if ok then return "exited" end
+  if tostring(err):find("interrupted!", 1, true) then return "interrupted" end
+  error(err, 0)
 end
 
 -- Stops nginx and removes the prefix (unless self.keep). Idempotent.

@@ -110,7 +110,7 @@ local function build(name, args, opts)
   else
     cmd = cmd .. " < /dev/null"
   end
-  if opts.cwd then cmd = "cd " .. M.quote(opts.cwd) .. " && " .. cmd end
+  if opts.cwd then cmd = "cd " .. M.quote(opts.cwd) .. " && exec " .. cmd end -- exec: one pid throughout
   return cmd, files
 end
 
@@ -200,6 +200,45 @@ function M.spawn(name, args, opts)
     cleanup(self.files)
     self.result = record(name, args, opts, r)
     return r
+  end
+  return h
+end
+
+-- A process id is alive: running, not a zombie.
+function M.alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  return stat ~= "" and stat:match("^%d+ %b() (%a)") ~= "Z"
+end
+
+-- Start a long-running script (a server) in the background as its own process group, stdout
+-- and stderr to files. h.pid is the script's own pid (the shell steps exec); h:stdout(),
+-- h:stderr(); h:stop() sends SIGINT to the group, as Ctrl-C in a terminal does (KILL after
+-- 10 s) and returns { stdout, stderr }. If this process dies first, the group still gets
+-- SIGINT: a shell holding a pipe from us sends it when the pipe closes.
+function M.background(name, args, opts)
+  opts = opts or {}
+  local cmd, files = build(name, args, opts)
+  files.out, files.err, files.pid = tmpfile(), tmpfile(), tmpfile()
+  local job = "exec setsid sh -c " .. M.quote(cmd .. " >" .. M.quote(files.out) .. " 2>" .. M.quote(files.err))
+  local guard = assert(io.popen("exec >/dev/null 2>&1; (" .. job .. ") & echo $! >" .. M.quote(files.pid)
+    .. "; read _; kill -INT -$(cat " .. M.quote(files.pid) .. ")", "w"))
+  local h = { files = files }
+  h.pid = M.wait_for(function() return tonumber(read_file(files.pid):match("^%d+")) end, 5)
+  assert(h.pid, "run.background: no pid for " .. name)
+  function h.stdout() return read_file(files.out) end
+  function h.stderr() return read_file(files.err) end
+  function h:stop()
+    if self.result then return self.result end
+    if M.alive(self.pid) then
+      os.execute("kill -INT -" .. self.pid .. " 2>/dev/null")
+      if not M.wait_for(function() return not M.alive(self.pid) end, 10) then
+        os.execute("kill -KILL -" .. self.pid .. " 2>/dev/null")
+      end
+    end
+    guard:close()
+    self.result = record(name, args, opts, { stdout = self:stdout(), stderr = self:stderr(), cmd = cmd })
+    cleanup(files)
+    return self.result
   end
   return h
 end

@@ -176,6 +176,14 @@ end
 Sandbox.__gc = function(self) pcall(Sandbox.stop, self) end
 Sandbox.__close = Sandbox.__gc
 
+-- The command that runs this Lua (`make demo`/`make sandbox` pass $(LUA)), so the scripts a
+-- driver runs or prints load the alloy.so built for the same ABI.
+function Sandbox.interpreter()
+  local lua, i = "lua5.4", -1
+  while arg and arg[i] do lua, i = arg[i], i - 1 end
+  return lua
+end
+
 function Sandbox.stop_all()
   for sb in pairs(live) do sb:stop() end
 end

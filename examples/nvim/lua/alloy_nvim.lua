@@ -31,11 +31,12 @@ local function exists(path)
   return f ~= nil
 end
 
--- The checkout: this file is <root>/examples/nvim/lua/alloy_nvim.lua.
+-- The checkout: this file is <root>/examples/nvim/lua/alloy_nvim.lua. The source path is
+-- relative when the runtimepath entry is (`set rtp+=examples/nvim`): make it absolute.
 local function default_root()
   local src = debug.getinfo(1, "S").source
-  local file = src:sub(1, 1) == "@" and src:sub(2) or ""
-  return file:match("^(.*)/examples/nvim/lua/[^/]*$")
+  if src:sub(1, 1) ~= "@" then return nil end
+  return vim.fn.fnamemodify(src:sub(2), ":p"):match("^(.*)/examples/nvim/lua/[^/]*$")
 end
 
 -- Puts the checkout's helpers (lua/alloy/*.lua) and alloy.so on the search paths, once.

@@ -1,0 +1,160 @@
+-- `make sandbox` (spec/sandbox/serve.lua, the command the target runs) in the background, used
+-- the way its printed instructions say: every printed command is run as printed, in the same
+-- directory, with the OAuth step done by the printed `curl -sL "<oauthUrl>"`. Then Ctrl-C (SIGINT
+-- to the process group, as a terminal sends it) or SIGTERM, and nothing is left behind.
+--
+-- The sandbox runs in readme.checkout()'s directory of links to this checkout, so .env.sandbox
+-- is never written into the checkout.
+local run = require "run"
+local readme = require "readme"
+local alloy = require "alloy"
+
+local LUA = run.lua
+
+-- -> stdout, exit code (through the output: Lua 5.1's pipe:close() does not report it)
+local function sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. "); echo \"<exit $?>\""))
+  local out = p:read("*a")
+  p:close()
+  local text, code = out:match("^(.*)<exit (%d+)>\n$")
+  return text, tonumber(code)
+end
+
+local function exists(path) return (select(2, sh("test -e " .. run.quote(path)))) == 0 end
+
+local alive = run.alive
+
+-- A clean environment (PATH and HOME only) in dir, like a new terminal there.
+local function in_dir(dir, cmd)
+  return "cd " .. run.quote(dir) .. " && env -i PATH=" .. run.quote(os.getenv("PATH")) .. " HOME="
+    .. run.quote(dir) .. " sh -c " .. run.quote(cmd)
+end
+
+-- Starts the sandbox the way the target does, in a directory of links to the checkout; waits
+-- for its instructions. -> handle (h.proc: run.background's)
+local function start()
+  local dir = readme.checkout()
+  -- a user's own .env with a real key: the sandbox must not touch it
+  run.write(dir .. "/.env", "ALLOY_API_KEY=users-real-key-0123456789\n", "600")
+  local proc = run.background("spec/sandbox/serve.lua", {}, { cwd = dir, home = dir })
+  local h = { dir = dir, proc = proc }
+  function h.stderr() return proc:stderr() end
+  h.ready = run.wait_for(function()
+    return h.stderr():find(") stops the sandbox", 1, true) or not alive(proc.pid)
+  end, 20)
+  local err = h.stderr()
+  h.nginx = tonumber(err:match("nginx pid (%d+)"))
+  h.pid = tonumber(err:match("this process: pid (%d+)")) -- the Lua process (proc.pid may be a wrapper's)
+  h.prefix = err:match("prefix (/[^)]+)%)")
+  h.user = err:match("user sandbox%-user %((%x+)%)")
+  h.connection = err:match("one slack connection %((%x+)%)")
+  h.key = run.read(dir .. "/.env.sandbox"):match("ALLOY_API_KEY=(%S+)")
+  return h
+end
+
+local function stop(h)
+  h.proc:stop()
+  run.rmdir(h.dir)
+end
+
+-- The printed commands ("  <lua> lua/<script> ..."), by script name, and the interpreter they
+-- name (the one that ran the sandbox; a wrapper such as fuzz/lua-asan names the real one).
+local function printed_commands(stderr)
+  local cmds, interpreter = {}, nil
+  for line in stderr:gmatch("[^\n]+") do
+    local lua, script = line:match("^  (%S+) lua/(%S+)%.lua")
+    if lua then cmds[script], interpreter = line:sub(3), lua end
+  end
+  return cmds, interpreter
+end
+
+local function lua_version(interpreter)
+  return (sh(run.quote(interpreter)
+    .. " -e 'io.write(_VERSION, \" \", tostring(rawget(_G, \"jit\") and jit.version))'"))
+end
+
+describe("make sandbox", function()
+  local h
+  after_each(function() if h then stop(h) end end)
+
+  it("serves every printed command until Ctrl-C, then leaves nothing behind", function()
+    h = start()
+    local err = h.stderr()
+    assert.truthy(h.ready and h.pid and alive(h.pid), err)
+    assert.truthy(h.user and h.connection and h.nginx and h.prefix, err)
+    assert.are.equal("600", (sh("stat -c %a " .. run.quote(h.dir .. "/.env.sandbox")):gsub("%s+$", "")))
+    assert.are.equal("ALLOY_API_KEY=users-real-key-0123456789\n", run.read(h.dir .. "/.env"))
+    assert.matches("connectors: notion, ", err, 1, true)
+
+    local cmds, lua = printed_commands(err)
+    assert.truthy(lua, err)
+    assert.are.equal(lua_version(LUA), lua_version(lua))
+    assert.are.equal(lua .. " lua/get_jwt_token.lua --env-file .env.sandbox", cmds.get_jwt_token, err)
+    assert.are.equal(lua .. " lua/list_connections.lua --env-file .env.sandbox", cmds.list_connections, err)
+    assert.are.equal(lua .. " lua/initiate_oauth.lua --env-file .env.sandbox --connector notion --redirect-uri"
+      .. " http://localhost:3000/oauth/callback", cmds.initiate_oauth, err)
+    assert.are.equal(lua .. " lua/test_oauth.lua --env-file .env.sandbox", cmds.test_oauth, err)
+    local curl = assert(err:match('\n  (curl %-sL "<oauthUrl>")\n'), err)
+    local outputs = { err }
+
+    local function script(cmd) -- -> stdout, stderr, exit code
+      local out, code = sh(in_dir(h.dir, cmd .. " 2>script-stderr.txt"))
+      local serr = run.read(h.dir .. "/script-stderr.txt")
+      outputs[#outputs + 1] = out .. serr
+      return out, serr, code
+    end
+
+    local out, serr, code = script(cmds.get_jwt_token)
+    assert.are.equal(0, code, serr)
+    assert.are.equal(h.user, alloy.jwt_claims((out:gsub("%s+$", ""))).userId)
+
+    out, serr, code = script(cmds.list_connections)
+    assert.are.equal(0, code, serr)
+    assert.matches(h.connection, out, 1, true)
+
+    -- each OAuth command waits on localhost:3000; the spec is the second terminal running curl
+    for _, name in ipairs({ "initiate_oauth", "test_oauth" }) do
+      local p = assert(io.popen(in_dir(h.dir, cmds[name] .. " 2>oauth-stderr.txt; echo \"exit $?\"")))
+      local url = p:read("*l")
+      assert.truthy((url or ""):match("^http://127%.0%.0%.1:%d+/"),
+        name .. ": " .. run.read(h.dir .. "/oauth-stderr.txt"))
+      local page, ccode = sh(in_dir(h.dir, (curl:gsub("<oauthUrl>", (url:gsub("%%", "%%%%"))))))
+      local rest = p:read("*a")
+      p:close()
+      serr = run.read(h.dir .. "/oauth-stderr.txt")
+      outputs[#outputs + 1] = url .. rest .. serr .. page
+      assert.are.equal(0, ccode, page)
+      assert.matches("notion is connected", page, 1, true)
+      assert.truthy(rest:match("exit 0\n$"), rest .. serr)
+      local new_id = rest:match("^(%x+)\n")
+      assert.truthy(new_id, rest .. serr)
+      out = script(cmds.list_connections)
+      assert.matches(new_id, out, 1, true)
+    end
+
+    -- Ctrl-C: the terminal signals the whole foreground process group
+    assert(os.execute("kill -INT -" .. h.proc.pid))
+    assert.truthy(run.wait_for(function() return not alive(h.pid) end, 15), "still running after SIGINT")
+    err = h.stderr()
+    assert.matches("sandbox: stopped (nginx gone, temp prefix removed, .env.sandbox removed)", err, 1, true)
+    assert.is_false(alive(h.nginx))
+    assert.is_false(exists(h.prefix))
+    assert.is_false(exists(h.dir .. "/.env.sandbox"))
+    assert.are.equal("ALLOY_API_KEY=users-real-key-0123456789\n", run.read(h.dir .. "/.env"))
+    for _, o in ipairs(outputs) do assert.is_nil(o:find(h.key, 1, true), "the API key was printed") end
+  end)
+
+  for _, how in ipairs({ { "the process", "" }, { "its process group", "-" } }) do
+    it("on SIGTERM to " .. how[1] .. ": nginx gone, temp prefix and .env.sandbox removed", function()
+      h = start()
+      assert.truthy(h.ready and h.pid and alive(h.pid) and h.nginx and h.prefix, h.stderr())
+      assert.is_true(exists(h.dir .. "/.env.sandbox"))
+      assert(os.execute("kill -TERM " .. how[2] .. (how[2] == "" and h.pid or h.proc.pid)))
+      assert.truthy(run.wait_for(function()
+        return not alive(h.pid) and not alive(h.nginx) and not exists(h.prefix)
+          and not exists(h.dir .. "/.env.sandbox")
+      end, 15), "left behind after SIGTERM: " .. h.stderr())
+      assert.are.equal("ALLOY_API_KEY=users-real-key-0123456789\n", run.read(h.dir .. "/.env"))
+    end)
+  end
+end)
