@@ -44,7 +44,9 @@ build = {
   type = "builtin",
   modules = {
     alloy = {
-      sources = { "src/alloy.c", "src/curl_api.c", "src/errors.c", "src/files.c", "src/http.c", "src/ops.c", "src/url.c" },
+      sources = { "src/alloy.c", "src/batch.c", "src/client.c", "src/curl_api.c", "src/errors.c",
+        "src/files.c", "src/http.c", "src/jwt.c", "src/ops.c", "src/options.c", "src/request.c",
+        "src/response.c", "src/transport.c", "src/url.c" },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "src", "$(CURL_INCDIR)" },
       -- libcurl itself is loaded at run time (src/curl_api.h says why); only dlopen is linked

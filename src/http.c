@@ -142,6 +142,11 @@ int http_transfer_init(http_transfer *t, const http_conf *conf) {
   return 0;
 }
 
+void http_warn_insecure(const http_conf *conf) {
+  if (conf->insecure)
+    fprintf(stderr, "alloy: WARNING: TLS certificate verification is disabled (insecure = true)\n");
+}
+
 void http_response_free(http_response *r) {
   abuf_free(&r->body);
   abuf_free(&r->headers);

@@ -72,6 +72,8 @@ typedef int (*http_done_fn)(void *ud, http_transfer *t);
 int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer **scratch,
                http_start_fn start, http_done_fn done, void *ud);
 void http_response_free(http_response *r);
+/* Warns on stderr, before requests are sent, when conf disables certificate checks. */
+void http_warn_insecure(const http_conf *conf);
 
 /* Retry policy, exposed for tests and fuzzing. */
 int http_is_retryable(const char *method, CURLcode code, long status, int has_retry_after);
