@@ -29,10 +29,16 @@ static int bind_symbols(void *lib, char *err, size_t err_size) {
   curl_api api;
   BIND(global_init, "curl_global_init");
   BIND(version_info, "curl_version_info");
+  const curl_version_info_data *v = api.version_info(CURLVERSION_NOW);
+  if (v->version_num < ALLOY_CURL_MIN) {
+    snprintf(err, err_size, "libcurl %s is too old: lua-alloy needs " ALLOY_CURL_MIN_TEXT " or later", v->version);
+    return -1;
+  }
   BIND(getdate, "curl_getdate");
   BIND(easy_init, "curl_easy_init");
   BIND(easy_setopt, "curl_easy_setopt");
   BIND(easy_getinfo, "curl_easy_getinfo");
+  BIND(easy_header, "curl_easy_header");
   BIND(easy_perform, "curl_easy_perform");
   BIND(easy_cleanup, "curl_easy_cleanup");
   BIND(easy_strerror, "curl_easy_strerror");

@@ -269,6 +269,7 @@ static void build_request(lua_State *L, client *c, const request_input *in, anch
   size_t path_off;
   if (in->full_url) {
     abuf_add(url, in->full_url, in->url_len);
+    /* Only the path, for messages: libcurl parses the URL it sends (no CURLU needed). */
     const char *scheme_end = strstr(url->data, "://");
     const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
     path_off = slash ? (size_t)(slash - url->data) : url->len;

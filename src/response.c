@@ -12,7 +12,10 @@ static void set_number(lua_State *L, const char *k, double v) {
   lua_setfield(L, -2, k);
 }
 
-/* Pushes {name = value} for a raw header block: names lower-cased, repeats joined. */
+/* Pushes {name = value} for a raw header block: names lower-cased, repeats joined. Parsed by
+ * hand (header_next), not read with curl_easy_header: res.headers is built when first read,
+ * after the easy handle has served other requests, and answers from a transport or
+ * client:finish never came from libcurl. */
 static void push_header_table(lua_State *L, const char *cursor, size_t len) {
   const char *end = cursor + len;
   header_field f;
