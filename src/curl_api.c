@@ -1,6 +1,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "curl_api.h"
@@ -80,6 +81,8 @@ void alloy_curl_wait(void) {
 
 void alloy_curl_preload(void) {
   static int atfork_set; /* a child must not inherit a half-done load */
+  const char *off = getenv("ALLOY_NO_PRELOAD"); /* bench/run.lua measures what the thread saves */
+  if (off && off[0] == '1') return;
   pthread_mutex_lock(&load_lock);
   if (alloy_curl.easy_init == NULL && !loader_running && preloaded == NULL) {
     if (!atfork_set) atfork_set = pthread_atfork(alloy_curl_wait, NULL, NULL) == 0;
