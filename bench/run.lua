@@ -185,27 +185,19 @@ local function node_reason()
   if not have("node") then return "n/a: node not installed" end
 end
 
--- A one-shot row running lua/get_jwt_token.lua; no_preload: ALLOY_NO_PRELOAD's value.
-local function get_jwt_row(id, label, no_preload)
-  return { id = id, label = label,
-    reason = function()
-      if not exists(GET_JWT) then return "n/a: lua/get_jwt_token.lua missing" end
-      return alloy_reason()
-    end,
-    run = function(t)
-      return measure({ LUA, GET_JWT }, {
-        ALLOY_USER_ID = srv.user_id, ALLOY_EMBEDDED_URL = t.base, ALLOY_CA_FILE = t.ca,
-        ALLOY_NO_PRELOAD = no_preload,
-      })
-    end }
-end
-
 -- t = { name = "HTTP"|"TLS", base = "http://127.0.0.1:P", url = base .. TOKEN_PATH, ca = path|nil }
 local CLIENTS = {
   oneshot = {
-    get_jwt_row("alloy", "alloy: `get_jwt_token.lua`"),
-    -- The same run without the thread that loads libcurl at require time: what it saves.
-    get_jwt_row("alloy_nopreload", "alloy, no preload thread (`ALLOY_NO_PRELOAD=1`)", "1"),
+    { id = "alloy", label = "alloy: `get_jwt_token.lua`",
+      reason = function()
+        if not exists(GET_JWT) then return "n/a: lua/get_jwt_token.lua missing" end
+        return alloy_reason()
+      end,
+      run = function(t)
+        return measure({ LUA, GET_JWT }, {
+          ALLOY_USER_ID = srv.user_id, ALLOY_EMBEDDED_URL = t.base, ALLOY_CA_FILE = t.ca,
+        })
+      end },
     { id = "raw", label = "raw C libcurl",
       run = function(t) return measure({ RAW, "oneshot", t.url, t.ca }) end },
     { id = "curl", label = "curl CLI",
@@ -437,9 +429,6 @@ local function targets(all, transports)
     local r = ratio(o, "alloy")
     add(r and r <= 1.2, ("%s one-shot get_jwt_token.lua ≤ 1.2× raw C time: %s"):format(t.name,
       r and ("%.2f×"):format(r) or "n/a"))
-    r = ratio_of(o.alloy, o.alloy_nopreload)
-    out[#out + 1] = ("- info %s one-shot time with the libcurl preload thread / without it: %s"):format(
-      t.name, r and ("%.3f×"):format(r) or "n/a")
     local rss = o.alloy and o.alloy.rss
     add(rss and rss <= 12 * 1024, ("%s one-shot get_jwt_token.lua ≤ 12 MB peak RSS: %s"):format(t.name,
       rss and ("%.1f MB"):format(rss / 1024) or "n/a"))

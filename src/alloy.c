@@ -1,15 +1,9 @@
-/* luaopen_alloy: the module table, made by one *_open per unit (alloy_int.h lists them),
- * and the background libcurl load. */
+/* luaopen_alloy: the module table, made by one *_open per unit (alloy_int.h lists them).
+ * libcurl is loaded when first needed (alloy.new, alloy.curl_version). */
 #include <string.h>
 
 #include "alloy_int.h"
 #include "errors.h"
-
-static int loader_gc(lua_State *L) {
-  (void)L;
-  alloy_curl_wait();
-  return 0;
-}
 
 /* The module's __index: curl_version, known once libcurl is loaded. */
 static int module_index(lua_State *L) {
@@ -34,16 +28,6 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   lua_call(L, 0, 1);
   lua_replace(L, -2);
   o.cjson = lua_gettop(L);
-
-  /* After cjson: a C module loaded while the loader runs waits for it. Lua unloads this
-   * library when the state closes, so the loader must be done by then: the __gc below. */
-  alloy_curl_preload();
-  lua_newuserdata(L, 1);
-  lua_newtable(L);
-  lua_pushcfunction(L, loader_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, "alloy.loader");
 
   lua_newtable(L);
   o.methods = lua_gettop(L);

@@ -41,12 +41,7 @@ typedef struct curl_api {
 
 extern curl_api alloy_curl;
 
-/* Starts loading libcurl in a background thread (or does nothing, if it cannot). */
-void alloy_curl_preload(void);
-/* Waits for that thread, if it runs (before fork, before alloy.so is unloaded). */
-void alloy_curl_wait(void);
-/* Loads and initialises libcurl once (or finishes the preload); returns 0, or -1 with a
- * reason in err. */
+/* Loads and initialises libcurl once; returns 0, or -1 with a reason in err. */
 int alloy_curl_load(char *err, size_t err_size);
 
 /* make typecheck builds with ALLOY_TYPECHECK: the calls then go to libcurl's own macros,
