@@ -10,7 +10,7 @@
 #include "url.h"
 
 void check_keys(lua_State *L, int t, const char *const *names, size_t stride, size_t count,
-                       const char *who, const char *what) {
+                const char *who, const char *what) {
   lua_pushnil(L);
   while (lua_next(L, t)) {
     int known = 0;
