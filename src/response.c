@@ -95,6 +95,11 @@ static int shape_result(lua_State *L, const alloy_op *op, int json) {
     lua_pushvalue(L, json);
     return 1;
   }
+  /* One rendering of the 2025-09 token reference shows the body as a bare JSON string. */
+  if (op->result == RESULT_FIELD && lua_type(L, json) == LUA_TSTRING && ac_rawlen(L, json) > 0) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
   if (!lua_istable(L, json)) return 0;
   if (op->result == RESULT_FIELD) {
     lua_getfield(L, json, op->field);
