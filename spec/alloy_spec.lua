@@ -43,8 +43,7 @@ describe("alloy module", function()
         alloy.operations.user_token)
     end)
 
-    it("loads libcurl in the background, safely for exit and state close", function()
-      -- require starts a thread that dlopens libcurl; exit and lua_close must wait for it
+    it("loads libcurl when first needed, safely for exit and state close", function()
       for _ = 1, 8 do
         local _, err, code = run.lua_code('require "alloy"; os.exit(7)')
         assert.equals(7, code, err)

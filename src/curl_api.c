@@ -29,10 +29,16 @@ static int bind_symbols(void *lib, char *err, size_t err_size) {
   curl_api api;
   BIND(global_init, "curl_global_init");
   BIND(version_info, "curl_version_info");
+  const curl_version_info_data *v = api.version_info(CURLVERSION_NOW);
+  if (v->version_num < ALLOY_CURL_MIN) {
+    snprintf(err, err_size, "libcurl %s is too old: lua-alloy needs " ALLOY_CURL_MIN_TEXT " or later", v->version);
+    return -1;
+  }
   BIND(getdate, "curl_getdate");
   BIND(easy_init, "curl_easy_init");
   BIND(easy_setopt, "curl_easy_setopt");
   BIND(easy_getinfo, "curl_easy_getinfo");
+  BIND(easy_header, "curl_easy_header");
   BIND(easy_perform, "curl_easy_perform");
   BIND(easy_cleanup, "curl_easy_cleanup");
   BIND(easy_strerror, "curl_easy_strerror");
@@ -47,47 +53,16 @@ static int bind_symbols(void *lib, char *err, size_t err_size) {
   return 0;
 }
 
-/* Loading libcurl's ~30 libraries is most of a one-shot script's time; a thread started
- * at require time does it while the script reads its configuration. Only dlopen runs
- * there (the loader lock orders it against exit), never libcurl or OpenSSL code. */
+/* Several Lua states (threads of a host) may load it at once. There is no background
+ * preload: bench/run.lua measured one-shot get_jwt_token.lua 2-15% slower with a loader
+ * thread started at require time than without it. */
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t loader;
-static int loader_running; /* under load_lock */
-static void *preloaded;    /* the loader's dlopen result, read after the join */
-
-static void *load_in_background(void *unused) {
-  (void)unused;
-  preloaded = open_libcurl();
-  return NULL;
-}
-
-static void join_loader_locked(void) {
-  if (loader_running) pthread_join(loader, NULL);
-  loader_running = 0;
-}
-
-void alloy_curl_wait(void) {
-  pthread_mutex_lock(&load_lock);
-  join_loader_locked();
-  pthread_mutex_unlock(&load_lock);
-}
-
-void alloy_curl_preload(void) {
-  static int atfork_set; /* a child must not inherit a half-done load */
-  pthread_mutex_lock(&load_lock);
-  if (alloy_curl.easy_init == NULL && !loader_running && preloaded == NULL) {
-    if (!atfork_set) atfork_set = pthread_atfork(alloy_curl_wait, NULL, NULL) == 0;
-    if (atfork_set) loader_running = pthread_create(&loader, NULL, load_in_background, NULL) == 0;
-  }
-  pthread_mutex_unlock(&load_lock);
-}
 
 int alloy_curl_load(char *err, size_t err_size) {
   int rc = 0;
   pthread_mutex_lock(&load_lock);
-  join_loader_locked();
   if (alloy_curl.easy_init == NULL) {
-    void *lib = preloaded ? preloaded : open_libcurl(); /* again here for dlerror's reason */
+    void *lib = open_libcurl();
     if (lib == NULL) {
       snprintf(err, err_size, "cannot load libcurl: %s", dlerror());
       rc = -1;

@@ -10,6 +10,14 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
+/* The oldest libcurl lua-alloy works with: curl_easy_header (response headers) is 7.84.0.
+ * Checked here against the headers and in alloy_curl_load against the library loaded. */
+#define ALLOY_CURL_MIN 0x075400
+#define ALLOY_CURL_MIN_TEXT "7.84.0"
+#if LIBCURL_VERSION_NUM < ALLOY_CURL_MIN
+#error "lua-alloy needs libcurl 7.84.0 or later (curl_easy_header); these curl headers are older"
+#endif
+
 typedef struct curl_api {
   CURLcode (*global_init)(long);
   curl_version_info_data *(*version_info)(CURLversion);
@@ -17,9 +25,11 @@ typedef struct curl_api {
   CURL *(*easy_init)(void);
   CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
   CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+  CURLHcode (*easy_header)(CURL *, const char *, size_t, unsigned int, int, struct curl_header **);
   CURLcode (*easy_perform)(CURL *);
   void (*easy_cleanup)(CURL *);
   const char *(*easy_strerror)(CURLcode);
+
   CURLM *(*multi_init)(void);
   CURLMcode (*multi_add_handle)(CURLM *, CURL *);
   CURLMcode (*multi_remove_handle)(CURLM *, CURL *);
@@ -31,22 +41,22 @@ typedef struct curl_api {
 
 extern curl_api alloy_curl;
 
-/* Starts loading libcurl in a background thread (or does nothing, if it cannot). */
-void alloy_curl_preload(void);
-/* Waits for that thread, if it runs (before fork, before alloy.so is unloaded). */
-void alloy_curl_wait(void);
-/* Loads and initialises libcurl once (or finishes the preload); returns 0, or -1 with a
- * reason in err. */
+/* Loads and initialises libcurl once; returns 0, or -1 with a reason in err. */
 int alloy_curl_load(char *err, size_t err_size);
 
+/* make typecheck builds with ALLOY_TYPECHECK: the calls then go to libcurl's own macros,
+ * whose compile-time checks (curl/typecheck-gcc.h) the function pointers would bypass. */
+#ifndef ALLOY_TYPECHECK
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
+#define curl_easy_setopt alloy_curl.easy_setopt
+#define curl_easy_getinfo alloy_curl.easy_getinfo
+#endif
 #define curl_global_init alloy_curl.global_init
 #define curl_version_info alloy_curl.version_info
 #define curl_getdate alloy_curl.getdate
 #define curl_easy_init alloy_curl.easy_init
-#define curl_easy_setopt alloy_curl.easy_setopt
-#define curl_easy_getinfo alloy_curl.easy_getinfo
+#define curl_easy_header alloy_curl.easy_header
 #define curl_easy_perform alloy_curl.easy_perform
 #define curl_easy_cleanup alloy_curl.easy_cleanup
 #define curl_easy_strerror alloy_curl.easy_strerror

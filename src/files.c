@@ -1,4 +1,6 @@
-#include "files.h"
+/* alloy.file_info and alloy.replace_file: what the scripts need of the file system, without
+ * a shell or lua-posix (Debian 12 has no lua-posix for 5.4). */
+#include "alloy_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -134,9 +136,9 @@ static int replace_file(lua_State *L) {
   return 1;
 }
 
-void files_open(lua_State *L) {
+void files_open(lua_State *L, const alloy_open_ctx *o) {
   lua_pushcfunction(L, file_info);
-  lua_setfield(L, -2, "file_info");
+  lua_setfield(L, o->module, "file_info");
   lua_pushcfunction(L, replace_file);
-  lua_setfield(L, -2, "replace_file");
+  lua_setfield(L, o->module, "replace_file");
 }

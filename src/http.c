@@ -1,5 +1,4 @@
 #include "http.h"
-#include "url.h"
 #include "errors.h"
 
 #include <errno.h>
@@ -142,6 +141,11 @@ int http_transfer_init(http_transfer *t, const http_conf *conf) {
   return 0;
 }
 
+void http_warn_insecure(const http_conf *conf) {
+  if (conf->insecure)
+    fprintf(stderr, "alloy: WARNING: TLS certificate verification is disabled (insecure = true)\n");
+}
+
 void http_response_free(http_response *r) {
   abuf_free(&r->body);
   abuf_free(&r->headers);
@@ -154,9 +158,9 @@ void http_transfer_free(http_transfer *t) {
   abuf_free(&t->last_url);
 }
 
-/* Sets only what differs from the previous request on this handle: libcurl re-parses
- * a URL and resets its method state on every setopt, even when nothing changed. */
-static void prepare(http_transfer *t, const http_request *req) {
+/* Sets the handle up for req, only what differs from the previous request on it: libcurl
+ * re-parses a URL and resets its method state on every setopt, even when nothing changed. */
+static void transfer_setup(http_transfer *t, const http_request *req) {
   CURL *e = t->easy;
   abuf_clear(&t->res.body);
   abuf_clear(&t->res.headers);
@@ -191,7 +195,8 @@ static void prepare(http_transfer *t, const http_request *req) {
   }
 }
 
-static void finish(http_transfer *t, CURLcode code) {
+/* Records the outcome of one attempt in t->res. */
+static void transfer_done(http_transfer *t, CURLcode code) {
   double total = 0;
   t->res.curl_code = code;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
@@ -204,7 +209,7 @@ static void finish(http_transfer *t, CURLcode code) {
     snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
 }
 
-int http_is_retryable(const char *method, CURLcode code, long status, int has_retry_after) {
+static int is_retryable(const char *method, CURLcode code, long status, int has_retry_after) {
   /* POST and PATCH are not idempotent: retry only when the server surely did nothing. */
   int idempotent = strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0;
   if (code != CURLE_OK) {
@@ -218,27 +223,17 @@ int http_is_retryable(const char *method, CURLcode code, long status, int has_re
   return 0;
 }
 
-double http_retry_after(const char *headers, size_t len, double now) {
-  const char *cursor = headers;
-  const char *end = headers + len;
-  header_field f;
-  (void)now;
-  while (header_next(&cursor, end, &f)) {
-    if (f.name_len != 11 || strncasecmp(f.name, "retry-after", 11) != 0) continue;
-    char value[64];
-    if (f.value_len == 0 || f.value_len >= sizeof value) return -1;
-    memcpy(value, f.value, f.value_len);
-    value[f.value_len] = '\0';
-    if (strspn(value, "0123456789") == f.value_len) return strtod(value, NULL);
-    time_t when = curl_getdate(value, NULL);
-    if (when < 0) return -1;
-    double delta = difftime(when, time(NULL));
-    return delta > 0 ? delta : 0;
-  }
-  return -1;
+/* libcurl reads Retry-After (delta-seconds or HTTP-date; CURLINFO_RETRY_AFTER, 7.66); the
+ * header API (7.84) says whether there was one, as that value is 0 for none too. */
+static double response_retry_after(CURL *e) {
+  struct curl_header *h;
+  curl_off_t seconds = 0;
+  if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return -1;
+  if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK) seconds = 0;
+  return seconds > 0 ? (double)seconds : 0; /* a date in the past is negative; junk is 0 */
 }
 
-double http_backoff_delay(const http_conf *conf, int attempt, double retry_after) {
+static double backoff_delay(const http_conf *conf, int attempt, double retry_after) {
   double cap = conf->retry_max_wait;
   if (retry_after >= 0) return retry_after < cap ? retry_after : cap;
   double ceiling = conf->backoff;
@@ -250,12 +245,12 @@ double http_backoff_delay(const http_conf *conf, int attempt, double retry_after
 /* Decides whether the finished attempt in t is retried; returns the wait, or -1. */
 static double retry_decision(http_transfer *t, const char *method) {
   if (t->res.attempts > t->conf->retries) return -1;
-  /* Most answers are not retryable even with a Retry-After: do not scan their headers. */
-  if (!http_is_retryable(method, t->res.curl_code, t->res.status, 1)) return -1;
+  /* Most answers are not retryable even with a Retry-After: do not look it up for them. */
+  if (!is_retryable(method, t->res.curl_code, t->res.status, 1)) return -1;
   int ok = t->res.curl_code == CURLE_OK;
-  double retry_after = ok ? http_retry_after(t->res.headers.data, t->res.headers.len, 0) : -1;
-  if (!http_is_retryable(method, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
-  double delay = http_backoff_delay(t->conf, t->res.attempts, retry_after);
+  double retry_after = ok ? response_retry_after(t->easy) : -1;
+  if (!is_retryable(method, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
+  double delay = backoff_delay(t->conf, t->res.attempts, retry_after);
   if (t->conf->debug) {
     char other[24];
     const char *why = t->res.curl_code != CURLE_OK ? alloy_curl_code((int)t->res.curl_code, other, sizeof other) : NULL;
@@ -272,8 +267,8 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
   t->res.attempts = 0;
   t->res.total_time = 0;
   for (;;) {
-    prepare(t, req);
-    finish(t, curl_easy_perform(t->easy));
+    transfer_setup(t, req);
+    transfer_done(t, curl_easy_perform(t->easy));
     double delay = retry_decision(t, req->method);
     if (delay < 0) break;
     sleep_seconds(delay);
@@ -281,8 +276,8 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
   return t->res.curl_code;
 }
 
-static void start(CURLM *m, http_transfer *t, const http_request *req) {
-  prepare(t, req);
+static void multi_start(CURLM *m, http_transfer *t, const http_request *req) {
+  transfer_setup(t, req);
   /* Over TLS a batch's transfers wait for a connection that may multiplex (HTTP/2, when the
    * server offers it) instead of each opening its own; plain HTTP here is HTTP/1.1 only. */
   curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, (long)(strncmp(req->url, "https:", 6) == 0));
@@ -308,7 +303,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       active++;
       t->res.attempts = 0;
       t->res.total_time = 0;
-      start(m, t, &t->req);
+      multi_start(m, t, &t->req);
     }
     if (active == 0) return 0;
     double now = now_seconds();
@@ -317,7 +312,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       http_transfer *t = waiting[i];
       if (t->retry_at <= now) {
         waiting[i] = waiting[--n_waiting];
-        start(m, t, &t->req);
+        multi_start(m, t, &t->req);
         continue;
       }
       if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
@@ -334,7 +329,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       CURLcode code = msg->data.result;
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
       curl_multi_remove_handle(m, easy);
-      finish(t, code);
+      transfer_done(t, code);
       double delay = retry_decision(t, t->req.method);
       if (delay >= 0) {
         t->retry_at = now_seconds() + delay;

@@ -53,7 +53,7 @@ typedef struct http_transfer {
   double retry_at;
 } http_transfer;
 
-/* Loads libcurl (see curl_api.h) and initialises it; -1 with a reason in err. */
+/* Creates t's easy handle with conf's settings (libcurl must be loaded); -1 on failure. */
 int http_transfer_init(http_transfer *t, const http_conf *conf);
 void http_transfer_free(http_transfer *t);
 
@@ -72,10 +72,7 @@ typedef int (*http_done_fn)(void *ud, http_transfer *t);
 int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer **scratch,
                http_start_fn start, http_done_fn done, void *ud);
 void http_response_free(http_response *r);
-
-/* Retry policy, exposed for tests and fuzzing. */
-int http_is_retryable(const char *method, CURLcode code, long status, int has_retry_after);
-double http_retry_after(const char *headers, size_t len, double now);
-double http_backoff_delay(const http_conf *conf, int attempt, double retry_after);
+/* Warns on stderr, before requests are sent, when conf disables certificate checks. */
+void http_warn_insecure(const http_conf *conf);
 
 #endif

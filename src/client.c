@@ -1,0 +1,283 @@
+/* The Client userdata: alloy.new, close/__gc/__close, the guard every method runs in, the
+ * shared header chains; client:request and the named operations (one request each). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloy_int.h"
+#include "errors.h"
+
+static void wipe_free(char *s) {
+  if (s == NULL) return;
+  volatile char *p = s;
+  while (*p) *p++ = '\0';
+  free(s);
+}
+
+static char *dup_string(lua_State *L, const char *s, size_t n) {
+  char *d = malloc(n + 1);
+  if (d == NULL) luaL_error(L, "alloy: out of memory");
+  memcpy(d, s, n);
+  d[n] = '\0';
+  return d;
+}
+
+/* A malloc'd copy of the string at idx, or NULL for nil. */
+static char *opt_dup(lua_State *L, int idx) {
+  size_t n = 0;
+  const char *s = lua_tolstring(L, idx, &n);
+  return s ? dup_string(L, s, n) : NULL;
+}
+
+static void client_release(lua_State *L, client *c) {
+  if (c->released) return;
+  c->released = 1;
+  c->closed = 1;
+  luaL_unref(L, LUA_REGISTRYINDEX, c->transport_ref);
+  c->transport_ref = LUA_NOREF;
+  http_transfer_free(&c->single);
+  for (size_t i = 0; i < c->pool_size; i++) {
+    if (c->multi && c->pool[i].easy) curl_multi_remove_handle(c->multi, c->pool[i].easy);
+    http_transfer_free(&c->pool[i]);
+  }
+  free(c->pool);
+  c->pool = NULL;
+  c->pool_size = 0;
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  wipe_free(c->api_key);
+  wipe_free(c->auth_header);
+  c->api_key = c->auth_header = NULL;
+  free(c->ua_header);
+  free(c->version_header);
+  c->ua_header = c->version_header = NULL;
+  free(c->base_url);
+  free(c->embedded_url);
+  free(c->api_version);
+  free(c->ca_file);
+  free(c->proxy);
+  c->base_url = c->embedded_url = c->api_version = NULL;
+  c->ca_file = c->proxy = NULL;
+  abuf_free(&c->scratch);
+}
+
+/* close() and __close: a call in progress (close() reached from a transport, a metamethod
+ * or a finaliser it ran) keeps using the handles, so the release then waits for it. */
+static int client_close(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  c->closed = 1;
+  if (c->busy == 0) client_release(L, c);
+  return 0;
+}
+
+/* __gc: no call can be in progress on an unreachable client. */
+static int client_gc(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  client_release(L, c);
+  return 0;
+}
+
+/* Every client method but close runs through here, in protected mode, so busy is right even
+ * when the method raises; upvalue: the method, a closure over its own upvalues. */
+static int client_guarded(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  if (c->closed) luaL_error(L, "alloy: client is closed");
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  c->busy++;
+  int rc = lua_pcall(L, n, LUA_MULTRET, 0);
+  c->busy--;
+  if (c->closed && c->busy == 0) client_release(L, c);
+  if (rc != 0) return lua_error(L);
+  return lua_gettop(L);
+}
+
+static int client_tostring(lua_State *L) {
+  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  if (c->closed)
+    lua_pushliteral(L, "alloy.client (closed)");
+  else
+    lua_pushfstring(L, "alloy.client (%s)", c->base_url);
+  return 1;
+}
+
+/* Mallocs "<prefix><value>". */
+static char *header_line(lua_State *L, const char *prefix, const char *value) {
+  size_t n = strlen(prefix) + strlen(value) + 1;
+  char *line = malloc(n);
+  if (line == NULL) luaL_error(L, "alloy: out of memory");
+  snprintf(line, n, "%s%s", prefix, value);
+  return line;
+}
+
+/* Links the client's shared header nodes: every list ends in [User-Agent ->] Authorization. */
+static void build_chains(client *c) {
+  c->auth_node.data = c->auth_header;
+  c->auth_node.next = NULL;
+  c->ua_node.data = c->ua_header;
+  c->ua_node.next = &c->auth_node;
+  c->tail = c->ua_header ? &c->ua_node : &c->auth_node;
+  for (int kind = 0; kind < 3; kind++)
+    for (int version = 0; version < 2; version++) {
+      struct curl_slist *n = c->chains[kind * 2 + version];
+      int k = 0;
+      n[k++].data = "Accept: application/json";
+      if (kind == 1) n[k++].data = "Content-Type: application/json";
+      if (kind != 0) n[k++].data = "Expect:"; /* no 100-continue round trip */
+      if (version) n[k++].data = c->version_header;
+      for (int i = 0; i + 1 < k; i++) n[i].next = &n[i + 1];
+      n[k - 1].next = c->tail;
+    }
+}
+
+static int alloy_new(lua_State *L) {
+  char err[256];
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (alloy_curl_load(err, sizeof err) != 0) luaL_error(L, "alloy: %s", err);
+  lua_settop(L, 1);
+  options_read(L, 1); /* 2 .. OPT_NEW_COUNT + 1; the strings stay alive on the stack */
+#define OPT(i) (2 + (i))
+  size_t key_len = 0, ver_len = 0;
+  const char *key = lua_tolstring(L, OPT(OPT_API_KEY), &key_len);
+  const char *version = lua_tolstring(L, OPT(OPT_API_VERSION), &ver_len);
+
+  http_conf conf;
+  memset(&conf, 0, sizeof conf);
+  conf.timeout_ms = (long)(lua_tonumber(L, OPT(OPT_TIMEOUT)) * 1000);
+  conf.connect_timeout_ms = (long)(lua_tonumber(L, OPT(OPT_CONNECT_TIMEOUT)) * 1000);
+  conf.retries = (int)lua_tointeger(L, OPT(OPT_RETRIES));
+  conf.backoff = lua_tonumber(L, OPT(OPT_BACKOFF));
+  conf.retry_max_wait = lua_tonumber(L, OPT(OPT_RETRY_MAX_WAIT));
+  conf.max_body = (size_t)lua_tointeger(L, OPT(OPT_MAX_BODY));
+  conf.insecure = lua_toboolean(L, OPT(OPT_INSECURE));
+  conf.debug = lua_toboolean(L, OPT(OPT_DEBUG));
+
+  client *c = lua_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  c->closed = 1; /* until fully built: a raise below leaves nothing for __gc to free twice */
+  luaL_getmetatable(L, CLIENT_MT);
+  lua_setmetatable(L, -2);
+  c->closed = 0;
+  c->transport_ref = LUA_NOREF;
+  c->conf = conf;
+  c->api_key = dup_string(L, key, key_len);
+  c->api_version = dup_string(L, version, ver_len);
+  c->base_url = opt_dup(L, OPT(OPT_BASE_URL));
+  c->embedded_url = opt_dup(L, OPT(OPT_EMBEDDED_URL));
+  c->ca_file = opt_dup(L, OPT(OPT_CA_FILE));
+  c->proxy = opt_dup(L, OPT(OPT_PROXY));
+  c->conf.ca_file = c->ca_file;
+  c->conf.proxy = c->proxy;
+  c->conf.secret = c->api_key;
+  c->auth_header = header_line(L, "Authorization: Bearer ", c->api_key);
+  c->version_header = header_line(L, "x-api-version: ", c->api_version);
+  /* user_agent: nil for ours, a string, or false (or "") for none. */
+  const char *agent = lua_tostring(L, OPT(OPT_USER_AGENT));
+  char ua[96];
+  if (lua_isnil(L, OPT(OPT_USER_AGENT))) {
+    snprintf(ua, sizeof ua, "lua-alloy/%s libcurl/%s", ALLOY_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+    agent = ua;
+  }
+  if (agent && agent[0]) c->ua_header = header_line(L, "User-Agent: ", agent);
+  build_chains(c);
+
+  if (!lua_isnil(L, OPT(OPT_TRANSPORT))) {
+    lua_pushvalue(L, OPT(OPT_TRANSPORT));
+    c->transport_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+#undef OPT
+  if (http_transfer_init(&c->single, &c->conf) != 0) luaL_error(L, "alloy: cannot create a curl handle");
+  return 1;
+}
+
+
+/* Runs one prepared request on the client's handle (or its transport). */
+static int run_single(lua_State *L, client *c, prepared *p) {
+  if (c->closed) luaL_error(L, "alloy: client is closed");
+  if (p->fail_code) return alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
+  http_response own;
+  const http_response *r = transport_send(L, c, p, &own);
+  int n = response_result(L, c, r, p);
+  if (r == &own) http_response_free(&own);
+  return n;
+}
+
+/* client:request{...} */
+static int client_request(lua_State *L) {
+  client *c = method_client(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_getfield(L, 2, "op");
+  if (!lua_isnil(L, -1)) luaL_error(L, "client:request: use the named method for op");
+  lua_pop(L, 1);
+  prepared p;
+  anchors on_stack = {L, 0, 0};
+  request_from_spec(L, c, 2, &on_stack, NULL, &p, "client:request");
+  return run_single(L, c, &p);
+}
+
+/* client:<op>(args...); upvalues: cjson, the op's index, "client:<op>" for messages. */
+static int client_op(lua_State *L) {
+  const alloy_op *op = &alloy_ops[(size_t)lua_tointeger(L, lua_upvalueindex(2))];
+  client *c = method_client(L);
+  prepared p;
+  anchors on_stack = {L, 0, 0};
+  request_from_op(L, c, op, 2, lua_gettop(L) - 1, &on_stack, &p, lua_tostring(L, lua_upvalueindex(3)));
+  return run_single(L, c, &p);
+}
+
+static const luaL_Reg client_meta[] = {
+  {"__gc", client_gc},
+  {"__close", client_close},
+  {"__tostring", client_tostring},
+  {NULL, NULL}};
+
+/* Adds client:request and one method per operation (and alloy.operations), wraps every
+ * method the units put in o->methods in the guard, and sets up the metatable. */
+void client_open(lua_State *L, const alloy_open_ctx *o) {
+  lua_pushvalue(L, o->cjson);
+  lua_pushcclosure(L, client_request, 1);
+  lua_setfield(L, o->methods, "request");
+  lua_newtable(L); /* alloy.operations */
+  for (size_t i = 0; i < alloy_op_count; i++) {
+    lua_pushvalue(L, o->cjson);
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_pushfstring(L, "client:%s", alloy_ops[i].name);
+    lua_pushcclosure(L, client_op, 3);
+    lua_setfield(L, o->methods, alloy_ops[i].name);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, alloy_ops[i].method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, alloy_ops[i].path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, alloy_ops[i].service == SERVICE_EMBEDDED ? "embedded" : "base");
+    lua_setfield(L, -2, "service");
+    lua_setfield(L, -2, alloy_ops[i].name);
+  }
+  lua_setfield(L, o->module, "operations");
+  lua_pushnil(L);
+  while (lua_next(L, o->methods)) {
+    lua_pushcclosure(L, client_guarded, 1);
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, o->methods); /* an existing key: allowed while traversing */
+  }
+  lua_pushcfunction(L, client_close); /* not guarded: it may run inside a guarded call */
+  lua_setfield(L, o->methods, "close");
+
+  luaL_newmetatable(L, CLIENT_MT);
+  lua_pushvalue(L, o->cjson);
+  ac_setfuncs(L, client_meta, 1);
+  lua_pushvalue(L, o->methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, CLIENT_MT);
+  lua_setfield(L, -2, "__name");
+  lua_pushliteral(L, "locked");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+
+  lua_pushvalue(L, o->cjson);
+  lua_pushcclosure(L, alloy_new, 1);
+  lua_setfield(L, o->module, "new");
+}

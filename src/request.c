@@ -1,0 +1,445 @@
+/* Request tables and named operations -> one wire request (a prepared), its strings
+ * anchored in Lua. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloy_int.h"
+#include "errors.h"
+#include "url.h"
+
+void check_keys(lua_State *L, int t, const char *const *names, size_t stride, size_t count,
+                const char *who, const char *what) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    int known = 0;
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: %s names must be strings", who, what);
+    const char *k = lua_tostring(L, -2);
+    for (size_t i = 0; i < count && !known; i++)
+      known = strcmp(k, *(const char *const *)((const char *)names + i * stride)) == 0;
+    if (!known) luaL_error(L, "%s: unknown %s '%s'", who, what, k);
+    lua_pop(L, 1);
+  }
+}
+
+static const char *const request_fields[] = {"method", "url", "service", "path", "params", "query",
+                                             "json", "body", "headers", "version_in_path", "raw",
+                                             "op", "args"};
+
+static const char *field_string(lua_State *L, int spec, const char *name, size_t *len, const char *who) {
+  const char *s = NULL;
+  lua_getfield(L, spec, name);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", who, name);
+    s = lua_tolstring(L, -1, len);
+  }
+  lua_pop(L, 1); /* anchored by the spec table */
+  return s;
+}
+
+const char *scalar_string(lua_State *L, int idx, size_t *len) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+    case LUA_TNUMBER: return lua_tolstring(L, idx, len);
+    case LUA_TBOOLEAN:
+      *len = lua_toboolean(L, idx) ? 4 : 5;
+      return lua_toboolean(L, idx) ? "true" : "false";
+    default: return NULL;
+  }
+}
+
+/* Anchors the value on top of the stack. */
+static void anchor(anchors *a) {
+  if (a->table) lua_rawseti(a->L, a->table, ++a->n);
+}
+
+typedef struct param_lookup {
+  lua_State *L;
+  int params;
+  anchors *a;
+} param_lookup;
+
+static const char *lookup_param(void *ud, const char *name, size_t name_len, size_t *value_len) {
+  param_lookup *pl = ud;
+  if (pl->params == 0) return NULL;
+  luaL_checkstack(pl->L, 2, "path parameters");
+  lua_pushlstring(pl->L, name, name_len);
+  lua_rawget(pl->L, pl->params);
+  /* A number's string form is new: anchor it before it can be collected. */
+  const char *v = scalar_string(pl->L, -1, value_len);
+  anchor(pl->a);
+  return v;
+}
+
+/* A named operation's path parameters: its positional arguments, in template order. */
+typedef struct arg_lookup {
+  lua_State *L;
+  int next, last;
+  anchors *a;
+  const char *who;
+} arg_lookup;
+
+static const char *lookup_arg(void *ud, const char *name, size_t name_len, size_t *value_len) {
+  arg_lookup *al = ud;
+  lua_State *L = al->L;
+  int i = al->next++;
+  int t = i <= al->last ? lua_type(L, i) : LUA_TNIL;
+  if (t == LUA_TSTRING) return lua_tolstring(L, i, value_len);
+  if (t == LUA_TNUMBER) {
+    luaL_checkstack(L, 1, "path parameters");
+    lua_pushvalue(L, i); /* converted on a copy: the caller's argument stays a number */
+    const char *v = lua_tolstring(L, -1, value_len);
+    anchor(al->a);
+    return v;
+  }
+  char shown[48];
+  snprintf(shown, sizeof shown, "%.*s", (int)name_len, name);
+  if (t == LUA_TNIL) luaL_error(L, "%s: missing argument '%s'", al->who, shown);
+  luaL_error(L, "%s: argument '%s' must be a string", al->who, shown);
+  return NULL;
+}
+
+static int compare_strings(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Appends "?k=v&..." sorted by key, so the same query always makes the same URL. */
+static void append_query(lua_State *L, int query, abuf *url) {
+  const char *keys[64];
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, query)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "alloy: query keys must be strings");
+    if (n == sizeof keys / sizeof keys[0]) luaL_error(L, "alloy: too many query parameters");
+    keys[n++] = lua_tostring(L, -2);
+    lua_pop(L, 1);
+  }
+  qsort(keys, n, sizeof keys[0], compare_strings);
+  for (size_t i = 0; i < n; i++) {
+    size_t vlen = 0;
+    lua_getfield(L, query, keys[i]);
+    const char *v = scalar_string(L, -1, &vlen);
+    if (v == NULL) luaL_error(L, "alloy: query value '%s' must be a string, number or boolean", keys[i]);
+    abuf_add(url, i == 0 ? "?" : "&", 1);
+    url_encode(url, keys[i], strlen(keys[i]));
+    abuf_add(url, "=", 1);
+    url_encode(url, v, vlen);
+    lua_pop(L, 1);
+  }
+}
+
+static int header_is(const char *name, size_t n, const char *want) {
+  return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+enum { BODY_NONE, BODY_JSON, BODY_RAW };
+
+/* Marks p as failing with INVALID_ARGUMENT (the first reason wins); the message is a Lua
+ * string anchored through a, so a batch of thousands carries no message buffers. */
+static void set_failure(lua_State *L, prepared *p, anchors *a, const char *fmt, const char *name) {
+  char msg[200];
+  if (p->fail_code) return;
+  p->fail_code = alloy_code_name(CODE_INVALID_ARGUMENT);
+  int n = snprintf(msg, sizeof msg, "%s: ", p->fail_code);
+  snprintf(msg + n, sizeof msg - (size_t)n, fmt, name);
+  lua_pushstring(L, msg);
+  p->fail_msg = lua_tostring(L, -1);
+  anchor(a);
+}
+
+/* The header list of a request. Without headers of its own, one of the client's fixed
+ * chains; otherwise nodes and strings in one userdata (anchored through a), ending in the
+ * client's shared [User-Agent ->] Authorization nodes. */
+static struct curl_slist *build_headers(lua_State *L, client *c, int headers, int body_kind,
+                                        int version_header, prepared *p, anchors *a) {
+  enum { MAX_HEADERS = 32 };
+  const char *names[MAX_HEADERS];
+  size_t lens[MAX_HEADERS];
+  int have_accept = 0, have_version = 0, have_ctype = 0, have_ua = 0;
+  size_t count = 0, total = 0;
+  const char *bad_header = NULL; /* the first whose value holds CR, LF or NUL */
+
+  if (headers) {
+    lua_pushnil(L);
+    while (lua_next(L, headers)) {
+      size_t nlen = 0, vlen = 0;
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "alloy: header names must be strings");
+      const char *name = lua_tolstring(L, -2, &nlen);
+      const char *value = scalar_string(L, -1, &vlen);
+      if (value == NULL) luaL_error(L, "alloy: header '%s' must be a string or number", name);
+      if (!header_name_ok(name, nlen)) luaL_error(L, "alloy: invalid header name '%s'", name);
+      if (header_is(name, nlen, "authorization"))
+        luaL_error(L, "alloy: the Authorization header is set by the client");
+      if (count == MAX_HEADERS) luaL_error(L, "alloy: too many headers");
+      if (!header_value_ok(value, vlen) && bad_header == NULL) bad_header = name;
+      have_accept |= header_is(name, nlen, "accept");
+      have_version |= header_is(name, nlen, "x-api-version");
+      have_ctype |= header_is(name, nlen, "content-type");
+      have_ua |= header_is(name, nlen, "user-agent");
+      /* "name: value" is assembled below; the names stay anchored by the headers table */
+      names[count] = name;
+      lens[count] = nlen;
+      count++;
+      total += nlen + 2 + vlen + 1;
+      lua_pop(L, 1);
+    }
+  }
+  if (bad_header) set_failure(L, p, a, "header '%.60s' contains CR, LF or NUL", bad_header);
+  if (count == 0) return c->chains[body_kind * 2 + version_header];
+
+  /* Lay out nodes then strings in one block. */
+  size_t nodes = count + (have_accept ? 0 : 1) + (version_header && !have_version ? 1 : 0) +
+                 (body_kind == BODY_JSON && !have_ctype ? 1 : 0) + (body_kind != BODY_NONE ? 1 : 0);
+  struct curl_slist *list = lua_newuserdata(L, nodes * sizeof(struct curl_slist) + total);
+  char *strings = (char *)(list + nodes);
+  size_t k = 0;
+  for (size_t i = 0; i < count; i++) {
+    size_t vlen = 0;
+    lua_getfield(L, headers, names[i]);
+    const char *v = scalar_string(L, -1, &vlen);
+    list[k].data = strings;
+    memcpy(strings, names[i], lens[i]);
+    strings += lens[i];
+    *strings++ = ':';
+    *strings++ = ' ';
+    memcpy(strings, v, vlen);
+    strings += vlen;
+    *strings++ = '\0';
+    lua_pop(L, 1);
+    k++;
+  }
+  if (!have_accept) list[k++].data = "Accept: application/json";
+  if (body_kind == BODY_JSON && !have_ctype) list[k++].data = "Content-Type: application/json";
+  if (body_kind != BODY_NONE) list[k++].data = "Expect:"; /* no 100-continue round trip */
+  if (version_header && !have_version) list[k++].data = c->version_header;
+  for (size_t i = 0; i + 1 < nodes; i++) list[i].next = &list[i + 1];
+  list[nodes - 1].next = have_ua ? &c->auth_node : c->tail;
+  anchor(a);
+  return list;
+}
+
+static const char *check_method(lua_State *L, const char *m, size_t n, const char *who) {
+  if (n == 0 || n > 10) luaL_error(L, "%s: invalid method", who);
+  for (size_t i = 0; i < n; i++)
+    if (m[i] < 'A' || m[i] > 'Z') luaL_error(L, "%s: method must be upper-case letters", who);
+  return m;
+}
+
+/* What a request is made of, read from a spec table or from a named operation's arguments.
+ * json, body, query, headers: stack indices of those values, 0 when absent. */
+typedef struct request_input {
+  const char *method;
+  size_t method_len;
+  const char *full_url; /* or base + path */
+  size_t url_len;
+  const char *base;
+  const char *path;
+  size_t path_len;
+  int version_in_path, raw;
+  int json, body, query, headers;
+  url_param_fn lookup; /* the values of the path's {name} placeholders */
+  void *lookup_ud;
+} request_input;
+
+/* Builds the wire request p from in; the strings it makes are anchored through a. Misuse
+ * raises; bad values (ids, header values) set p->fail_*. */
+static void build_request(lua_State *L, client *c, const request_input *in, anchors *a,
+                          const alloy_op *op, prepared *p, const char *who) {
+  luaL_checkstack(L, 16, "request");
+  memset(p, 0, sizeof *p);
+  p->op = op;
+  p->raw = in->raw;
+  p->req.method = check_method(L, in->method, in->method_len, who);
+  if (in->json) {
+    lua_getfield(L, CJSON_UPVALUE, "encode");
+    lua_pushvalue(L, in->json);
+    lua_call(L, 1, 2);
+    if (lua_isnil(L, -2)) luaL_error(L, "%s: cannot encode json: %s", who, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    p->req.body = lua_tolstring(L, -1, &p->req.body_len);
+    anchor(a);
+  } else if (in->body) {
+    p->req.body = lua_tolstring(L, in->body, &p->req.body_len);
+  }
+
+  /* URL: base + [/version] + expanded path + query. */
+  abuf *url = &c->scratch;
+  abuf_clear(url);
+  size_t path_off;
+  if (in->full_url) {
+    abuf_add(url, in->full_url, in->url_len);
+    /* Only the path, for messages: libcurl parses the URL it sends (no CURLU needed). */
+    const char *scheme_end = strstr(url->data, "://");
+    const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+    path_off = slash ? (size_t)(slash - url->data) : url->len;
+  } else {
+    abuf_adds(url, in->base);
+    path_off = url->len;
+    if (in->version_in_path) {
+      abuf_add(url, "/", 1);
+      abuf_adds(url, c->api_version);
+    }
+    const char *err = NULL;
+    char name[48];
+    if (url_expand(url, in->path, in->path_len, in->lookup, in->lookup_ud, &err, name, sizeof name) != 0) {
+      if (strcmp(err, "invalid path parameter") != 0) luaL_error(L, "%s: %s '%s'", who, err, name);
+      set_failure(L, p, a, "path parameter '%s' must be a non-empty id without control characters", name);
+    }
+  }
+  if (in->query) append_query(L, in->query, url);
+
+  lua_pushlstring(L, url->data, url->len);
+  p->req.url = lua_tostring(L, -1);
+  p->url_table = a->table;
+  p->url_index = a->table ? a->n + 1 : lua_gettop(L);
+  anchor(a);
+  const char *q = strchr(p->req.url + path_off, '?');
+  p->path = p->req.url + path_off;
+  p->path_len = q ? (size_t)(q - p->path) : strlen(p->path);
+  if (p->path_len == 0) p->path = "/", p->path_len = 1;
+
+  int body_kind = in->json ? BODY_JSON : in->body ? BODY_RAW : BODY_NONE;
+  p->req.headers = build_headers(L, c, in->headers, body_kind, !in->version_in_path, p, a);
+}
+
+/* Pushes field name of the spec table when it is set, checking its type; returns its index or 0. */
+static int spec_field(lua_State *L, int spec, const char *name, int type, const char *who) {
+  lua_getfield(L, spec, name);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (type != LUA_TNONE && lua_type(L, -1) != type)
+    luaL_error(L, "%s: %s must be a %s", who, name, lua_typename(L, type));
+  return lua_gettop(L);
+}
+
+void request_from_spec(lua_State *L, client *c, int spec, anchors *a, const alloy_op *op,
+                         prepared *p, const char *who) {
+  spec = ac_absindex(L, spec);
+  CHECK_KEYS(L, spec, request_fields, who, "request field");
+  request_input in;
+  memset(&in, 0, sizeof in);
+  in.method = field_string(L, spec, "method", &in.method_len, who);
+  if (in.method == NULL) {
+    in.method = op ? op->method : "GET";
+    in.method_len = strlen(in.method);
+  }
+  size_t slen = 0;
+  in.full_url = field_string(L, spec, "url", &in.url_len, who);
+  in.path = field_string(L, spec, "path", &in.path_len, who);
+  const char *service = field_string(L, spec, "service", &slen, who);
+  if (in.path == NULL && op) {
+    in.path = op->path;
+    in.path_len = strlen(in.path);
+  }
+  if (in.full_url && in.path) luaL_error(L, "%s: give either url or path, not both", who);
+  if (!in.full_url && !in.path) luaL_error(L, "%s: a path (or url) is required", who);
+  if (in.path && (in.path_len == 0 || in.path[0] != '/')) luaL_error(L, "%s: path must start with '/'", who);
+  if (in.full_url && !header_value_ok(in.full_url, in.url_len))
+    luaL_error(L, "%s: url contains CR, LF or NUL", who);
+  in.base = c->base_url;
+  if (service == NULL && op && op->service == SERVICE_EMBEDDED) in.base = c->embedded_url;
+  if (service) {
+    if (strcmp(service, "embedded") == 0)
+      in.base = c->embedded_url;
+    else if (strcmp(service, "base") != 0)
+      luaL_error(L, "%s: service must be \"base\" or \"embedded\"", who);
+  }
+  lua_getfield(L, spec, "version_in_path");
+  in.version_in_path = lua_toboolean(L, -1);
+  lua_getfield(L, spec, "raw");
+  in.raw = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+
+  in.json = spec_field(L, spec, "json", LUA_TNONE, who);
+  in.body = spec_field(L, spec, "body", LUA_TSTRING, who);
+  if (in.json && in.body) luaL_error(L, "%s: give either json or body, not both", who);
+  int params = spec_field(L, spec, "params", LUA_TTABLE, who);
+  in.query = spec_field(L, spec, "query", LUA_TTABLE, who);
+  in.headers = spec_field(L, spec, "headers", LUA_TTABLE, who);
+  param_lookup pl = {L, params, a};
+  in.lookup = lookup_param;
+  in.lookup_ud = &pl;
+  build_request(L, c, &in, a, op, p, who);
+}
+
+/* Turns positional arguments of a named operation into a request spec table (pushed). */
+static void op_spec(lua_State *L, const alloy_op *op, int first, int nargs, const char *who) {
+  int arg = first;
+  lua_newtable(L);
+  int spec = lua_gettop(L);
+  lua_newtable(L);
+  const char *s = op->path;
+  while ((s = strchr(s, '{')) != NULL) {
+    const char *e = strchr(s, '}');
+    char name[48];
+    snprintf(name, sizeof name, "%.*s", (int)(e - s - 1), s + 1);
+    int t = arg < first + nargs ? lua_type(L, arg) : LUA_TNIL;
+    if (t == LUA_TNIL) luaL_error(L, "%s: missing argument '%s'", who, name);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER) luaL_error(L, "%s: argument '%s' must be a string", who, name);
+    lua_pushvalue(L, arg++);
+    lua_setfield(L, -2, name);
+    s = e + 1;
+  }
+  lua_setfield(L, spec, "params");
+  if (op->has_body) {
+    if (arg < first + nargs && !lua_isnil(L, arg)) {
+      luaL_checktype(L, arg, LUA_TTABLE);
+      lua_pushvalue(L, arg);
+    } else {
+      lua_newtable(L);
+    }
+    lua_setfield(L, spec, "json");
+    arg++;
+  }
+  if (arg < first + nargs && !lua_isnil(L, arg)) { /* options: merged over the row */
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, spec);
+    }
+    arg++;
+  }
+  if (arg < first + nargs) luaL_error(L, "%s: too many arguments", who);
+}
+
+/* Named operation op called with nargs arguments from index first: straight from the
+ * arguments, unless an options table asks for the general path. */
+void request_from_op(lua_State *L, client *c, const alloy_op *op, int first, int nargs,
+                       anchors *a, prepared *p, const char *who) {
+  int nparams = 0;
+  for (const char *s = op->path; (s = strchr(s, '{')) != NULL; s++) nparams++;
+  int last = first + nargs - 1;
+  int body = op->has_body ? first + nparams : 0;
+  int options = first + nparams + (op->has_body ? 1 : 0);
+  if (options <= last && !lua_isnil(L, options)) {
+    op_spec(L, op, first, nargs, who);
+    request_from_spec(L, c, lua_gettop(L), a, op, p, who);
+    return;
+  }
+  if (options < last) luaL_error(L, "%s: too many arguments", who);
+  request_input in;
+  memset(&in, 0, sizeof in);
+  in.method = op->method;
+  in.method_len = strlen(op->method);
+  in.base = op->service == SERVICE_EMBEDDED ? c->embedded_url : c->base_url;
+  in.path = op->path;
+  in.path_len = strlen(op->path);
+  if (body) {
+    if (body <= last && !lua_isnil(L, body)) {
+      luaL_checktype(L, body, LUA_TTABLE);
+      in.json = body;
+    } else {
+      lua_newtable(L);
+      in.json = lua_gettop(L);
+    }
+  }
+  arg_lookup al = {L, first, last, a, who};
+  in.lookup = lookup_arg;
+  in.lookup_ud = &al;
+  build_request(L, c, &in, a, op, p, who);
+}

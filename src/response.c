@@ -1,0 +1,200 @@
+/* Answers -> Lua values: the response table (res.headers built lazily), the value a named
+ * operation returns, or the failure tuple nil, msg, code, res. */
+#include <stdio.h>
+#include <string.h>
+
+#include "alloy_int.h"
+#include "errors.h"
+#include "url.h"
+
+static void set_number(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes {name = value} for a raw header block: names lower-cased, repeats joined. Parsed by
+ * hand (header_next), not read with curl_easy_header: res.headers is built when first read,
+ * after the easy handle has served other requests, and answers from a transport or
+ * client:finish never came from libcurl. */
+static void push_header_table(lua_State *L, const char *cursor, size_t len) {
+  const char *end = cursor + len;
+  header_field f;
+  char name[128];
+  lua_createtable(L, 0, 8);
+  while (header_next(&cursor, end, &f)) {
+    if (f.name_len >= sizeof name) continue;
+    for (size_t i = 0; i < f.name_len; i++) {
+      char ch = f.name[i];
+      name[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+    }
+    lua_pushlstring(L, name, f.name_len);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, f.value, f.value_len);
+    } else { /* repeated header: join as HTTP allows */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, f.value, f.value_len);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+/* The response metatable's __index: res.headers is built from res.raw_headers when first
+ * read, since most callers never look at it and it is most of a response's cost. */
+static int response_index(lua_State *L) {
+  size_t n = 0;
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "headers") != 0) return 0;
+  lua_getfield(L, 1, "raw_headers");
+  const char *raw = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
+  push_header_table(L, raw, n);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+/* Pushes the response table for r. */
+static void push_response(lua_State *L, const http_response *r, const prepared *p) {
+  lua_createtable(L, 0, p->in_batch ? 9 : 7);
+  luaL_getmetatable(L, RESPONSE_MT);
+  lua_setmetatable(L, -2);
+  lua_pushinteger(L, (lua_Integer)r->status);
+  lua_setfield(L, -2, "status");
+  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+  lua_setfield(L, -2, "body");
+  if (p->url_index == 0)
+    lua_pushstring(L, p->req.url);
+  else if (p->url_table)
+    lua_rawgeti(L, p->url_table, p->url_index);
+  else
+    lua_pushvalue(L, p->url_index);
+  lua_setfield(L, -2, "url");
+  set_number(L, "time", r->total_time);
+  lua_pushinteger(L, r->attempts);
+  lua_setfield(L, -2, "attempts");
+  lua_pushlstring(L, r->headers.data ? r->headers.data : "", r->headers.len);
+  lua_setfield(L, -2, "raw_headers");
+}
+
+/* Pushes nil, msg, code, res for a failure described by code and detail. */
+static int fail(lua_State *L, client *c, const prepared *p, const http_response *r, const char *code,
+                const char *detail, size_t detail_len, int res) {
+  alloy_format_message(&c->scratch, code, detail, detail_len, p->req.method, p->path, p->path_len,
+                       r ? r->attempts : 0, c->api_key);
+  return alloy_push_failure(L, c->scratch.data, code, res);
+}
+
+/* Leaves the value a named operation returns on top of the stack, or returns 0 when the
+ * decoded body (at json) does not have the expected shape. */
+static int shape_result(lua_State *L, const alloy_op *op, int json) {
+  static const char *const wrappers[] = {"data", "credentials", "metadata", "connectors", NULL};
+  if (op->result == RESULT_JSON) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  /* One rendering of the 2025-09 token reference shows the body as a bare JSON string. */
+  if (op->result == RESULT_FIELD && lua_type(L, json) == LUA_TSTRING && ac_rawlen(L, json) > 0) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  if (!lua_istable(L, json)) return 0;
+  if (op->result == RESULT_FIELD) {
+    lua_getfield(L, json, op->field);
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) return 1;
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, json, 1);
+  int is_array = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (is_array) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  for (int i = 0; wrappers[i]; i++) {
+    lua_getfield(L, json, wrappers[i]);
+    if (lua_istable(L, -1)) return 1;
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L); /* an empty array decodes to an empty table */
+  if (lua_next(L, json) == 0) {
+    lua_pushvalue(L, json);
+    return 1;
+  }
+  lua_pop(L, 2);
+  return 0;
+}
+
+int response_result(lua_State *L, client *c, const http_response *r, const prepared *p) {
+  if (r->transport_failed)
+    return fail(L, c, p, r, alloy_code_name(CODE_TRANSPORT_ERROR), r->errbuf, strlen(r->errbuf), 0);
+  if (r->curl_code != CURLE_OK) {
+    char other[24];
+    const char *code = r->too_large ? alloy_code_name(CODE_BODY_TOO_LARGE)
+                                    : alloy_curl_code((int)r->curl_code, other, sizeof other);
+    const char *text = r->too_large ? "response body is larger than max_body" : r->errbuf;
+    return fail(L, c, p, r, code, text, strlen(text), 0);
+  }
+
+  push_response(L, r, p);
+  int res = lua_gettop(L);
+  char json_err[96] = "";
+  if (!p->raw && r->body.len > 0) {
+    lua_getfield(L, CJSON_UPVALUE, "decode");
+    lua_getfield(L, res, "body");
+    lua_call(L, 1, 2);
+    if (!lua_isnil(L, -2)) {
+      lua_pop(L, 1);
+      lua_setfield(L, res, "json");
+    } else {
+      snprintf(json_err, sizeof json_err, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid JSON");
+    }
+    lua_settop(L, res);
+  }
+  lua_getfield(L, res, "json");
+  int json = lua_gettop(L);
+  abuf detail = {0};
+  int n;
+
+  if (r->status >= 300 || r->status < 200) {
+    char code[24];
+    alloy_http_code(r->status, code, sizeof code);
+    alloy_server_detail(L, json, r->body.data ? r->body.data : "", r->body.len, &detail);
+    if (detail.len == 0) abuf_adds(&detail, "no explanation in the response");
+    n = fail(L, c, p, r, code, detail.data, detail.len, res);
+  } else if (json_err[0]) {
+    abuf_adds(&detail, json_err);
+    abuf_adds(&detail, "; body starts: ");
+    abuf_add(&detail, r->body.data, r->body.len < 40 ? r->body.len : 40);
+    n = fail(L, c, p, r, alloy_code_name(CODE_JSON_DECODE), detail.data, detail.len, res);
+  } else if (p->op == NULL) {
+    lua_pushvalue(L, res);
+    n = 1;
+  } else if (shape_result(L, p->op, json)) {
+    lua_pushvalue(L, res);
+    n = 2;
+  } else {
+    abuf_adds(&detail, "unexpected response shape: ");
+    if (p->op->result == RESULT_FIELD) {
+      abuf_adds(&detail, "no '");
+      abuf_adds(&detail, p->op->field);
+      abuf_adds(&detail, "' field");
+    } else {
+      abuf_adds(&detail, "no list (an array, or data/credentials/metadata/connectors)");
+    }
+    n = fail(L, c, p, r, alloy_code_name(CODE_BAD_RESPONSE), detail.data, detail.len, res);
+  }
+  abuf_free(&detail);
+  return n;
+}
+
+void response_open(lua_State *L, const alloy_open_ctx *o) {
+  (void)o;
+  luaL_newmetatable(L, RESPONSE_MT);
+  lua_pushcfunction(L, response_index);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
