@@ -5,6 +5,8 @@
 -- M.choose(question, names)  -> one of names (typed in full, or its number) | nil, err
 -- M.secret(question)         -> a line read from the terminal without echo | nil, err
 -- M.line(question)           -> a line from the terminal (echoed) | nil, err
+-- M.approve(yes, question, what) -> true when --yes was given or the person answered y;
+--                               else nil, err (declined: status 1; nobody to ask: status 2)
 -- Prompts go to stderr; answers are read from stdin. Nothing here ever passes user data to
 -- a shell: the one shell command (for the secret) is a fixed string, the value comes back
 -- over a pipe.
@@ -92,6 +94,16 @@ function M.secret(question)
     if v ~= "" then return v end
   end
   return nil, failure.usage("no value given (three empty answers)", "type the value at the prompt")
+end
+
+function M.approve(yes, question, what)
+  if yes then return true end
+  if not M.interactive() then
+    return nil, failure.usage(("not deleting %s: stdin is not a terminal, so nobody can confirm"):format(what),
+      "pass --yes to delete without asking")
+  end
+  if M.confirm(question) then return true end
+  return nil, failure.new(("not deleted: %s (not confirmed)"):format(what), "answer y to delete, or pass --yes")
 end
 
 return M
