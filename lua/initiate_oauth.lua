@@ -46,6 +46,8 @@ local function main()
     return nil, require("alloy.failure").usage(("connector id %q has unexpected characters"):format(connector),
       "connector ids look like notion, slack, hubspot, googleDrive")
   end
+  -- a redirect URI given up front is checked before anything is sent
+  if cfg.redirect_uri then cli.exit_on(oauth.settings(args, cfg.redirect_uri)) end
   -- asked only for OAuth connectors, after their other inputs
   local function redirect()
     if cfg.redirect_uri then return cfg.redirect_uri end
