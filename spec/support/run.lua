@@ -13,7 +13,8 @@
 -- * run.spawn(...) starts a script in the background with stdout on a pipe, for flows that
 --   need to read output while the script runs (the OAuth listener): h:line(), h:wait().
 -- * Every run is recorded in run.history ({name, args, stdout, stderr, code, secret}) so
---   spec/secrets_spec.lua can check no output ever contained the API key (run.leaks()).
+--   spec/secrets_spec.lua can check no output ever contained the API key (run.leaks()), nor
+--   any of opts.secrets (other secrets a run was given, e.g. a connector's API key on stdin).
 local M = {}
 
 M.history = {}
@@ -128,18 +129,23 @@ local function cleanup(files)
 end
 
 local function record(name, args, opts, r)
+  opts = opts or {}
   M.history[#M.history + 1] = { name = name, args = args, stdout = r.stdout, stderr = r.stderr, code = r.code,
-                                secret = opts.env and opts.env.ALLOY_API_KEY or nil }
+                                secret = opts.env and opts.env.ALLOY_API_KEY or nil, secrets = opts.secrets }
   return r
 end
 
--- Runs (of run.history) whose output contains the API key they were given.
+-- Runs (of run.history) whose output contains the API key (or another secret) they were given.
 function M.leaks(history)
   local bad = {}
   for _, h in ipairs(history or M.history) do
-    local k = h.secret
-    if k and #k >= 8 and ((h.stdout or ""):find(k, 1, true) or (h.stderr or ""):find(k, 1, true)) then
-      bad[#bad + 1] = h
+    local keys = { h.secret }
+    for _, s in ipairs(h.secrets or {}) do keys[#keys + 1] = s end
+    for _, k in ipairs(keys) do
+      if #k >= 8 and ((h.stdout or ""):find(k, 1, true) or (h.stderr or ""):find(k, 1, true)) then
+        bad[#bad + 1] = h
+        break
+      end
     end
   end
   return bad
