@@ -96,7 +96,8 @@ describe("connect", function()
     it("required: without a terminal and --auth-config, exit 2", function()
       local r = connect { "--connector", "salesforce", "--redirect-uri", redirect, "--no-listen" }
       assert.equal(2, r.code)
-      assert.matches("^error: connector salesforce needs a custom auth config id\nhint: pass %-%-auth%-config", r.stderr)
+      assert.matches("^error: connector salesforce needs a custom auth config id\nhint: pass %-%-auth%-config",
+        r.stderr)
       assert.same({}, posted())
     end)
 
