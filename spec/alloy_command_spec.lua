@@ -30,7 +30,9 @@ describe("alloy command", function()
     r = alloy { "--help" }
     assert.equal(0, r.code)
     for _, c in ipairs(commands.LIST) do
-      if c.sub then assert.matches("\n  " .. c.sub:gsub("%p", "%%%0") .. " +" .. c.summary:gsub("%p", "%%%0"), r.stdout) end
+      if c.sub then
+        assert.matches("\n  " .. c.sub:gsub("%p", "%%%0") .. " +" .. c.summary:gsub("%p", "%%%0"), r.stdout)
+      end
     end
     r = alloy { "help", "connections" }
     assert.equal(0, r.code)
