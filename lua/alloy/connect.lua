@@ -111,7 +111,7 @@ local function inputs(args, connector, entry, given)
           ("pass --field %s=<value>"):format(f.name) .. (f.description and (": " .. f.description) or ""))
       end
       local err
-      v, err = prompt.line(("%s (%s): "):format(f.title, f.name))
+      v, err = cli.ask(("%s (%s): "):format(f.title, f.name), f.name)
       if not v then return nil, err end
     end
     if v ~= nil and v ~= "" then data[f.name], any = v, true end
@@ -123,7 +123,7 @@ local function inputs(args, connector, entry, given)
         "pass --auth-config <id> (the id of the auth config set up in Alloy)")
     end
     local err
-    config_id, err = prompt.line("Auth config id (authConfigId): ")
+    config_id, err = cli.ask("Auth config id (authConfigId): ", "auth config id")
     if not config_id then return nil, err end
   end
   if config_id and not (config_id:match("^%x+$") and #config_id == 24) then

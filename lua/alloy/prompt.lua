@@ -4,7 +4,6 @@
 -- M.confirm(question)        -> true (y/yes) | false (anything else, or end of input)
 -- M.choose(question, names)  -> one of names (typed in full, or its number) | nil, err
 -- M.secret(question)         -> a line read from the terminal without echo | nil, err
--- M.line(question)           -> a line from the terminal (echoed) | nil, err
 -- M.approve(yes, question, what) -> true when --yes was given or the person answered y;
 --                               else nil, err (declined: status 1; nobody to ask: status 2)
 -- Prompts go to stderr; answers are read from stdin. Nothing here ever passes user data to
@@ -39,15 +38,6 @@ local function ask(question)
   return (line:gsub("\r$", ""):match("^%s*(.-)%s*$"))
 end
 
--- Asks again on an empty answer.
-function M.line(question)
-  while true do
-    local v, err = ask(question)
-    if not v then return nil, err end
-    if v ~= "" then return v end
-  end
-end
-
 function M.confirm(question)
   local v = ask(question .. " [y/N] ")
   v = v and v:lower()
@@ -57,7 +47,7 @@ end
 function M.choose(question, names)
   for i, n in ipairs(names) do io.stderr:write(("  %d) %s\n"):format(i, n)) end
   while true do
-    local v, err = M.line(question)
+    local v, err = require("alloy.cli").ask(question, "choice")
     if not v then return nil, err end
     local i = tonumber(v)
     if i and names[i] then return names[i] end
