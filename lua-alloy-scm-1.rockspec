@@ -53,6 +53,8 @@ build = {
     ["alloy.cli"] = "lua/alloy/cli.lua",
     ["alloy.commands"] = "lua/alloy/commands.lua",
     ["alloy.config"] = "lua/alloy/config.lua",
+    ["alloy.connect"] = "lua/alloy/connect.lua",
+    ["alloy.connectors"] = "lua/alloy/connectors.lua",
     ["alloy.credentials"] = "lua/alloy/credentials.lua",
     ["alloy.dotenv"] = "lua/alloy/dotenv.lua",
     ["alloy.failure"] = "lua/alloy/failure.lua",
@@ -60,6 +62,7 @@ build = {
     ["alloy.listener"] = "lua/alloy/listener.lua",
     ["alloy.oauth"] = "lua/alloy/oauth.lua",
     ["alloy.paths"] = "lua/alloy/paths.lua",
+    ["alloy.prompt"] = "lua/alloy/prompt.lua",
   },
   install = {
     bin = {
@@ -67,6 +70,10 @@ build = {
       ["alloy-initiate-oauth"] = "lua/initiate_oauth.lua",
       ["alloy-test-oauth"] = "lua/test_oauth.lua",
       ["alloy-list-connections"] = "lua/list_connections.lua",
+      ["alloy-list-connectors"] = "lua/list_connectors.lua",
+      ["alloy-delete-connection"] = "lua/delete_connection.lua",
+      ["alloy-users"] = "lua/users.lua",
+      ["alloy"] = "lua/alloy_main.lua",
     },
   },
 }

@@ -82,7 +82,7 @@ function RUN.delete(client, args)
   local u, err = get(client, args.target)
   if not u then return nil, err end
   cli.say("User (deleting it deletes its connections too):")
-  io.stderr:write(cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }))
+  cli.say("%s", (cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }):gsub("\n$", "")))
   local ok, aerr = prompt.approve(args.yes, "Delete this user?", "user " .. args.target)
   if not ok then return nil, aerr end
   local done, msg, code, res = client:delete_user(u.userId or args.target)

@@ -143,7 +143,7 @@ local function duplicates(args, cfg, client, connector)
   local existing = credentials.for_connector(list, connector)
   if #existing == 0 then return existing, nil end
   cli.say("User %s already has %d %s connection%s:", cfg.user_id, #existing, connector, #existing == 1 and "" or "s")
-  io.stderr:write(credentials.table(existing))
+  cli.say("%s", (credentials.table(existing):gsub("\n$", "")))
   if args.new then return existing, "new" end
   if args.replace then return existing, "replace" end
   if not prompt.interactive() then
