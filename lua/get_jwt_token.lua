@@ -12,12 +12,24 @@ Examples:
   {cmd}                       token of ALLOY_USER_ID
   TOKEN=$({cmd} -u 68c3229752345278627ae373)
   {cmd} --json                {token,userId,expiresAt,endpoint,apiVersion}
-  {cmd} --probe               try every known host/version/method variant]])
+  {cmd} --probe               try the known variants, documented first, until one works
+  {cmd} --probe --all         try all of them and print the whole table
+  {cmd} --region eu           the EU host (https://eu-embedded.runalloy.com)
+
+Hosts: https://production.runalloy.com with the x-api-version header is the documented form
+(2025-09); https://embedded.runalloy.com/2023-12 and /2024-03 (version in the path) are the older
+documented form, and the EU host exists only in that form; the embedded host without a path
+version, and POST on the token path, are not documented.]])
 parser:option("--embedded-url", "Host of the token call; overrides ALLOY_EMBEDDED_URL."):argname("<url>")
 parser:option("--base-url", "Production host (used by --probe); overrides ALLOY_BASE_URL."):argname("<url>")
 parser:option("--api-version", "API version; overrides ALLOY_API_VERSION (default 2025-09)."):argname("<yyyy-mm>")
-parser:flag("--probe", "Try the documented and historical endpoint variants, print a table on stderr,"
-  .. " use the first that works.")
+parser:flag("--probe", "Try the endpoint variants, documented first, until one works; print a table on"
+  .. " stderr and use the token of the one that worked.")
+parser:flag("--all", "With --probe: try every variant, even after one worked.")
+parser:option("--region", "eu: the token call goes to the EU host " .. "https://eu-embedded.runalloy.com"
+  .. " (unless --embedded-url / ALLOY_EMBEDDED_URL say otherwise); overrides ALLOY_REGION."):argname("<region>")
+
+local EU_EMBEDDED = "https://eu-embedded.runalloy.com"
 
 -- Monotonic seconds, for timing probe attempts that got no response; lua-system is loaded
 -- only by --probe (start-up time matters for the plain call).
@@ -36,6 +48,19 @@ local function expiry(alloy, token)
   return cli.iso_time(exp), cli.relative(exp - os.time()), claims
 end
 
+-- The user id the token is for (its userId claim), else what was asked for.
+local function resolved(alloy, token, asked)
+  local claims = alloy.jwt_claims(token)
+  local id = claims and claims.userId
+  return type(id) == "string" and id ~= "" and id or asked
+end
+
+-- What the user typed (a username, say), when it is not the resolved id.
+local function typed(alloy, token, asked)
+  if resolved(alloy, token, asked) ~= asked then return asked end
+  return nil
+end
+
 local function summary(user, method, url, version_text, token, alloy)
   local iso, rel = expiry(alloy, token)
   cli.say("user:        %s", user)
@@ -49,22 +74,22 @@ local function summary(user, method, url, version_text, token, alloy)
   return iso
 end
 
--- The variants --probe tries, documented first (see alloy-api.md §1 and §3).
+-- The variants --probe tries, documented first: the production host with the x-api-version
+-- header (the 2025-09 reference), the embedded host with the header (seen working, not
+-- documented), the embedded host with the version in the path (the older documented form),
+-- the production host with it in the path; then the same with POST (not documented).
 local function variants(cfg)
   local list = {}
   local versions, seen = {}, {}
   for _, v in ipairs({ cfg.api_version, "2025-09", "2024-03", "2023-12" }) do
     if not seen[v] then seen[v] = true; versions[#versions + 1] = v end
   end
-  local hosts = {
-    { service = "embedded", name = "embedded", url = cfg.embedded_url },
-    { service = "base", name = "production", url = cfg.base_url },
-  }
+  local production = { service = "base", name = "production", url = cfg.base_url }
+  local embedded = { service = "embedded", name = "embedded", url = cfg.embedded_url }
   for _, method in ipairs({ "GET", "POST" }) do
-    for _, host in ipairs(hosts) do
-      list[#list + 1] = { method = method, host = host, version = cfg.api_version, in_path = false }
-    end
-    for _, host in ipairs(hosts) do
+    list[#list + 1] = { method = method, host = production, version = cfg.api_version, in_path = false }
+    list[#list + 1] = { method = method, host = embedded, version = cfg.api_version, in_path = false }
+    for _, host in ipairs({ embedded, production }) do
       for _, v in ipairs(versions) do
         list[#list + 1] = { method = method, host = host, version = v, in_path = true }
       end
@@ -116,6 +141,7 @@ local function probe(cfg, args)
     results[#results + 1] = r
     cli.say("%3d  %-6s %-10s %-16s %-18s %5d ms  %s", i, v.method, v.host.name, version_text(v), r.result, r.timeMs,
       v.host.url)
+    if first and not args.all then break end
   end
   for _, c in pairs(clients) do c:close() end
   return results, first
@@ -128,6 +154,14 @@ local function main()
   }))
   cli.exit_on(cli.require_config(cfg, true))
   local alloy = require "alloy" -- loaded by cli.config
+  local region = args.region or os.getenv("ALLOY_REGION")
+  if region and region ~= "" then
+    if region:lower() ~= "eu" and region:lower() ~= "us" then
+      return nil, require("alloy.failure").usage(("unknown region %q"):format(region),
+        "use --region eu (or us, the default)")
+    end
+    if region:lower() == "eu" and cfg.source.embedded_url == "default" then cfg.embedded_url = EU_EMBEDDED end
+  end
 
   if args.probe then
     local results, first = probe(cfg, args)
@@ -145,14 +179,15 @@ local function main()
     local v = first.variant
     cli.say("first working variant: #%d %s %s (%s)", first.row.n, v.method, first.res.url or v.host.url,
       v.in_path and ("version in the path, /" .. v.version) or ("x-api-version: " .. v.version .. " header"))
-    if v.method == "GET" and not v.in_path and v.host.service == "base" then
+    if v.method == "GET" and not v.in_path and v.host.service == "base" and v.host.url ~= cfg.embedded_url then
       cli.say("to make it the default: ALLOY_EMBEDDED_URL=%s", v.host.url)
     end
     local iso = summary(cfg.user_id, v.method, first.res.url or v.host.url,
       v.in_path and (v.version .. " (in the path)") or (v.version .. " (x-api-version header)"), first.token, alloy)
     if args.json then
       cli.out(cli.json({
-        token = first.token, userId = cfg.user_id, expiresAt = iso or cli.null,
+        token = first.token, userId = resolved(alloy, first.token, cfg.user_id), expiresAt = iso or cli.null,
+        user = typed(alloy, first.token, cfg.user_id),
         endpoint = first.res.url or v.host.url, apiVersion = v.version, method = v.method,
         probes = cli.array(results),
       }) .. "\n")
@@ -174,7 +209,8 @@ local function main()
   client:close()
   if args.json then
     cli.out(cli.json({
-      token = token, userId = cfg.user_id, expiresAt = iso or cli.null,
+      token = token, userId = resolved(alloy, token, cfg.user_id), user = typed(alloy, token, cfg.user_id),
+      expiresAt = iso or cli.null,
       endpoint = url, apiVersion = cfg.api_version,
     }) .. "\n")
   else

@@ -61,8 +61,8 @@ local function copy_source(src)
   return src
 end
 
-local function command_name(script) -- lua/get_jwt_token.lua -> alloy-get-jwt-token
-  return "alloy-" .. script:match("([^/]+)%.lua$"):gsub("_", "-")
+local function command_name(script) -- lua/get_jwt_token.lua -> alloy-get-jwt-token (alloy.commands)
+  return require("alloy.commands").by_script[script:match("([^/]+)%.lua$")].installed
 end
 
 describe("lua-alloy-scm-1.rockspec", function()

@@ -17,6 +17,8 @@ describe("the API key never appears in script output", function()
   end)
 
   local WRONG_KEY = "wrongKEY_abcdefghijklmnopqrstuvw"
+  -- a connector's API key, given on stdin: never printed either
+  local FIELD_SECRET = "acuity-SECRET-9f8e7d6c5b4a"
 
   -- Every script, with arguments that reach the API (listening ones wait briefly).
   local function scripts()
@@ -31,6 +33,13 @@ describe("the API key never appears in script output", function()
       { "initiate_oauth", { "--connector", "notion", "--redirect-uri", redirect, "--timeout", "0.1" } },
       { "initiate_oauth", { "--connector", "notion", "--redirect-uri", redirect, "--no-listen", "--json" } },
       { "test_oauth", { "--redirect-uri", redirect, "--timeout", "0.1" } },
+      { "list_connectors", {}, no_user = true },
+      { "list_connectors", { "--json", "--search", "zen" }, no_user = true },
+      { "users", { "list" }, no_user = true },
+      { "delete_connection", { "--yes", "0123456789abcdef01234567" } },
+      { "alloy_main", { "connections" } },
+      { "initiate_oauth", { "--connector", "acuityScheduling", "--field", "userId=12345678" },
+        stdin = FIELD_SECRET .. "\n", secrets = { FIELD_SECRET } },
     }
   end
 
@@ -57,7 +66,7 @@ describe("the API key never appears in script output", function()
       sb:fault{ path = ".", status = 200, body = "{not json", times = 50 }
       return {}
     end },
-    { "missing user", function() return { ALLOY_USER_ID = false } end },
+    { "missing user", function() return { ALLOY_USER_ID = false } end, no_user = true },
     { "missing key", function() return { ALLOY_API_KEY = false } end },
     { "key in a world-readable .env", function()
       run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\n", "644")
@@ -79,15 +88,18 @@ describe("the API key never appears in script output", function()
           for _, a in ipairs(s[2]) do args[#args + 1] = a end
           for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
           if verbose then args[#args + 1] = "--verbose" end
-          local r = run.script(s[1], args, { env = run.env(sb, uid, extra_env), cwd = dir })
+          local r = run.script(s[1], args, { env = run.env(sb, uid, extra_env), cwd = dir, stdin = s.stdin,
+                                             secrets = s.secrets })
           runs[#runs + 1] = r
           local label = s[1] .. " " .. table.concat(args, " ") .. " [" .. mode[1] .. "]"
           assert.is_nil(r.stdout:find(sb.api_key, 1, true), "key in stdout of " .. label)
           assert.is_nil(r.stderr:find(sb.api_key, 1, true), "key in stderr of " .. label)
           assert.is_nil(r.stdout:find(WRONG_KEY, 1, true), "wrong key in stdout of " .. label)
           assert.is_nil(r.stderr:find(WRONG_KEY, 1, true), "wrong key in stderr of " .. label)
+          assert.is_nil((r.stdout .. r.stderr):find(FIELD_SECRET, 1, true), "connector secret in output of " .. label)
           -- (--probe recovers from a fault on its first attempts: its exit code is not the point)
-          if not mode.ok and not (mode.partial and s[2][1] == "--probe") then
+          -- (list_connectors and users need no user id)
+          if not mode.ok and not (mode.partial and s[2][1] == "--probe") and not (s.no_user and mode.no_user) then
             assert.is_true(r.code == 1 or r.code == 2, label .. " exited " .. tostring(r.code) .. "\n" .. r.stderr)
             assert.matches("error: ", r.stderr, 1, true)
           end
@@ -106,7 +118,8 @@ describe("the API key never appears in script output", function()
     for _, r in ipairs(run.history) do
       if r.code ~= 0 then seen[r.name] = true end
     end
-    for _, name in ipairs({ "get_jwt_token", "list_connections", "initiate_oauth", "test_oauth" }) do
+    for _, name in ipairs({ "get_jwt_token", "list_connections", "initiate_oauth", "test_oauth", "list_connectors",
+                            "users", "delete_connection", "alloy_main" }) do
       assert.is_true(seen[name], name .. " never failed in this suite")
     end
     assert.is_true(#runs >= #MODES * 2 * 8)

@@ -16,11 +16,21 @@ M.LIST = {
     summary = "the OAuth flow preset for Notion" },
   { script = "list_connections", installed = "alloy-list-connections", sub = "connections",
     summary = "a user's connections (credentials)" },
+  { script = "list_connectors", installed = "alloy-list-connectors", sub = "connectors",
+    summary = "the connectors this API key can connect, with their authentication types" },
+  { script = "delete_connection", installed = "alloy-delete-connection", sub = "disconnect",
+    summary = "delete one of a user's connections (asks first; --yes for scripts)" },
+  { script = "users", installed = "alloy-users", sub = "users",
+    summary = "list, create, show and delete Alloy users" },
+  -- the `alloy` command itself: installed as plain `alloy` (main = true), no subcommand
+  { script = "alloy_main", installed = "alloy", main = true,
+    summary = "every command above as `alloy <subcommand>`" },
 }
 
 M.by_script, M.by_sub = {}, {}
 for _, c in ipairs(M.LIST) do
-  M.by_script[c.script], M.by_sub[c.sub] = c, c
+  M.by_script[c.script] = c
+  if c.sub then M.by_sub[c.sub] = c end
 end
 
 -- How the running process was started: "checkout" (lua5.4 lua/x.lua), "installed"
@@ -42,7 +52,7 @@ M.mode, M.context = detect()
 -- The command line that runs script (a row's script name) where the user is now.
 function M.invocation(script)
   local c = assert(M.by_script[script], "alloy.commands: unknown script " .. tostring(script))
-  if M.mode == "alloy" then return "alloy " .. c.sub end
+  if M.mode == "alloy" then return c.sub and ("alloy " .. c.sub) or "alloy" end
   if M.mode == "checkout" then
     return ("%s %s/%s.lua"):format(M.context.lua, M.context.dir, c.script)
   end

@@ -8,7 +8,7 @@
 --    the snapshot (or by the credentialId the redirect carried), print the new id.
 -- Alloy does the code exchange itself: nothing is "exchanged" here.
 --
--- M.run{ args, cfg, client, connector, redirect_uri }
+-- M.run{ args, cfg, client, connector, redirect_uri, data =, auth_config_id =, on_confirmed = }
 --   -> { oauthUrl =, credential = (nil without listening), savedTo = } | nil, err
 -- (an alloy.failure: a busy port or contradictory flags are status 2, the API or nobody
 -- coming back in time status 1). It prints like the scripts (cli.say, cli.out).
@@ -17,6 +17,7 @@ local credentials = require "alloy.credentials"
 local failure = require "alloy.failure"
 local listener = require "alloy.listener"
 local dotenv = require "alloy.dotenv"
+local commands = require "alloy.commands"
 
 local M = {}
 
@@ -104,7 +105,7 @@ local function page_fail(connector, why)
 end
 
 -- The settings of a run, checked before anything is created.  -> r, listen, timeout | nil, err
-local function settings(args, uri)
+function M.settings(args, uri)
   local r, perr = parse_redirect(uri)
   if not r then
     return nil, failure.usage(perr, "pass --redirect-uri http://localhost:3000/oauth/callback (or set REDIRECT_URI)")
@@ -170,7 +171,7 @@ local function catch_redirect(L, o, r, timeout, before, ctx)
     if not cred then
       outcome = failure.new(("the browser came back, but no new %s connection appeared for user %s")
         :format(connector, cfg.user_id), "the authorization may have been cancelled; run again, or check"
-        .. " list_connections.lua")
+        .. " " .. commands.invocation("list_connections"))
       return 400, page_fail(connector, "No new connection was found for this user.")
     end
     outcome = { cred = cred, query = q }
@@ -178,7 +179,8 @@ local function catch_redirect(L, o, r, timeout, before, ctx)
   end }
   if not req then
     return nil, failure.new(("no redirect arrived on %s within %g s (%s)"):format(uri, timeout, werr or "timeout"),
-      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)")
+      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)"
+        .. (o.replacing and "; the old connection was kept" or ""))
   end
   if failure.is(outcome) then return nil, outcome end
   return outcome
@@ -188,7 +190,7 @@ end
 function M.run(o)
   local args, cfg, client, connector = o.args, o.cfg, o.client, o.connector
   local uri = o.redirect_uri
-  local r, listen, timeout = settings(args, uri)
+  local r, listen, timeout = M.settings(args, uri)
   if not r then return nil, listen end
   local ctx = { user_id = cfg.user_id, connector = connector, url = cfg.base_url }
 
@@ -199,7 +201,7 @@ function M.run(o)
   end
 
   local body = { userId = cfg.user_id, authenticationType = "oauth2", redirectUri = uri,
-                 authConfigId = args.auth_config_id }
+                 authConfigId = o.auth_config_id or args.auth_config_id, data = o.data }
   local created, msg, code, res = client:create_credential(connector, body)
   local oauth_url = type(created) == "table" and created.oauthUrl or (type(created) == "string" and created) or nil
   if created == nil or type(oauth_url) ~= "string" or oauth_url == "" then
@@ -223,8 +225,8 @@ function M.run(o)
 
   if not listen then
     cli.say("After authorizing, Alloy sends the browser to %s.", uri)
-    cli.say("Then find the new connection id with: %s --connector %s",
-      require("alloy.commands").invocation("list_connections"), connector)
+    cli.say("Then find the new connection id with: %s --connector %s", commands.invocation("list_connections"),
+      connector)
     return { oauthUrl = oauth_url }
   end
 
@@ -232,9 +234,27 @@ function M.run(o)
   L:close()
   if not outcome then return nil, werr end
 
-  local cred = outcome.cred
+  local extra = { oauthUrl = oauth_url, redirectUri = uri, redirectQuery = outcome.query }
+  local saved, rerr = M.report(o, outcome.cred, extra)
+  if not saved then return nil, rerr end
+  return { oauthUrl = oauth_url, credential = outcome.cred, savedTo = saved ~= true and saved or nil }
+end
+
+-- After a new credential is confirmed (by the OAuth redirect or at once for the other
+-- types): o.on_confirmed(cred) (may add fields to the JSON, e.g. what it replaced), --save,
+-- then the result: the id on stdout, or one JSON document with `extra` in it.
+-- -> the .env path saved to, or true | nil, err
+function M.report(o, cred, extra)
+  local args, cfg, connector = o.args, o.cfg, o.connector
   cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
     cred.name and (" (" .. cred.name .. ")") or "")
+  local doc = { connector = connector, userId = cfg.user_id, credentialId = cred.credentialId, credential = cred }
+  for k, v in pairs(extra or {}) do doc[k] = v end
+  if o.on_confirmed then
+    local more, cerr = o.on_confirmed(cred)
+    if not more then return nil, cerr end
+    for k, v in pairs(more) do doc[k] = v end
+  end
   local saved
   if args.save then
     local ok, serr = dotenv.set(cfg.env_path, "CONNECTION_ID", cred.credentialId)
@@ -245,20 +265,17 @@ function M.run(o)
     saved = cfg.env_path
     cli.say("Saved CONNECTION_ID=%s to %s", cred.credentialId, cfg.env_path)
   end
+  doc.savedTo = saved or cli.null
   if args.json then
-    cli.out(cli.json({
-      oauthUrl = oauth_url, connector = connector, userId = cfg.user_id, redirectUri = uri,
-      credentialId = cred.credentialId, credential = cred, savedTo = saved or cli.null,
-      redirectQuery = outcome.query,
-    }) .. "\n")
+    cli.out(cli.json(doc) .. "\n")
   else
     cli.out(cred.credentialId .. "\n")
   end
   if not saved then
     cli.say("Next: use it with CONNECTION_ID=%s (add that line to .env, or run again with --save)", cred.credentialId)
   end
-  cli.say("List connections: %s --connector %s", require("alloy.commands").invocation("list_connections"), connector)
-  return { oauthUrl = oauth_url, credential = cred, savedTo = saved }
+  cli.say("List connections: %s --connector %s", commands.invocation("list_connections"), connector)
+  return saved or true
 end
 
 return M

@@ -92,6 +92,8 @@ function H.token(_, p)
   local iat = ngx.time()
   local token = jwt.sign({ userId = u.userId, iat = iat, exp = iat + state.settings.token_ttl },
                          state.cfg.jwt_secret)
+  -- token_shape "string": the bare JSON string body, as the reference's rendered example shows
+  if state.settings.token_shape == "string" then return util.json(200, token) end
   return util.json(200, { token = token })
 end
 

@@ -22,6 +22,10 @@ local SETTERS = {
   end,
   credentials_shape = shape_setter("credentials_shape", "credentials"),
   connectors_shape = shape_setter("connectors_shape", "connectors"),
+  token_shape = function(v)
+    if v == "object" or v == "string" then return v end
+    return nil, "token_shape must be object or string"
+  end,
   token_ttl = function(v)
     if type(v) == "number" then return math.floor(v) end
     return nil, "token_ttl must be a number of seconds"

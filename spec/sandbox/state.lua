@@ -59,6 +59,7 @@ local DEFAULTS = {
   credentials_shape = false,    -- false: each endpoint's own shape; or data|credentials|array
   connectors_shape = false,     -- false: {"data":[...]}; or data|connectors|array
   token_ttl = 3600,
+  token_shape = "object",       -- object: {"token": ...}; string: the bare JSON string
 }
 M.DEFAULTS = DEFAULTS
 

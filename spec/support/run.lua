@@ -12,8 +12,11 @@
 --   stdout and stderr are then merged into r.stdout (that is what a terminal shows).
 -- * run.spawn(...) starts a script in the background with stdout on a pipe, for flows that
 --   need to read output while the script runs (the OAuth listener): h:line(), h:wait().
+-- * run.terminal(...) runs a script on a pseudo-terminal and lets the spec type into it
+--   when it has printed a prompt: t:expect(text), t:type(line), t:wait().
 -- * Every run is recorded in run.history ({name, args, stdout, stderr, code, secret}) so
---   spec/secrets_spec.lua can check no output ever contained the API key (run.leaks()).
+--   spec/secrets_spec.lua can check no output ever contained the API key (run.leaks()), nor
+--   any of opts.secrets (other secrets a run was given, e.g. a connector's API key on stdin).
 local M = {}
 
 M.history = {}
@@ -107,7 +110,7 @@ local function build(name, args, opts)
   if opts.stdin then
     files.stdin = tmpfile(opts.stdin)
     cmd = cmd .. " < " .. M.quote(files.stdin)
-  else
+  elseif not opts.typed then
     cmd = cmd .. " < /dev/null"
   end
   if opts.cwd then cmd = "cd " .. M.quote(opts.cwd) .. " && exec " .. cmd end -- exec: one pid throughout
@@ -128,18 +131,23 @@ local function cleanup(files)
 end
 
 local function record(name, args, opts, r)
+  opts = opts or {}
   M.history[#M.history + 1] = { name = name, args = args, stdout = r.stdout, stderr = r.stderr, code = r.code,
-                                secret = opts.env and opts.env.ALLOY_API_KEY or nil }
+                                secret = opts.env and opts.env.ALLOY_API_KEY or nil, secrets = opts.secrets }
   return r
 end
 
--- Runs (of run.history) whose output contains the API key they were given.
+-- Runs (of run.history) whose output contains the API key (or another secret) they were given.
 function M.leaks(history)
   local bad = {}
   for _, h in ipairs(history or M.history) do
-    local k = h.secret
-    if k and #k >= 8 and ((h.stdout or ""):find(k, 1, true) or (h.stderr or ""):find(k, 1, true)) then
-      bad[#bad + 1] = h
+    local keys = { h.secret }
+    for _, s in ipairs(h.secrets or {}) do keys[#keys + 1] = s end
+    for _, k in ipairs(keys) do
+      if #k >= 8 and ((h.stdout or ""):find(k, 1, true) or (h.stderr or ""):find(k, 1, true)) then
+        bad[#bad + 1] = h
+        break
+      end
     end
   end
   return bad
@@ -241,6 +249,37 @@ function M.background(name, args, opts)
     return self.result
   end
   return h
+end
+
+-- On a pseudo-terminal, typed into: what the terminal shows is t:screen() (stdout and
+-- stderr merged, "\r\n" as "\n", and whatever the terminal echoed of the typing).
+-- t:expect(text) waits until the screen shows text (false after `timeout` s); t:type(s)
+-- sends s to the terminal; t:wait() -> { stdout = the screen, stderr = "", code }.
+function M.terminal(name, args, opts)
+  opts = opts or {}
+  local o = { typed = true, tty = true }
+  for k, v in pairs(opts) do o[k] = v end
+  local cmd, files = build(name, args, o)
+  files.out = tmpfile()
+  local p = assert(io.popen("( " .. cmd .. " ) > " .. M.quote(files.out) .. " 2>&1", "w"))
+  local t = {}
+  function t.screen() return (read_file(files.out):gsub("\r\n", "\n")) end
+  function t.expect(_, text, timeout)
+    return M.wait_for(function() return t.screen():find(text, 1, true) ~= nil end, timeout or 10) ~= nil
+  end
+  function t.type(_, text)
+    p:write(text)
+    p:flush()
+  end
+  function t.wait()
+    if t.result then return t.result end
+    local a, b, c = p:close()
+    local r = { stdout = t.screen(), stderr = "", code = exit_code(a, b, c), cmd = cmd }
+    cleanup(files)
+    t.result = record(name, args, opts, r)
+    return r
+  end
+  return t
 end
 
 -- Runs Lua source in a fresh interpreter (the one scripts run on, so `make sanitize` and

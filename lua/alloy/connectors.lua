@@ -1,0 +1,135 @@
+-- alloy.connectors: the connector catalogue and what each connector needs to connect.
+--
+-- M.list(client)             -> { {id=, name=}, ... } | nil, err
+-- M.entries(metadata)        -> the metadata entries of GET /connectors/{id}/credentials/metadata as
+--                               { {type=, authConfigRequired=, oauth=, fields = { {name=, title=,
+--                               description=, secret=, required=}, ... }}, ... }
+-- M.metadata(client, id)     -> entries | nil, err (an unknown id: status 2, "did you mean ...")
+-- M.auth_types(client, ids)  -> { [id] = {"oauth2", ...} | false } (one concurrent batch)
+-- M.closest(ids, want)       -> the known ids nearest to want (edit distance), best first
+local failure = require "alloy.failure"
+
+local M = {}
+
+local function str(v) return type(v) == "string" and v or nil end
+
+function M.list(client)
+  local v, msg, code, res = client:list_connectors()
+  if v == nil then return nil, failure.api(msg, code, res) end
+  local out = {}
+  for _, it in ipairs(v) do
+    if type(it) == "table" and str(it.id or it.connectorId) then
+      local id = str(it.id) or str(it.connectorId)
+      out[#out + 1] = { id = id, name = str(it.name) or id }
+    end
+  end
+  return out
+end
+
+-- Data fields in prompt order: the required ones as listed, then the rest by name (a JSON
+-- object has no order).
+local function fields(data)
+  local out, seen = {}, {}
+  local props = type(data) == "table" and type(data.properties) == "table" and data.properties or {}
+  local function add(name, required)
+    local p = props[name]
+    if seen[name] or type(p) ~= "table" then return end
+    seen[name] = true
+    out[#out + 1] = { name = name, title = str(p.title) or name, description = str(p.description),
+                      secret = p.writeOnly == true, required = required }
+  end
+  for _, name in ipairs(type(data) == "table" and type(data.required) == "table" and data.required or {}) do
+    add(name, true)
+  end
+  local rest = {}
+  for name in pairs(props) do if not seen[name] then rest[#rest + 1] = name end end
+  table.sort(rest)
+  for _, name in ipairs(rest) do add(name, false) end
+  return out
+end
+
+function M.entries(meta)
+  local out = {}
+  for _, e in ipairs(type(meta) == "table" and meta or {}) do
+    local t = type(e) == "table" and str(e.authenticationType)
+    if t then
+      local schema = type(e.inputSchema) == "table" and e.inputSchema or {}
+      local props = type(schema.properties) == "table" and schema.properties or {}
+      out[#out + 1] = { type = t, oauth = t == "oauth2", authConfigRequired = e.authConfigRequired == true,
+                        fields = fields(props.data) }
+    end
+  end
+  return out
+end
+
+-- Levenshtein distance, case-insensitive.
+local function distance(a, b)
+  a, b = a:lower(), b:lower()
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+function M.closest(ids, want)
+  local scored = {}
+  for _, id in ipairs(ids) do
+    local d = distance(id, want)
+    if d <= math.max(2, math.floor(#want / 3)) or id:lower():find(want:lower(), 1, true) then
+      scored[#scored + 1] = { id = id, d = d }
+    end
+  end
+  table.sort(scored, function(x, y) if x.d ~= y.d then return x.d < y.d end return x.id < y.id end)
+  local out = {}
+  for i = 1, math.min(3, #scored) do out[i] = scored[i].id end
+  return out
+end
+
+-- The failure for an unknown connector id, with the nearest known ids.
+local function unknown(client, id)
+  local list = M.list(client)
+  local ids = {}
+  for i, c in ipairs(list or {}) do ids[i] = c.id end
+  local near = M.closest(ids, id)
+  local hint = #near > 0 and ("did you mean " .. table.concat(near, " or ") .. "?")
+    or "list the connectors with: " .. require("alloy.commands").invocation("list_connectors")
+  return failure.usage(("unknown connector %q"):format(id), hint)
+end
+
+function M.metadata(client, id)
+  local meta, msg, code, res = client:credential_metadata(id)
+  if meta == nil then
+    if code == "HTTP_404" then return nil, unknown(client, id) end
+    return nil, failure.api(msg, code, res, { connector = id })
+  end
+  local entries = M.entries(meta)
+  if #entries == 0 then
+    return nil, failure.new(("the API lists no authentication type for connector %s"):format(id))
+  end
+  return entries
+end
+
+function M.auth_types(client, ids)
+  local reqs = {}
+  for i, id in ipairs(ids) do reqs[i] = { op = "credential_metadata", args = { id } } end
+  local out = {}
+  client:batch(reqs, { concurrency = 8, on_result = function(i, r)
+    if r.ok then
+      local types = {}
+      for k, e in ipairs(M.entries(r.value)) do types[k] = e.type end
+      out[ids[i]] = types
+    else
+      out[ids[i]] = false
+    end
+  end })
+  return out
+end
+
+return M

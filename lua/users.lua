@@ -1,0 +1,121 @@
+-- users.lua: the Alloy users of this API key: list, create, get, delete.
+local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
+
+local cli = require "alloy.cli"
+local commands = require "alloy.commands"
+local failure = require "alloy.failure"
+local prompt = require "alloy.prompt"
+
+local parser = cli.parser("users.lua",
+  "The Alloy users of this API key. list (the default): a table on stdout; create USERNAME: the new"
+  .. " user id on stdout; get ID: the user; delete ID: asks y/N on a terminal (--yes for scripts).",
+  [[
+ID is the user id (24 hex digits) or the username.
+
+Examples:
+  lua5.4 lua/users.lua list
+  lua5.4 lua/users.lua create ada --full-name "Ada Lovelace"
+  lua5.4 lua/users.lua get ada --json
+  lua5.4 lua/users.lua delete ada --yes]], { user = false })
+parser:argument("action", "list, create, get or delete."):args("?")
+parser:argument("target", "USERNAME for create, ID for get and delete."):args("?")
+parser:option("--full-name", "Full name of the user to create."):argname("<name>")
+parser:flag("-y --yes", "Delete without asking (for scripts).")
+
+local ACTIONS = { list = true, create = true, get = true, delete = true }
+
+local function user_row(u)
+  return { type(u.userId) == "string" and u.userId or "-", type(u.username) == "string" and u.username or "-",
+           type(u.fullName) == "string" and u.fullName or "-" }
+end
+
+local function show(args, u)
+  if args.json then return cli.out(cli.json(u) .. "\n") end
+  cli.out(cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }))
+end
+
+local function get(client, target)
+  local u, msg, code, res = client:get_user(target)
+  if u == nil then return nil, failure.api(msg, code, res, { user_id = target }) end
+  return u
+end
+
+local RUN = {}
+
+function RUN.list(client, args)
+  local list, msg, code, res = client:list_users()
+  if list == nil then return nil, failure.api(msg, code, res) end
+  if args.json then
+    cli.out(cli.json({ count = #list, users = cli.array(list) }) .. "\n")
+  elseif #list > 0 then
+    local rows = { { "ID", "USERNAME", "FULL NAME" } }
+    for _, u in ipairs(list) do rows[#rows + 1] = user_row(u) end
+    cli.out(cli.columns(rows))
+  end
+  cli.say("%d user%s", #list, #list == 1 and "" or "s")
+  return cli.OK
+end
+
+function RUN.create(client, args)
+  local created, msg, code, res = client:create_user({ username = args.target, fullName = args.full_name })
+  if created == nil then return nil, failure.api(msg, code, res) end
+  cli.say("Created user %s (%s).", args.target, tostring(created.userId))
+  if args.json then
+    cli.out(cli.json({ userId = created.userId, username = args.target, fullName = args.full_name or cli.null })
+      .. "\n")
+  else
+    cli.out(tostring(created.userId) .. "\n")
+  end
+  cli.say("Use it: ALLOY_USER_ID=%s (in .env), or --user %s", tostring(created.userId), args.target)
+  return cli.OK
+end
+
+function RUN.get(client, args)
+  local u, err = get(client, args.target)
+  if not u then return nil, err end
+  show(args, u)
+  return cli.OK
+end
+
+function RUN.delete(client, args)
+  local u, err = get(client, args.target)
+  if not u then return nil, err end
+  cli.say("User (deleting it deletes its connections too):")
+  cli.say("%s", (cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }):gsub("\n$", "")))
+  local ok, aerr = prompt.approve(args.yes, "Delete this user?", "user " .. args.target)
+  if not ok then return nil, aerr end
+  local done, msg, code, res = client:delete_user(u.userId or args.target)
+  if done == nil then return nil, failure.api(msg, code, res, { user_id = args.target }) end
+  cli.say("Deleted user %s.", args.target)
+  if args.json then
+    cli.out(cli.json({ deleted = true, user = u }) .. "\n")
+  else
+    cli.out(tostring(u.userId or args.target) .. "\n")
+  end
+  return cli.OK
+end
+
+local function main()
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local action = args.action or "list"
+  if not ACTIONS[action] then
+    return nil, failure.usage(("unknown action %q"):format(action),
+      "use one of: list, create USERNAME, get ID, delete ID (" .. commands.invocation("users") .. " --help)")
+  end
+  if action ~= "list" and not args.target then
+    return nil, failure.usage(("%s needs a %s"):format(action, action == "create" and "USERNAME" or "user ID"),
+      ("%s %s <%s>"):format(commands.invocation("users"), action, action == "create" and "username" or "id"))
+  end
+  if action == "list" and args.target then
+    return nil, failure.usage("list takes no argument", commands.invocation("users") .. " list")
+  end
+  local cfg = cli.exit_on(cli.config(args))
+  cli.exit_on(cli.require_config(cfg, false))
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
+  local status, err = RUN[action](client, args)
+  client:close()
+  return status, err
+end
+
+cli.main(main)

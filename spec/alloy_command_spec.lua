@@ -1,0 +1,129 @@
+-- The `alloy` command (lua/alloy_main.lua, installed as `alloy`): subcommands run the
+-- scripts' own flows, and their messages name `alloy <subcommand>`.
+local Sandbox = require "sandbox"
+local run = require "run"
+local commands = require "alloy.commands"
+
+describe("alloy command", function()
+  local sb, uid, dir
+
+  setup(function() sb = Sandbox.start() end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "ada" }
+    dir = run.tmpdir()
+  end)
+  after_each(function() run.rmdir(dir) end)
+
+  local function alloy(args, o)
+    o = o or {}
+    o.env = o.env or run.env(sb, uid)
+    o.cwd = dir
+    return run.script("alloy_main", args, o)
+  end
+
+  it("--version, --help, help CMD", function()
+    local r = alloy { "--version" }
+    assert.equal(0, r.code)
+    assert.equal("alloy " .. require("alloy").VERSION .. "\n", r.stdout)
+    r = alloy { "--help" }
+    assert.equal(0, r.code)
+    for _, c in ipairs(commands.LIST) do
+      if c.sub then
+        assert.matches("\n  " .. c.sub:gsub("%p", "%%%0") .. " +" .. c.summary:gsub("%p", "%%%0"), r.stdout)
+      end
+    end
+    r = alloy { "help", "connections" }
+    assert.equal(0, r.code)
+    assert.matches("--connector", r.stdout, 1, true)
+    r = alloy { "disconnect", "--help" }
+    assert.equal(0, r.code)
+    assert.matches("--yes", r.stdout, 1, true)
+  end)
+
+  it("no command or an unknown one: exit 2 (with the closest command)", function()
+    local r = alloy {}
+    assert.equal(2, r.code)
+    assert.equal("", r.stdout)
+    assert.matches("Usage: alloy <command>", r.stderr, 1, true)
+    r = alloy { "conections" }
+    assert.equal(2, r.code)
+    assert.equal("error: unknown command \"conections\"\nhint: did you mean alloy connections?\n", r.stderr)
+  end)
+
+  it("runs the whole life of one connection", function()
+    local redirect = "http://localhost:" .. run.closed_port() .. "/oauth/callback"
+    local r = alloy { "connectors", "--search", "notion" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^ID%s+NAME%s+AUTH\nnotion%s+Notion%s+oauth2\n$", r.stdout)
+    assert.matches("Connect one with: alloy connect --connector notion", r.stderr, 1, true)
+
+    local function connect(extra)
+      local args = { "connect", "--connector", "notion", "--redirect-uri", redirect, "--timeout", "10" }
+      for _, a in ipairs(extra or {}) do args[#args + 1] = a end
+      local h = run.spawn("alloy_main", args, { env = run.env(sb, uid), cwd = dir })
+      local url = h:line()
+      local b = url and run.browse(url) or {}
+      local res = h:wait()
+      assert.equal(0, res.code, res.stderr)
+      assert.equal(200, b.status)
+      assert.matches("List connections: alloy connections --connector notion", res.stderr, 1, true)
+      return run.lines(res.stdout)[2]
+    end
+
+    local first = connect()
+    r = alloy { "connections" }
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("\n" .. first .. "  notion-oauth2  ", r.stdout, 1, true)
+
+    local second = connect { "--replace" }
+    assert.are_not.equal(first, second)
+    r = alloy { "connections" }
+    assert.is_nil(r.stdout:find(first, 1, true))
+    assert.matches("\n" .. second .. "  notion-oauth2  ", r.stdout, 1, true)
+
+    r = alloy { "disconnect", second, "--yes" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(second .. "\n", r.stdout)
+
+    r = alloy { "connections" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("", r.stdout)
+    assert.matches("No connections for user " .. uid, r.stderr, 1, true)
+  end)
+
+  it("users and token run the scripts' flows", function()
+    local r = alloy { "users", "create", "bob" }
+    assert.equal(0, r.code, r.stderr)
+    local bob = r.stdout:match("^(%x+)\n$")
+    r = alloy { "token", "-u", "bob" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(bob, run.jwt_payload(r.stdout:sub(1, -2)).userId)
+    r = alloy { "users", "delete", "bob" }
+    assert.equal(2, r.code)
+    assert.matches("hint: pass --yes", r.stderr, 1, true)
+  end)
+
+  it("installed: finds the installed commands beside itself", function()
+    local bin = dir .. "/bin"
+    os.execute("mkdir -p " .. run.quote(bin))
+    os.execute(("ln -s %s %s"):format(run.quote(run.root .. "/lua/alloy_main.lua"), run.quote(bin .. "/alloy")))
+    for _, c in ipairs(commands.LIST) do
+      if c.sub then
+        os.execute(("ln -s %s %s"):format(run.quote(run.root .. "/lua/" .. c.script .. ".lua"),
+          run.quote(bin .. "/" .. c.installed)))
+      end
+    end
+    local abi = run.lua:match("(lua5%.%d)$") or run.lua:match("(luajit)$") or "lua5.4"
+    local env = run.env(sb, uid, { LUA_PATH = run.root .. "/lua/?.lua;;",
+                                   LUA_CPATH = run.root .. "/build/" .. abi .. "/?.so;;" })
+    sb:create_credential { userId = uid, connector = "slack" }
+    local r = run.script(bin .. "/alloy", { "connections", "--json" }, { env = env, cwd = dir })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("\"type\":\"slack-oauth2\"", r.stdout, 1, true)
+    r = run.script(bin .. "/alloy", { "connect", "-c", "slakc" }, { env = env, cwd = dir })
+    assert.equal(2, r.code)
+    assert.matches("hint: did you mean slack?", r.stderr, 1, true)
+  end)
+end)

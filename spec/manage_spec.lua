@@ -1,0 +1,195 @@
+-- list_connectors.lua, delete_connection.lua and users.lua against the sandbox, run as a user
+-- runs them (a terminal through run.terminal).
+local Sandbox = require "sandbox"
+local run = require "run"
+local cjson = require "cjson"
+
+describe("managing", function()
+  local sb, uid, dir
+
+  setup(function() sb = Sandbox.start() end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "ada", fullName = "Ada Lovelace" }
+    dir = run.tmpdir()
+  end)
+  after_each(function() run.rmdir(dir) end)
+
+  local function script(name, args, o)
+    o = o or {}
+    o.env = o.env or run.env(sb, uid, o.extra)
+    o.extra = nil
+    o.cwd = dir
+    return run.script(name, args, o)
+  end
+  local function terminal(name, args)
+    return run.terminal(name, args, { env = run.env(sb, uid), cwd = dir })
+  end
+
+  local function metadata_reads()
+    local out = {}
+    for _, q in ipairs(sb:requests()) do
+      local id = q.path:match("^/connectors/([^/]+)/credentials/metadata$")
+      if id then out[#out + 1] = id end
+    end
+    table.sort(out)
+    return out
+  end
+
+  describe("list_connectors.lua", function()
+    it("lists id, name and the auth types read from each connector's metadata", function()
+      local r = script("list_connectors", {})
+      assert.equal(0, r.code, r.stderr)
+      local lines = run.lines(r.stdout)
+      assert.equal(11, #lines)
+      assert.matches("^ID%s+NAME%s+AUTH$", lines[1])
+      assert.matches("^acuityScheduling%s+Acuity Scheduling%s+apiKey$", lines[8])
+      assert.matches("^zendesk%s+Zendesk%s+oauth2,basic$", lines[11])
+      assert.equal(10, #metadata_reads())
+      assert.matches("10 connectors", r.stderr, 1, true)
+    end)
+
+    it("--search matches id and name in any case, and reads metadata only for those shown", function()
+      local r = script("list_connectors", { "--search", "SCHED", "--json" })
+      assert.equal(0, r.code, r.stderr)
+      local doc = cjson.decode(r.stdout)
+      assert.same({ count = 1, search = "SCHED", connectors = {
+        { id = "acuityScheduling", name = "Acuity Scheduling", authTypes = { "apiKey" } } } }, doc)
+      assert.same({ "acuityScheduling" }, metadata_reads())
+      r = script("list_connectors", { "--search", "nothing-like-it" })
+      assert.equal(0, r.code)
+      assert.equal("", r.stdout)
+      assert.matches("No connector matches \"nothing-like-it\".", r.stderr, 1, true)
+    end)
+
+    it("needs no user, but the key: exit 2 without it, exit 1 on a wrong one", function()
+      assert.equal(0, script("list_connectors", {}, { extra = { ALLOY_USER_ID = false } }).code)
+      assert.equal(2, script("list_connectors", {}, { extra = { ALLOY_API_KEY = false } }).code)
+      local r = script("list_connectors", {}, { extra = { ALLOY_API_KEY = "wrong-key-0123456789abcdefghijkl" } })
+      assert.equal(1, r.code)
+      assert.matches("^error: HTTP_401", r.stderr)
+    end)
+  end)
+
+  describe("delete_connection.lua", function()
+    local cred
+    before_each(function() cred = sb:create_credential { userId = uid, connector = "notion" } end)
+
+    local function ids()
+      local out = {}
+      for _, c in ipairs(sb:state().credentials) do out[#out + 1] = c.credentialId end
+      return out
+    end
+
+    it("refuses an id of the wrong shape before sending anything (exit 2)", function()
+      for _, bad in ipairs { "123", "zz" .. cred.credentialId:sub(3), cred.credentialId .. "0" } do
+        sb:clear_requests()
+        local r = script("delete_connection", { "--yes", bad })
+        assert.equal(2, r.code)
+        assert.matches("is not a connection id (24 hex digits)", r.stderr, 1, true)
+        assert.same({}, sb:requests())
+      end
+      assert.equal(2, script("delete_connection", { "--yes" }).code)
+    end)
+
+    it("an id the user does not have is exit 1, never a silent success", function()
+      local other = sb:create_user { username = "bob" }
+      local his = sb:create_credential { userId = other, connector = "slack" }
+      for _, id in ipairs { "0123456789abcdef01234567", his.credentialId } do
+        local r = script("delete_connection", { "--yes", id })
+        assert.equal(1, r.code)
+        assert.equal("", r.stdout)
+        assert.matches("^error: user " .. uid .. " has no connection " .. id, r.stderr)
+      end
+      assert.equal(2, #ids())
+    end)
+
+    it("without a terminal needs --yes (exit 2, nothing deleted); --yes deletes", function()
+      local r = script("delete_connection", { cred.credentialId })
+      assert.equal(2, r.code)
+      assert.matches(cred.name, r.stderr, 1, true)
+      assert.matches("error: not deleting connection " .. cred.credentialId .. ": stdin is not a terminal", r.stderr,
+        1, true)
+      assert.matches("hint: pass --yes", r.stderr, 1, true)
+      assert.equal(1, #ids())
+      r = script("delete_connection", { cred.credentialId, "--yes", "--json" })
+      assert.equal(0, r.code, r.stderr)
+      local doc = cjson.decode(r.stdout)
+      assert.is_true(doc.deleted)
+      assert.equal(cred.credentialId, doc.credentialId)
+      assert.equal("notion-oauth2", doc.credential.type)
+      assert.same({}, ids())
+    end)
+
+    it("on a terminal shows name, type and created, then asks y/N", function()
+      local t = terminal("delete_connection", { cred.credentialId })
+      assert.is_true(t:expect("Delete it? [y/N] "), t:screen())
+      t:type("n\n")
+      local r = t:wait()
+      assert.equal(1, r.code)
+      assert.matches(cred.name, r.stdout, 1, true)
+      assert.matches("notion-oauth2", r.stdout, 1, true)
+      assert.matches(cred.createdAt:sub(1, 10), r.stdout, 1, true)
+      assert.equal(1, #ids())
+      t = terminal("delete_connection", { cred.credentialId })
+      assert.is_true(t:expect("Delete it? [y/N] "), t:screen())
+      t:type("y\n")
+      r = t:wait()
+      assert.equal(0, r.code, r.stdout)
+      assert.same({}, ids())
+    end)
+  end)
+
+  describe("users.lua", function()
+    local function usernames()
+      local out = {}
+      for _, u in ipairs(sb:state().users) do out[#out + 1] = u.username end
+      table.sort(out)
+      return out
+    end
+
+    it("list (the default), create, get", function()
+      local r = script("users", {})
+      assert.equal(0, r.code, r.stderr)
+      assert.matches("^ID%s+USERNAME%s+FULL NAME\n" .. uid .. "%s+ada%s+Ada Lovelace\n$", r.stdout)
+      r = script("users", { "create", "bob", "--full-name", "Bob Babbage" })
+      assert.equal(0, r.code, r.stderr)
+      local bob = r.stdout:match("^(%x+)\n$")
+      assert.is_string(bob)
+      r = script("users", { "get", "bob", "--json" })
+      assert.same({ userId = bob, username = "bob", fullName = "Bob Babbage" }, cjson.decode(r.stdout))
+      r = script("users", { "list", "--json" })
+      assert.equal(2, cjson.decode(r.stdout).count)
+      r = script("users", { "create", "bob" })
+      assert.equal(1, r.code)
+      assert.matches("HTTP_409", r.stderr, 1, true)
+    end)
+
+    it("usage errors are exit 2", function()
+      assert.equal(2, script("users", { "rename", "x" }).code)
+      assert.equal(2, script("users", { "create" }).code)
+      assert.equal(2, script("users", { "list", "x" }).code)
+      assert.equal(2, script("users", {}, { extra = { ALLOY_API_KEY = false } }).code)
+    end)
+
+    it("delete asks like delete_connection: --yes, a terminal, exit 2 without either", function()
+      sb:create_user { username = "bob" }
+      sb:create_user { username = "carol" }
+      local r = script("users", { "delete", "bob" })
+      assert.equal(2, r.code)
+      assert.matches("hint: pass --yes", r.stderr, 1, true)
+      r = script("users", { "delete", "bob", "--yes" })
+      assert.equal(0, r.code, r.stderr)
+      assert.same({ "ada", "carol" }, usernames())
+      local t = terminal("users", { "delete", "carol" })
+      assert.is_true(t:expect("Delete this user? [y/N] "), t:screen())
+      t:type("y\n")
+      assert.equal(0, t:wait().code)
+      assert.same({ "ada" }, usernames())
+      r = script("users", { "get", "carol" })
+      assert.equal(1, r.code)
+      assert.matches("HTTP_404", r.stderr, 1, true)
+    end)
+  end)
+end)

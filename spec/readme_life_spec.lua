@@ -1,0 +1,72 @@
+-- The README's commands for the connection lifecycle (the `alloy` command, connectors,
+-- connecting any connector, deleting, users, --probe), run exactly as printed.
+local Sandbox = require "sandbox"
+local run = require "run"
+local readme = require "readme"
+local cjson = require "cjson"
+
+describe("README lifecycle commands", function()
+  local sb, uid
+
+  setup(function() sb = Sandbox.start() end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "ada" }
+  end)
+
+  local function env(extra) return { env = run.env(sb, uid, extra) } end
+
+  it("alloy --version and alloy connectors", function()
+    local out, err, code = readme.run("lua5.4 lua/alloy_main.lua --version", env())
+    assert.equal(0, code, err)
+    assert.matches("^alloy %d+%.%d+%.%d+\n$", out)
+    out, err, code = readme.run("lua5.4 lua/alloy_main.lua connectors", env())
+    assert.equal(0, code, err)
+    assert.matches("\nzendesk%s+Zendesk%s+oauth2,basic\n", out)
+    out, err, code = readme.run("lua5.4 lua/list_connectors.lua --search slack", env())
+    assert.equal(0, code, err)
+    assert.matches("^ID%s+NAME%s+AUTH\nslack%s+Slack%s+oauth2\n$", out)
+  end)
+
+  it("connects an API-key connector from stdin and a connector with a data field", function()
+    local secret = "acuity-README-secret-42"
+    local out, err, code = readme.run(
+[[printf '%s\n' "$ACUITY_API_KEY" | lua5.4 lua/initiate_oauth.lua --connector acuityScheduling --field userId=1234]],
+      { env = run.env(sb, uid, { ACUITY_API_KEY = secret }), secrets = { secret } })
+    assert.equal(0, code, err)
+    assert.equal(sb:state().credentials[1].credentialId .. "\n", out)
+    assert.is_nil((out .. err):find(secret, 1, true))
+    out, err, code = readme.run(
+      "lua5.4 lua/initiate_oauth.lua -c shopify --field shopSubdomain=my-shop --redirect-uri https://example.com/cb",
+      env())
+    assert.equal(0, code, err)
+    assert.matches("shopSubdomain=my-shop", out, 1, true)
+  end)
+
+  it("deletes a connection; manages users", function()
+    local cred = sb:create_credential { userId = uid, connector = "notion" }
+    local out, err, code = readme.run([[lua5.4 lua/delete_connection.lua "$CONNECTION_ID" --yes]],
+      env { CONNECTION_ID = cred.credentialId })
+    assert.equal(0, code, err)
+    assert.equal(cred.credentialId .. "\n", out)
+    out, err, code = readme.run([[lua5.4 lua/users.lua create grace --full-name "Grace Hopper"]], env())
+    assert.equal(0, code, err)
+    local id = out:match("^(%x+)\n$")
+    out, err, code = readme.run("lua5.4 lua/users.lua list --json", env())
+    assert.equal(0, code, err)
+    local names = {}
+    for _, u in ipairs(cjson.decode(out).users) do names[u.userId] = u.fullName end
+    assert.equal("Grace Hopper", names[id])
+  end)
+
+  it("--probe stops at the documented form; --all tries them all", function()
+    local _, err, code = readme.run("lua5.4 lua/get_jwt_token.lua --probe", env())
+    assert.equal(0, code, err)
+    assert.matches("\n%s+1  GET%s+production%s+header", err)
+    assert.is_nil(err:find("\n%s+2  "))
+    _, err, code = readme.run("lua5.4 lua/get_jwt_token.lua --probe --all", env())
+    assert.equal(0, code, err)
+    assert.matches("\n%s+16  POST", err)
+  end)
+end)
