@@ -11,17 +11,6 @@ package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
 
 local commands = require "alloy.commands"
 
-local function usage()
-  local rows = {}
-  for _, c in ipairs(commands.LIST) do
-    if c.sub then rows[#rows + 1] = ("  %-12s %s"):format(c.sub, c.summary) end
-  end
-  return "Usage: alloy <command> [options]\n\nCommands:\n" .. table.concat(rows, "\n") .. "\n"
-    .. "  help         help for a command: alloy help <command>\n\n"
-    .. "Options: --version, -h/--help. `alloy <command> --help` shows a command's options.\n"
-    .. "Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.\n"
-end
-
 local function fail(msg, hint)
   io.stderr:write("error: ", msg, "\n")
   if hint then io.stderr:write("hint: ", hint, "\n") end
@@ -42,6 +31,16 @@ local function script_file(c)
   return nil
 end
 
+local cli = require "alloy.cli"
+
+-- Help for `alloy`: argparse's, from the same parser the completions come from.
+local function usage()
+  local p = cli.command_parser("Alloy from the shell: every lua-alloy command as a subcommand.", script_file)
+  p:epilog("`alloy help <command>` (or `alloy <command> --help`) shows a command's options.\n"
+    .. "Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.")
+  return p:get_help() .. "\n"
+end
+
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (5.1)
 
 local first = arg[1]
@@ -54,8 +53,14 @@ if first == nil then
   os.exit(2)
 end
 if first == "--version" then
-  local ok, alloy = pcall(require, "alloy")
-  io.stdout:write("alloy ", ok and type(alloy) == "table" and alloy.VERSION or "(alloy.so not found)", "\n")
+  io.stdout:write(cli.version_line(arg[0]:match("[^/\\]+$")), "\n")
+  os.exit(0)
+end
+-- for `make completions`: every subcommand with its script's options
+if first == "--completion" then
+  local text, err = cli.completion_script(cli.command_parser("Alloy from the shell.", script_file), arg[2])
+  if not text then fail(err.message) end
+  io.stdout:write(text)
   os.exit(0)
 end
 

@@ -16,8 +16,8 @@ local parser = cli.parser("delete_connection.lua",
 An id the user does not have is an error (exit 1), never a silent success.
 
 Examples:
-  lua5.4 lua/delete_connection.lua 66fb066c3793749b64c214bc
-  lua5.4 lua/delete_connection.lua 66fb066c3793749b64c214bc --yes --json]])
+  {cmd} 66fb066c3793749b64c214bc
+  {cmd} 66fb066c3793749b64c214bc --yes --json]])
 parser:argument("id", "The connection (credential) id: 24 hex digits, as list_connections shows.")
 parser:flag("-y --yes", "Delete without asking (for scripts).")
 

@@ -11,9 +11,9 @@ local parser = cli.parser("list_connectors.lua",
   "List the connectors available to this API key: id, name and authentication type(s) on stdout.",
   [[
 Examples:
-  lua5.4 lua/list_connectors.lua
-  lua5.4 lua/list_connectors.lua --search slack
-  lua5.4 lua/list_connectors.lua --json | jq -r '.connectors[].id']], { user = false })
+  {cmd}
+  {cmd} --search slack
+  {cmd} --json | jq -r '.connectors[].id']], { user = false })
 parser:option("-s --search", "Only connectors whose id or name contains this text (any case)."):argname("<text>")
 
 local function main()

@@ -14,10 +14,10 @@ local parser = cli.parser("users.lua",
 ID is the user id (24 hex digits) or the username.
 
 Examples:
-  lua5.4 lua/users.lua list
-  lua5.4 lua/users.lua create ada --full-name "Ada Lovelace"
-  lua5.4 lua/users.lua get ada --json
-  lua5.4 lua/users.lua delete ada --yes]], { user = false })
+  {cmd} list
+  {cmd} create ada --full-name "Ada Lovelace"
+  {cmd} get ada --json
+  {cmd} delete ada --yes]], { user = false })
 parser:argument("action", "list, create, get or delete."):args("?")
 parser:argument("target", "USERNAME for create, ID for get and delete."):args("?")
 parser:option("--full-name", "Full name of the user to create."):argname("<name>")

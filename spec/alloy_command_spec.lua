@@ -26,12 +26,13 @@ describe("alloy command", function()
   it("--version, --help, help CMD", function()
     local r = alloy { "--version" }
     assert.equal(0, r.code)
-    assert.equal("alloy " .. require("alloy").VERSION .. "\n", r.stdout)
+    local version = require("alloy").VERSION:gsub("%.", "%%.")
+    assert.matches("^alloy_main%.lua %(lua%-alloy " .. version .. ", libcurl ", r.stdout)
     r = alloy { "--help" }
     assert.equal(0, r.code)
     for _, c in ipairs(commands.LIST) do
       if c.sub then
-        assert.matches("\n  " .. c.sub:gsub("%p", "%%%0") .. " +" .. c.summary:gsub("%p", "%%%0"), r.stdout)
+        assert.matches("\n +" .. c.sub:gsub("%p", "%%%0") .. " +" .. c.summary:gsub("%p", "%%%0"), r.stdout)
       end
     end
     r = alloy { "help", "connections" }
@@ -46,7 +47,7 @@ describe("alloy command", function()
     local r = alloy {}
     assert.equal(2, r.code)
     assert.equal("", r.stdout)
-    assert.matches("Usage: alloy <command>", r.stderr, 1, true)
+    assert.matches("Usage: alloy ", r.stderr, 1, true)
     r = alloy { "conections" }
     assert.equal(2, r.code)
     assert.equal("error: unknown command \"conections\"\nhint: did you mean alloy connections?\n", r.stderr)
@@ -75,13 +76,13 @@ describe("alloy command", function()
     local first = connect()
     r = alloy { "connections" }
     assert.equal(0, r.code, r.stderr)
-    assert.matches("\n" .. first .. "  notion-oauth2  ", r.stdout, 1, true)
+    assert.matches("^" .. first .. "\tnotion%-oauth2\t", r.stdout) -- piped: tab-separated rows
 
     local second = connect { "--replace" }
     assert.are_not.equal(first, second)
     r = alloy { "connections" }
     assert.is_nil(r.stdout:find(first, 1, true))
-    assert.matches("\n" .. second .. "  notion-oauth2  ", r.stdout, 1, true)
+    assert.matches("^" .. second .. "\tnotion%-oauth2\t", r.stdout)
 
     r = alloy { "disconnect", second, "--yes" }
     assert.equal(0, r.code, r.stderr)

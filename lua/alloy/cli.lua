@@ -284,6 +284,8 @@ function M.parser(name, description, epilog, opts)
   local script = name:gsub("%.lua$", "")
   -- installed commands are named alloy-get-jwt-token and so on: show what was typed
   name = (arg and type(arg[0]) == "string" and arg[0]:match("[^/\\]+$")) or name
+  local row = commands.by_script[script]
+  if commands.mode == "alloy" and row and row.sub then name = "alloy " .. row.sub end
   local p = recorder()
   p:_build(name, description, epilog, script)
   p:option("--env-file", "Read variables from this file instead of ./.env."):argname("<path>")
@@ -301,6 +303,7 @@ function M.parser(name, description, epilog, opts)
       io.stdout:flush()
       os.exit(M.OK)
     end)
+  if M.collecting then M.collecting[#M.collecting + 1] = p end
   return p
 end
 
@@ -342,12 +345,40 @@ end
 -- `--completion bash|zsh|fish`: the completion script for the command as installed
 -- (alloy-list-connections, ...), for `make completions`. Hidden: not a user's option.
 local function completion(parser, shell)
+  local script = calls_of[parser][1].args[4]
+  local row = commands.by_script[script]
+  return M.completion_script(materialise(parser, row and row.installed or script), shell)
+end
+
+-- The `alloy` command's parser: one subcommand per row of alloy.commands, with its
+-- script's own options. Each script file (script_file(row) -> path) is loaded, not run:
+-- while collecting, M.parser records the script's parser and M.main returns at once.
+function M.command_parser(description, script_file)
+  local p = require("argparse")("alloy", description)
+  if p.help_max_width then p:help_max_width(100) end
+  if p.help_description_margin then p:help_description_margin(30) end
+  p:flag("--version", "Print the versions (lua-alloy, libcurl, Lua) and exit.")
+  local saved_arg = arg
+  for _, row in ipairs(commands.LIST) do
+    local path = row.sub and script_file(row)
+    local chunk = path and loadfile(path)
+    if chunk then
+      M.collecting = {}
+      arg = { [0] = path } -- luacheck: ignore 121 (each script reads the global arg)
+      local ok = pcall(chunk)
+      local rec = ok and M.collecting[1]
+      M.collecting, arg = nil, saved_arg -- luacheck: ignore 121
+      if rec then replay(rec, p:command(row.sub, row.summary), 2) end
+    end
+  end
+  return p
+end
+
+-- `--completion bash|zsh|fish` for a parser; nil, err for another shell.
+function M.completion_script(p, shell)
   if shell ~= "bash" and shell ~= "zsh" and shell ~= "fish" then
     return nil, failure.usage(("--completion takes bash, zsh or fish, not %q"):format(tostring(shell)))
   end
-  local script = calls_of[parser][1].args[4]
-  local row = commands.by_script[script]
-  local p = materialise(parser, row and row.installed or script)
   return p["get_" .. shell .. "_complete"](p)
 end
 
@@ -466,6 +497,7 @@ end
 -- For scripts: run main(args) and exit with what it returns (an exit status, or nil, err),
 -- with friendly handling of Ctrl-C and internal errors.
 function M.main(fn, args)
+  if M.collecting then return end -- loaded by M.command_parser for its options only
   local ok, res, err = xpcall(function() return fn(args or {}) end, function(e)
     if M.verbose then return debug.traceback(tostring(e), 2) end
     return tostring(e)

@@ -17,7 +17,7 @@ M.LIST = {
   { script = "list_connections", installed = "alloy-list-connections", sub = "connections",
     summary = "a user's connections (credentials)" },
   { script = "list_connectors", installed = "alloy-list-connectors", sub = "connectors",
-    summary = "the connectors this API key can connect, with their authentication types" },
+    summary = "the connectors this API key can connect (id, name, auth types)" },
   { script = "delete_connection", installed = "alloy-delete-connection", sub = "disconnect",
     summary = "delete one of a user's connections (asks first; --yes for scripts)" },
   { script = "users", installed = "alloy-users", sub = "users",

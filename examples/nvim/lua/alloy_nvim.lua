@@ -175,7 +175,7 @@ function M.connections(user)
   table.sort(list, function(a, b) return (a.createdAt or "") < (b.createdAt or "") end)
   local lines = { ("Alloy connections for %s: %d"):format(cfg.user_id, #list), "" }
   if #list == 0 then
-    lines[#lines + 1] = "(none: connect an app with lua/initiate_oauth.lua)"
+    lines[#lines + 1] = "(none: connect an app with alloy-initiate-oauth, or lua/initiate_oauth.lua in the checkout)"
   else
     for _, l in ipairs(table_lines(list)) do lines[#lines + 1] = l end
   end
