@@ -13,18 +13,8 @@ local failure = require "alloy.failure"
 
 local M = {}
 
-local tty
 function M.interactive()
-  if tty == nil then
-    local ok, term = pcall(require, "term")
-    if ok and term.isatty then
-      tty = term.isatty(io.stdin) and true or false
-    else
-      local r = os.execute("test -t 0")
-      tty = r == true or r == 0
-    end
-  end
-  return tty
+  return require("alloy.cli").isatty(io.stdin)
 end
 
 local function ask(question)
