@@ -47,24 +47,30 @@ function M.out(s)
 end
 
 -- Narrative line on stderr (suppressed by --quiet).
+-- Text for the terminal: control characters other than newline and tab (escape sequences
+-- in a server's names or messages would drive the terminal), C1 controls too, become "?".
+function M.printable(s)
+  return (tostring(s):gsub("[%z\1-\8\11-\31\127]", "?"):gsub("\194[\128-\159]", "?"))
+end
+
 function M.say(fmt, ...)
   if M.quiet then return end
   local s = select("#", ...) > 0 and fmt:format(...) or fmt
-  io.stderr:write(s, "\n")
+  io.stderr:write(M.printable(s), "\n")
 end
 
 -- Always shown (warnings).
 function M.warn(fmt, ...)
   local s = select("#", ...) > 0 and fmt:format(...) or fmt
-  io.stderr:write("warning: ", s, "\n")
+  io.stderr:write("warning: ", M.printable(s), "\n")
 end
 
 -- The one place that ends the process (scripts only): a failure's error and hint lines,
 -- then its exit status.
 local function exit_with(status, err)
   if err then
-    io.stderr:write("error: ", (tostring(err):gsub("[\r\n]+", " ")), "\n")
-    if err.hint and err.hint ~= "" then io.stderr:write("hint: ", err.hint, "\n") end
+    io.stderr:write("error: ", M.printable((tostring(err):gsub("[\r\n]+", " "))), "\n")
+    if err.hint and err.hint ~= "" then io.stderr:write("hint: ", M.printable(err.hint), "\n") end
   end
   io.stdout:flush()
   io.stderr:flush()

@@ -209,6 +209,12 @@ function M.run(o)
     if created == nil then return nil, failure.api(msg, code, res, ctx) end
     return nil, failure.new("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION")
   end
+  -- Server data goes to stdout, a browser and maybe xdg-open: an http(s) URL and nothing else.
+  if not oauth_url:match("^[hH][tT][tT][pP][sS]?://[^%s%c/?#]+[^%s%c]*$") then
+    if L then L:close() end
+    return nil, failure.new("the API answered with an oauthUrl that is not an http(s) URL; not shown or opened",
+      "check ALLOY_BASE_URL (run with --verbose to see the answer)")
+  end
 
   cli.say("Open this URL in a browser to connect %s for user %s:", connector, cfg.user_id)
   if args.json then
@@ -246,6 +252,11 @@ end
 -- -> the .env path saved to, or true | nil, err
 function M.report(o, cred, extra)
   local args, cfg, connector = o.args, o.cfg, o.connector
+  -- the id goes to stdout and maybe .env: it must have the documented shape (24 hex)
+  if not tostring(cred.credentialId):match("^%x+$") or #tostring(cred.credentialId) ~= 24 then
+    return nil, failure.new(("the new connection's id from the API is not a 24-hex id: %s")
+      :format(cli.printable(tostring(cred.credentialId):sub(1, 40))), "check ALLOY_BASE_URL")
+  end
   cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
     cred.name and (" (" .. cred.name .. ")") or "")
   local doc = { connector = connector, userId = cfg.user_id, credentialId = cred.credentialId, credential = cred }
