@@ -24,7 +24,8 @@ describe("a hostile server", function()
     it(("an oauthUrl %q is refused: nothing on stdout, exit 1"):format(bad), function()
       local uid = sb:create_user {}
       sb:fault { method = "POST", path = "^/connectors/notion/credentials$", status = 200, body = { oauthUrl = bad } }
-      local r = oauth(uid, { "--connector", "notion", "--redirect-uri", "https://example.com/cb", "--no-listen" }):wait()
+      local args = { "--connector", "notion", "--redirect-uri", "https://example.com/cb", "--no-listen" }
+      local r = oauth(uid, args):wait()
       assert.equal(1, r.code, r.stderr)
       assert.equal("", r.stdout)
       assert.matches("error: the API answered with an oauthUrl that is not an http(s) URL", r.stderr, 1, true)
