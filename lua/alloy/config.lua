@@ -112,7 +112,9 @@ local function unignored_by_git(alloy, path)
     if alloy.file_info(up .. "/.git") then
       local qdir, qname = shell_word(dir), shell_word(name)
       if not (qdir and qname) then return false end
-      local a, _, c = os.execute("git -C " .. qdir .. " check-ignore -q -- " .. qname .. " >/dev/null 2>&1")
+      -- core.fsmonitor off: a repository's own config must not run a program here
+      local a, _, c = os.execute("git -c core.fsmonitor=false -C " .. qdir .. " check-ignore -q -- " .. qname
+        .. " >/dev/null 2>&1")
       -- exit 1: not ignored (0: ignored, 128: not a work tree, 127: no git)
       local code = type(a) == "number" and math.floor(a / 256) or c -- Lua 5.1: the wait status
       return code == 1
