@@ -72,7 +72,7 @@ describe("reliability", function()
       assert.is_true(dt < 5, "took " .. dt)
     end)
 
-    it("retries, within retry_max_wait, for a value it cannot read", function()
+    it("falls back to the backoff for a value it cannot read", function()
       for _, bad in ipairs { "soon", "-1", "1.5e9", "" } do
         sb:reset()
         uid = sb:create_user { username = "rel" }

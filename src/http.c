@@ -230,7 +230,10 @@ static double response_retry_after(CURL *e) {
   curl_off_t seconds = 0;
   if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return -1;
   if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK) seconds = 0;
-  return seconds > 0 ? (double)seconds : 0; /* a date in the past is negative; junk is 0 */
+  if (seconds > 0) return (double)seconds;
+  /* libcurl gives 0 for "0" and for a value it could not read (or a date not in the future):
+   * only a number counts as a Retry-After; otherwise the usual backoff, as without one. */
+  return h->value[0] >= '0' && h->value[0] <= '9' ? 0 : -1;
 }
 
 static double backoff_delay(const http_conf *conf, int attempt, double retry_after) {
