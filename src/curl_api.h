@@ -10,12 +10,13 @@
 #include <curl/curl.h>
 #include <stddef.h>
 
-/* The oldest libcurl lua-alloy works with: curl_easy_header (response headers) is 7.84.0.
- * Checked here against the headers and in alloy_curl_load against the library loaded. */
-#define ALLOY_CURL_MIN 0x075400
-#define ALLOY_CURL_MIN_TEXT "7.84.0"
+/* The oldest libcurl lua-alloy works with: curl_easy_header (response headers) is 7.84.0,
+ * CURLOPT_PROTOCOLS_STR (only http and https are ever fetched) 7.85.0. Checked here against
+ * the headers and in alloy_curl_load against the library loaded. */
+#define ALLOY_CURL_MIN 0x075500
+#define ALLOY_CURL_MIN_TEXT "7.85.0"
 #if LIBCURL_VERSION_NUM < ALLOY_CURL_MIN
-#error "lua-alloy needs libcurl 7.84.0 or later (curl_easy_header); these curl headers are older"
+#error "lua-alloy needs libcurl 7.85.0 or later (curl_easy_header, CURLOPT_PROTOCOLS_STR); these curl headers are older"
 #endif
 
 typedef struct curl_api {

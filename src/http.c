@@ -126,9 +126,7 @@ int http_transfer_init(http_transfer *t, const http_conf *conf) {
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)conf->max_body);
-#if LIBCURL_VERSION_NUM >= 0x075500
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, conf->insecure ? 0L : 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, conf->insecure ? 0L : 2L);
   if (conf->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file);
