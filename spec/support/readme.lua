@@ -110,8 +110,11 @@ local function prepare(cmds, opts)
   if run.lua ~= "lua5.4" then
     local bin = run.tmpdir()
     made[#made + 1] = bin
-    run.write(bin .. "/lua5.4", "#!/bin/bash\nexec -a lua5.4 " .. run.quote(run.lua) .. ' "$@"\n', "755")
-    env.PATH = bin .. ":" .. (env.PATH or os.getenv("PATH") or "/usr/bin:/bin")
+    -- it takes itself off PATH: fuzz/lua-asan and fuzz/lua-valgrind run the real lua5.4 by name
+    local path = env.PATH or os.getenv("PATH") or "/usr/bin:/bin"
+    run.write(bin .. "/lua5.4", "#!/bin/bash\nexport PATH=" .. run.quote(path) .. "\nexec -a lua5.4 "
+      .. run.quote(run.lua) .. ' "$@"\n', "755")
+    env.PATH = bin .. ":" .. path
   end
   o.env = env
   o.files = nil
