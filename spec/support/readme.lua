@@ -134,33 +134,29 @@ function M.run(cmds, opts)
   return r.stdout, r.stderr, r.code
 end
 
--- Starts them with stdout on a pipe: run.spawn's handle (h:line(), h:wait()).
-function M.spawn(cmds, opts)
-  cmds = check_all(cmds)
+-- run.spawn or run.background on the (checked) command(s); what prepare made is removed when the
+-- handle's `finish` method (wait or stop) returns.
+local function started(start, finish, cmds, opts)
   local o, done = prepare(cmds, opts)
-  local h = run.spawn(table.concat(cmds, "; "), nil, o)
-  local wait = h.wait
-  function h.wait(self)
-    local r = wait(self)
+  local h = start(table.concat(cmds, "; "), nil, o)
+  local original = h[finish]
+  h[finish] = function(self)
+    local r = original(self)
     done()
     return r
   end
   return h
 end
 
+-- Starts them with stdout on a pipe: run.spawn's handle (h:line(), h:wait()).
+function M.spawn(cmds, opts)
+  return started(run.spawn, "wait", check_all(cmds), opts)
+end
+
 -- Starts a server command as its own process group: run.background's handle (h.pid,
 -- h:stderr(), h:stop() sends SIGINT to the group, as Ctrl-C does).
 function M.background(cmds, opts)
-  cmds = check_all(cmds)
-  local o, done = prepare(cmds, opts)
-  local h = run.background(table.concat(cmds, "; "), nil, o)
-  local stop = h.stop
-  function h.stop(self)
-    local r = stop(self)
-    done()
-    return r
-  end
-  return h
+  return started(run.background, "stop", check_all(cmds), opts)
 end
 
 -- A Lua string literal at s[i] -> its value and the index after it, or nil.
