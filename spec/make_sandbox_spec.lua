@@ -1,10 +1,13 @@
--- `make sandbox` (spec/sandbox/serve.lua, the command the target runs) in the background, used
--- the way its printed instructions say: every printed command is run as printed, in the same
--- directory, with the OAuth step done by the printed `curl -sL "<oauthUrl>"`. Then Ctrl-C (SIGINT
--- to the process group, as a terminal sends it) or SIGTERM, and nothing is left behind.
+-- `make sandbox`, the README's command, in the background, used the way its printed
+-- instructions (the README's commands) say: every printed command is run as printed, in the
+-- same directory, with the OAuth step done by the printed `curl -sL "<oauthUrl>"`; then the
+-- README's other commands against it. Then Ctrl-C (SIGINT to the process group, as a terminal
+-- sends it) or SIGTERM, and nothing is left behind.
 --
 -- The sandbox runs in readme.checkout()'s directory of links to this checkout, so .env.sandbox
--- is never written into the checkout.
+-- is never written into the checkout. On another ABI, make is given LUA (the sandbox and the
+-- commands it prints then run on it); an interpreter wrapper given by path (fuzz/lua-asan) is
+-- reached through readme's lua5.4 on PATH instead, as make builds only named ABIs.
 local run = require "run"
 local readme = require "readme"
 local alloy = require "alloy"
@@ -36,7 +39,9 @@ local function start()
   local dir = readme.checkout()
   -- a user's own .env with a real key: the sandbox must not touch it
   run.write(dir .. "/.env", "ALLOY_API_KEY=users-real-key-0123456789\n", "600")
-  local proc = run.background("spec/sandbox/serve.lua", {}, { cwd = dir, home = dir })
+  local env = {}
+  if LUA ~= "lua5.4" and not LUA:find("/", 1, true) then env.LUA = LUA end
+  local proc = readme.background("make sandbox", { cwd = dir, home = dir, env = env })
   local h = { dir = dir, proc = proc }
   function h.stderr() return proc:stderr() end
   h.ready = run.wait_for(function()
@@ -55,6 +60,11 @@ end
 local function stop(h)
   h.proc:stop()
   run.rmdir(h.dir)
+end
+
+-- A README command as the sandbox prints it: with the interpreter that runs it.
+local function as_printed(cmd, lua)
+  return (cmd:gsub("^lua5%.4 ", function() return lua .. " " end))
 end
 
 -- The printed commands ("  <lua> lua/<script> ..."), by script name, and the interpreter they
@@ -89,12 +99,19 @@ describe("make sandbox", function()
     local cmds, lua = printed_commands(err)
     assert.truthy(lua, err)
     assert.are.equal(lua_version(LUA), lua_version(lua))
-    assert.are.equal(lua .. " lua/get_jwt_token.lua --env-file .env.sandbox", cmds.get_jwt_token, err)
-    assert.are.equal(lua .. " lua/list_connections.lua --env-file .env.sandbox", cmds.list_connections, err)
-    assert.are.equal(lua .. " lua/initiate_oauth.lua --env-file .env.sandbox --connector notion --redirect-uri"
-      .. " http://localhost:3000/oauth/callback", cmds.initiate_oauth, err)
-    assert.are.equal(lua .. " lua/test_oauth.lua --env-file .env.sandbox", cmds.test_oauth, err)
-    local curl = assert(err:match('\n  (curl %-sL "<oauthUrl>")\n'), err)
+    assert.are.equal(as_printed(readme.command("lua5.4 lua/get_jwt_token.lua --env-file .env.sandbox"), lua),
+      cmds.get_jwt_token, err)
+    assert.are.equal(as_printed(readme.command("lua5.4 lua/list_connections.lua --env-file .env.sandbox"), lua),
+      cmds.list_connections, err)
+    -- luacheck: push no max line length (the README's command, one literal)
+    assert.are.equal(as_printed(readme.command(
+      "lua5.4 lua/initiate_oauth.lua --env-file .env.sandbox --connector notion --redirect-uri http://localhost:3000/oauth/callback"
+    ), lua), cmds.initiate_oauth, err)
+    -- luacheck: pop
+    assert.are.equal(as_printed(readme.command("lua5.4 lua/test_oauth.lua --env-file .env.sandbox"), lua),
+      cmds.test_oauth, err)
+    local curl = readme.command('curl -sL "<oauthUrl>"')
+    assert.truthy(err:find("\n  " .. curl .. "\n", 1, true), err)
     local outputs = { err }
 
     local function script(cmd) -- -> stdout, stderr, exit code
@@ -131,6 +148,16 @@ describe("make sandbox", function()
       out = script(cmds.list_connections)
       assert.matches(new_id, out, 1, true)
     end
+
+    -- the README's other commands, against the same sandbox from the same directory
+    out, serr, code = readme.run("lua5.4 lua/list_connectors.lua --env-file .env.sandbox", { cwd = h.dir })
+    outputs[#outputs + 1] = out .. serr
+    assert.are.equal(0, code, serr)
+    assert.matches("\nslack%s+Slack%s+oauth2\n", out)
+    out, serr, code = readme.run("lua5.4 lua/alloy_main.lua connections --env-file .env.sandbox", { cwd = h.dir })
+    outputs[#outputs + 1] = out .. serr
+    assert.are.equal(0, code, serr)
+    assert.matches(h.connection, out, 1, true)
 
     -- Ctrl-C: the terminal signals the whole foreground process group
     assert(os.execute("kill -INT -" .. h.proc.pid))

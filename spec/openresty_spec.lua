@@ -1,9 +1,11 @@
--- examples/openresty/ run for real, the way its README command runs it: serve.lua (nginx + the
--- Lua module, LuaJIT, with build/luajit/alloy.so) in front of the local sandbox, asked over
--- plain HTTP, then stopped with Ctrl-C (SIGINT).
+-- examples/openresty/ run for real, by the README's commands as printed (`make && make
+-- LUA=luajit`, then `lua5.4 examples/openresty/serve.lua` from the checkout): nginx + the Lua
+-- module, LuaJIT, with build/luajit/alloy.so, in front of the local sandbox, asked over plain
+-- HTTP, then stopped with Ctrl-C (SIGINT).
 local Sandbox = require "sandbox"
 local Nginx = require "nginx"
 local run = require "run"
+local readme = require "readme"
 local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -12,18 +14,17 @@ local alloy = require "alloy"
 
 local ROOT = run.root
 
--- examples/openresty/serve.lua in the background, its settings in its environment (the key
--- through the 0600 file run.lua sources, never argv), in an empty directory (no .env).
--- alloy_url: both Alloy hosts; extra: more variables. -> handle: url, stop(), error_log()
+-- The README's serve.lua command in the background, its settings in its environment (the key
+-- through the 0600 file run.lua sources, never argv), in a directory of links to the checkout
+-- (no .env). alloy_url: both Alloy hosts; extra: more variables. -> handle: url, stop(), error_log()
 local function start_example(alloy_url, api_key, extra)
-  local dir = run.tmpdir()
-  local h = { dir = dir }
+  local h = {}
   for _ = 1, 3 do -- another process may take the free port before nginx binds it
     local port = Nginx.free_ports(1)[1]
     local env = { ALLOY_API_KEY = api_key, ALLOY_EMBEDDED_URL = alloy_url, ALLOY_BASE_URL = alloy_url,
                   ALLOY_TOKEN_LISTEN = "127.0.0.1:" .. port }
     for k, v in pairs(extra or {}) do env[k] = v end
-    h.proc = run.background(ROOT .. "/examples/openresty/serve.lua", {}, { cwd = dir, env = env })
+    h.proc = readme.background("lua5.4 examples/openresty/serve.lua", { env = env })
     h.url = "http://127.0.0.1:" .. port
     run.wait_for(function()
       return h.proc:stderr():find("Ctrl-C stops it.", 1, true) or not run.alive(h.proc.pid)
@@ -35,11 +36,7 @@ local function start_example(alloy_url, api_key, extra)
   h.prefix = err:match("prefix (/%S+) ")
   h.nginx = tonumber(err:match("nginx pid (%d+)"))
   function h.error_log() return run.read(h.prefix .. "/error.log") end
-  function h.stop()
-    local r = h.proc:stop()
-    run.rmdir(dir)
-    return r
-  end
+  function h.stop() return h.proc:stop() end
   assert(run.alive(h.proc.pid), "serve.lua did not start:\n" .. err)
   return h
 end
@@ -96,6 +93,8 @@ describe("examples/openresty", function()
   local so = ROOT .. "/build/luajit/alloy.so"
 
   setup(function()
+    local _, err, code = readme.run("make && make LUA=luajit")
+    assert(code == 0, err)
     assert(io.open(so, "rb"), "examples/openresty needs " .. so .. ": run `make LUA=luajit`"):close()
     sb = Sandbox.start()
     ngx_ = start_example(sb.url, sb.api_key)
@@ -313,13 +312,13 @@ describe("examples/openresty/serve.lua", function()
 
   it("reads ALLOY_API_KEY and ALLOY_TOKEN_LISTEN from .env in the current directory", function()
     local sb = Sandbox.start()
-    local dir = run.tmpdir()
+    local dir = readme.checkout()
     local proc
     local ok, err = pcall(function()
       local port = Nginx.free_ports(1)[1]
       run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\nALLOY_EMBEDDED_URL=" .. sb.url
         .. "\nALLOY_BASE_URL=" .. sb.url .. "\nALLOY_TOKEN_LISTEN=127.0.0.1:" .. port .. "\n", "600")
-      proc = run.background(ROOT .. "/examples/openresty/serve.lua", {}, { cwd = dir })
+      proc = readme.background("lua5.4 examples/openresty/serve.lua", { cwd = dir })
       assert.truthy(run.wait_for(function() return proc:stderr():find("Ctrl-C stops it.", 1, true) end, 20),
         proc:stderr())
       local uid = sb:create_user {}
@@ -334,11 +333,9 @@ describe("examples/openresty/serve.lua", function()
   end)
 
   it("exits 2 with a hint when ALLOY_API_KEY is not set", function()
-    local dir = run.tmpdir()
-    local r = run.script(ROOT .. "/examples/openresty/serve.lua", {}, { cwd = dir, env = {} })
-    run.rmdir(dir)
-    assert.are.equal(2, r.code)
-    assert.matches("ALLOY_API_KEY is not set\nhint: ", r.stderr)
+    local _, err, code = readme.run("lua5.4 examples/openresty/serve.lua", { env = {} })
+    assert.are.equal(2, code)
+    assert.matches("ALLOY_API_KEY is not set\nhint: ", err)
   end)
 
   describe("in front of an https Alloy", function()

@@ -51,9 +51,11 @@ describe("README.md", function()
       local call = "readme" .. "."
       local src = call .. 'run("make", {})\n' .. call .. "spawn({ 'a b', [[c \"d\"]] }, o)\n"
         .. call .. "command(cmd)\n" .. call .. 'checkout()\n' .. call .. 'run("x\\"y")\n'
-        .. call .. 'run("half " .. "and half")\n'
+        .. call .. 'run("half " .. "and half")\n' .. call .. 'background("make sandbox", o)\n'
+        .. call .. 'command("t <x>"):gsub("<x>", x)\n'
       local found, opaque = readme.referenced(src)
-      assert.same({ make = true, ["a b"] = true, ['c "d"'] = true, ['x"y'] = true }, found)
+      assert.same({ make = true, ["a b"] = true, ['c "d"'] = true, ['x"y'] = true, ["make sandbox"] = true,
+                    ["t <x>"] = true }, found)
       assert.same({ 3, 6 }, opaque)
     end)
   end)
@@ -112,10 +114,52 @@ describe("README.md", function()
     assert.are.same(made, listed)
   end)
 
+  it("shows in the Options table exactly alloy.defaults' values", function()
+    local alloy = require "alloy"
+    local text = run.read(readme.path)
+    local section = assert(text:match("\n### Options\n(.-)\n###? "))
+    local shown = {}
+    for name, default in section:gmatch("\n| `([%w_]+)` |[^\n]-| ([^|\n]-) |") do
+      shown[name] = default:gsub(" %(.-%)$", ""):gsub("^`\"?", ""):gsub("\"?`$", "")
+    end
+    local problems = {}
+    for name, value in pairs(alloy.defaults) do
+      if shown[name] ~= tostring(value) then
+        problems[#problems + 1] = ("%s: README shows %s, alloy.defaults has %s"):format(name, tostring(shown[name]),
+          tostring(value))
+      end
+    end
+    table.sort(problems)
+    assert.are.same({}, problems)
+  end)
+
   describe("real use", function()
     local sb
     setup(function() sb = Sandbox.start() end)
     teardown(function() if sb then sb:stop() end end)
+
+    -- The ```lua block under "Using the helpers from your own Lua", run as printed in a script
+    -- of its own (alloy.paths finds this checkout's helpers and build, as the scripts do).
+    local function helpers_example(env)
+      local text = run.read(readme.path)
+      local block = assert(text:match("\n### Using the helpers from your own Lua[^\n]*\n.-\n```lua\n(.-)\n```\n"))
+      local dir = run.tmpdir()
+      local file = dir .. "/example.lua"
+      run.write(file, ("arg = { [0] = %q }; package.path = %q .. package.path; require 'alloy.paths'\n")
+        :format(run.root .. "/lua/example.lua", run.root .. "/lua/?.lua;") .. block .. "\n")
+      local r = run.script(file, {}, { cwd = dir, env = env })
+      run.rmdir(dir)
+      return r
+    end
+
+    it("the helpers example: a failure is a value with message, hint, status and code", function()
+      local r = helpers_example(run.env(sb, false))
+      assert.are.equal(0, r.code, r.stderr)
+      assert.matches("^HTTP_404: User not found [^\t\n]*\t[^\t\n]+\t1\tHTTP_404\n$", r.stdout)
+      r = helpers_example(run.env(sb, false, { ALLOY_API_KEY = false }))
+      assert.are.equal(0, r.code, r.stderr)
+      assert.matches("\t2\tnil\n$", r.stdout)
+    end)
 
     it("a .env readable by others, chmod 600, make, the first token: no warning, the user's JWT", function()
       local uid = sb:create_user { username = "readme-user" }

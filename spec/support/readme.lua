@@ -4,13 +4,16 @@
 --   local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua --json", { env = run.env(sb, uid) })
 --   readme.run({ "chmod 600 .env", "make" }, { files = { [".env"] = "..." } })  -- one shell, in order
 --   local h = readme.spawn("lua5.4 lua/initiate_oauth.lua ...", opts)          -- run.spawn's handle
+--   local s = readme.background("make sandbox", opts)                           -- run.background's
 --   readme.command("...")                                                       -- checked, returned
 --
 -- The README's commands are the lines of its ```sh blocks and the `$ ` lines of its ```text
 -- blocks, with a `#` comment after two spaces stripped. Every function above first checks
 -- that each command is one of them (so a README edit the specs do not follow fails), and
 -- spec/readme_spec.lua fails for every README command no spec passes to them as a string
--- literal: keep the first argument a literal (or a table of literals).
+-- literal: keep the first argument a literal (or a table of literals). A call may be
+-- followed by a method call (readme.command(template):gsub(...) fills in a template such as
+-- `curl -sL "<oauthUrl>"`), but the literal never by `..`.
 --
 -- Runs go through spec/support/run.lua (clean environment; opts.env through a 0600 file,
 -- never argv). The working directory is opts.cwd, else a fresh directory that links every
@@ -107,8 +110,11 @@ local function prepare(cmds, opts)
   if run.lua ~= "lua5.4" then
     local bin = run.tmpdir()
     made[#made + 1] = bin
-    run.write(bin .. "/lua5.4", "#!/bin/bash\nexec -a lua5.4 " .. run.quote(run.lua) .. ' "$@"\n', "755")
-    env.PATH = bin .. ":" .. (env.PATH or os.getenv("PATH") or "/usr/bin:/bin")
+    -- it takes itself off PATH: fuzz/lua-asan and fuzz/lua-valgrind run the real lua5.4 by name
+    local path = env.PATH or os.getenv("PATH") or "/usr/bin:/bin"
+    run.write(bin .. "/lua5.4", "#!/bin/bash\nexport PATH=" .. run.quote(path) .. "\nexec -a lua5.4 "
+      .. run.quote(run.lua) .. ' "$@"\n', "755")
+    env.PATH = bin .. ":" .. path
   end
   o.env = env
   o.files = nil
@@ -128,18 +134,29 @@ function M.run(cmds, opts)
   return r.stdout, r.stderr, r.code
 end
 
--- Starts them in the background: run.spawn's handle (h:line(), h:wait()).
-function M.spawn(cmds, opts)
-  cmds = check_all(cmds)
+-- run.spawn or run.background on the (checked) command(s); what prepare made is removed when the
+-- handle's `finish` method (wait or stop) returns.
+local function started(start, finish, cmds, opts)
   local o, done = prepare(cmds, opts)
-  local h = run.spawn(table.concat(cmds, "; "), nil, o)
-  local wait = h.wait
-  function h.wait(self)
-    local r = wait(self)
+  local h = start(table.concat(cmds, "; "), nil, o)
+  local original = h[finish]
+  h[finish] = function(self)
+    local r = original(self)
     done()
     return r
   end
   return h
+end
+
+-- Starts them with stdout on a pipe: run.spawn's handle (h:line(), h:wait()).
+function M.spawn(cmds, opts)
+  return started(run.spawn, "wait", check_all(cmds), opts)
+end
+
+-- Starts a server command as its own process group: run.background's handle (h.pid,
+-- h:stderr(), h:stop() sends SIGINT to the group, as Ctrl-C does).
+function M.background(cmds, opts)
+  return started(run.background, "stop", check_all(cmds), opts)
 end
 
 -- A Lua string literal at s[i] -> its value and the index after it, or nil.
@@ -164,7 +181,7 @@ local function literal(s, i)
   return chunk and chunk(), j + 1
 end
 
--- The commands a spec source passes as literals to readme.run/spawn/command, and the
+-- The commands a spec source passes as literals to readme.run/spawn/background/command, and the
 -- lines of calls whose first argument is not a literal (the check cannot see those).
 -- -> { [cmd] = true }, { line numbers }
 function M.referenced(src)
@@ -175,7 +192,7 @@ function M.referenced(src)
     if not s then break end
     pos = e + 1
     local fn = src:sub(s, e):match("readme%.(%a+)")
-    if fn == "run" or fn == "spawn" or fn == "command" then
+    if fn == "run" or fn == "spawn" or fn == "background" or fn == "command" then
       local line = select(2, src:sub(1, s):gsub("\n", "")) + 1
       local i = src:find("%S", e + 1)
       local ok = false
