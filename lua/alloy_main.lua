@@ -31,11 +31,11 @@ local function script_file(c)
   return nil
 end
 
-local cli = require "alloy.cli"
+local function args() return require "alloy.args" end
 
 -- Help for `alloy`: argparse's, from the same parser the completions come from.
 local function usage()
-  local p = cli.command_parser("Alloy from the shell: every lua-alloy command as a subcommand.", script_file)
+  local p = args().command_parser("Alloy from the shell: every lua-alloy command as a subcommand.", script_file)
   p:epilog("`alloy help <command>` (or `alloy <command> --help`) shows a command's options.\n"
     .. "Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.")
   return p:get_help() .. "\n"
@@ -53,12 +53,12 @@ if first == nil then
   os.exit(2)
 end
 if first == "--version" then
-  io.stdout:write(cli.version_line(arg[0]:match("[^/\\]+$")), "\n")
+  io.stdout:write(args().version_line(arg[0]:match("[^/\\]+$")), "\n")
   os.exit(0)
 end
 -- for `make completions`: every subcommand with its script's options
 if first == "--completion" then
-  local text, err = cli.completion_script(cli.command_parser("Alloy from the shell.", script_file), arg[2])
+  local text, err = args().completion_script(args().command_parser("Alloy from the shell.", script_file), arg[2])
   if not text then fail(err.message) end
   io.stdout:write(text)
   os.exit(0)

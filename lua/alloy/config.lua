@@ -85,45 +85,6 @@ local function check(alloy, spec, value, where)
   return value
 end
 
--- True when the octal mode string lets group or others read the file.
-local function readable_by_others(mode)
-  if not mode or #mode < 3 then return false end
-  local g, o = tonumber(mode:sub(-2, -2)), tonumber(mode:sub(-1))
-  return (g and g >= 4) or (o and o >= 4) or false
-end
-
--- A shell word for s; nil when s holds a control character (no path checked here should).
-local function shell_word(s)
-  if s:find("%c") then return nil end
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- True when the file at `path` is in a git work tree and git does not ignore it, so a commit
--- would take it along. A .git entry is looked for upward first (relative paths cannot tell
--- where / is: 64 levels), so outside a repository no process starts; then git decides
--- (.gitignore files, .git/info/exclude, core.excludesFile; a tracked file is not ignored).
--- No git, or any doubt: false.
-local function unignored_by_git(alloy, path)
-  local dir, name = path:match("^(.*)/([^/]+)$")
-  if not dir then dir, name = ".", path end
-  if dir == "" then dir = "/" end
-  local up = dir
-  for _ = 1, 64 do
-    if alloy.file_info(up .. "/.git") then
-      local qdir, qname = shell_word(dir), shell_word(name)
-      if not (qdir and qname) then return false end
-      -- core.fsmonitor off: a repository's own config must not run a program here
-      local a, _, c = os.execute("git -c core.fsmonitor=false -C " .. qdir .. " check-ignore -q -- " .. qname
-        .. " >/dev/null 2>&1")
-      -- exit 1: not ignored (0: ignored, 128: not a work tree, 127: no git)
-      local code = type(a) == "number" and math.floor(a / 256) or c -- Lua 5.1: the wait status
-      return code == 1
-    end
-    up = up .. "/.."
-  end
-  return false
-end
-
 function M.load(opts)
   opts = opts or {}
   local flags = opts.flags or {}
@@ -146,17 +107,7 @@ function M.load(opts)
     filevars = vars
     cfg.env_file = env_path
     if nonempty(vars.ALLOY_API_KEY) then
-      local mode = require("alloy.dotenv").mode(env_path)
-      if readable_by_others(mode) then
-        cfg.warnings[#cfg.warnings + 1] =
-          ("%s holds ALLOY_API_KEY and is readable by other users (mode %s); run: chmod 600 %s")
-          :format(env_path, mode, env_path)
-      end
-      if unignored_by_git(alloy, env_path) then
-        cfg.warnings[#cfg.warnings + 1] =
-          ("%s holds ALLOY_API_KEY and is not ignored by git (a commit would publish the key); add it to"
-          .. " .gitignore"):format(env_path)
-      end
+      for _, w in ipairs(require("alloy.dotenv").exposed(env_path)) do cfg.warnings[#cfg.warnings + 1] = w end
     end
   elseif errno == "ENOENT" and not nonempty(flags.env_file) then
     cfg.env_file = nil

@@ -14,6 +14,7 @@
 -- M.set(path, key, value)  -> true | nil, msg   update in place (atomic; 0600 if created)
 -- M.mode(path)             -> "644" style octal permission string | nil
 -- M.readable_kind(path)    -> alloy.file_info of a file or symlink | nil, msg, errno
+-- M.exposed(path)          -> warnings for a file holding the key: readable by others, not ignored by git
 -- Like io.open these return a plain message (and an errno name); the caller knows the hint.
 -- Files are examined and replaced by alloy.so (alloy.file_info, alloy.replace_file), never
 -- through a shell. A symlinked .env is read (through the link) but not replaced: that would
@@ -174,6 +175,60 @@ function M.mode(path)
   local info = require("alloy").file_info(path)
   if not info or info.type ~= "file" then return nil end
   return info.mode:sub(-3)
+end
+
+-- True when the octal mode string lets group or others read the file.
+local function readable_by_others(mode)
+  if not mode or #mode < 3 then return false end
+  local g, o = tonumber(mode:sub(-2, -2)), tonumber(mode:sub(-1))
+  return (g and g >= 4) or (o and o >= 4) or false
+end
+
+-- A shell word for s; nil when s holds a control character (no path checked here should).
+local function shell_word(s)
+  if s:find("%c") then return nil end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- True when the file at `path` is in a git work tree and git does not ignore it, so a commit
+-- would take it along. A .git entry is looked for upward first (relative paths cannot tell
+-- where / is: 64 levels), so outside a repository no process starts; then git decides
+-- (.gitignore files, .git/info/exclude, core.excludesFile; a tracked file is not ignored).
+-- No git, or any doubt: false.
+local function unignored_by_git(path)
+  local dir, name = path:match("^(.*)/([^/]+)$")
+  if not dir then dir, name = ".", path end
+  if dir == "" then dir = "/" end
+  local up = dir
+  for _ = 1, 64 do
+    if require("alloy").file_info(up .. "/.git") then
+      local qdir, qname = shell_word(dir), shell_word(name)
+      if not (qdir and qname) then return false end
+      -- core.fsmonitor off: a repository's own config must not run a program here
+      local a, _, c = os.execute("git -c core.fsmonitor=false -C " .. qdir .. " check-ignore -q -- " .. qname
+        .. " >/dev/null 2>&1")
+      -- exit 1: not ignored (0: ignored, 128: not a work tree, 127: no git)
+      local code = type(a) == "number" and math.floor(a / 256) or c -- Lua 5.1: the wait status
+      return code == 1
+    end
+    up = up .. "/.."
+  end
+  return false
+end
+
+-- Warnings for a file that holds the API key: readable by other users, or not ignored by git.
+function M.exposed(path)
+  local out = {}
+  local mode = M.mode(path)
+  if readable_by_others(mode) then
+    out[#out + 1] = ("%s holds ALLOY_API_KEY and is readable by other users (mode %s); run: chmod 600 %s")
+      :format(path, mode, path)
+  end
+  if unignored_by_git(path) then
+    out[#out + 1] = ("%s holds ALLOY_API_KEY and is not ignored by git (a commit would publish the key); add it to"
+      .. " .gitignore"):format(path)
+  end
+  return out
 end
 
 -- A value as it should be written: bare when that is unambiguous, else double-quoted.
