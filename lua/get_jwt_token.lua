@@ -14,7 +14,7 @@ Examples:
   {cmd} --json                {token,userId,expiresAt,endpoint,apiVersion}
   {cmd} --probe               try the known variants, documented first, until one works
   {cmd} --probe --all         try all of them and print the whole table
-  {cmd} --region eu           the EU host (https://eu-embedded.runalloy.com)
+  {cmd} --region eu           the token call on the EU embedded host
 
 Hosts: https://production.runalloy.com with the x-api-version header is the documented form
 (2025-09); https://embedded.runalloy.com/2023-12 and /2024-03 (version in the path) are the older
@@ -26,10 +26,8 @@ parser:option("--api-version", "API version; overrides ALLOY_API_VERSION (defaul
 parser:flag("--probe", "Try the endpoint variants, documented first, until one works; print a table on"
   .. " stderr and use the token of the one that worked.")
 parser:flag("--all", "With --probe: try every variant, even after one worked.")
-parser:option("--region", "eu: the token call goes to the EU host " .. "https://eu-embedded.runalloy.com"
+parser:option("--region", "eu: the token call goes to the EU host " .. require("alloy.config").REGIONS.eu
   .. " (unless --embedded-url / ALLOY_EMBEDDED_URL say otherwise); overrides ALLOY_REGION."):argname("<region>")
-
-local EU_EMBEDDED = "https://eu-embedded.runalloy.com"
 
 -- Monotonic seconds, for timing probe attempts that got no response; lua-system is loaded
 -- only by --probe (start-up time matters for the plain call).
@@ -151,17 +149,10 @@ local function main()
   local args = cli.exit_on(cli.parse(parser, arg))
   local cfg = cli.exit_on(cli.config(args, {
     embedded_url = args.embedded_url, base_url = args.base_url, api_version = args.api_version,
+    region = args.region,
   }))
   cli.exit_on(cli.require_config(cfg, true))
   local alloy = require "alloy" -- loaded by cli.config
-  local region = args.region or os.getenv("ALLOY_REGION")
-  if region and region ~= "" then
-    if region:lower() ~= "eu" and region:lower() ~= "us" then
-      return nil, require("alloy.failure").usage(("unknown region %q"):format(region),
-        "use --region eu (or us, the default)")
-    end
-    if region:lower() == "eu" and cfg.source.embedded_url == "default" then cfg.embedded_url = EU_EMBEDDED end
-  end
 
   if args.probe then
     local results, first = probe(cfg, args)

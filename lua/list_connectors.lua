@@ -46,7 +46,7 @@ local function main()
     for _, c in ipairs(list) do
       rows[#rows + 1] = { c.id, c.name, types[c.id] and table.concat(types[c.id], ",") or "?" }
     end
-    cli.out(cli.columns(rows))
+    cli.out(cli.table(rows))
   end
   if #list == 0 then
     cli.say(args.search and ("No connector matches %q."):format(args.search) or "No connectors.")

@@ -32,7 +32,7 @@ end
 
 local function show(args, u)
   if args.json then return cli.out(cli.json(u) .. "\n") end
-  cli.out(cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }))
+  cli.out(cli.table({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }))
 end
 
 local function get(client, target)
@@ -51,7 +51,7 @@ function RUN.list(client, args)
   elseif #list > 0 then
     local rows = { { "ID", "USERNAME", "FULL NAME" } }
     for _, u in ipairs(list) do rows[#rows + 1] = user_row(u) end
-    cli.out(cli.columns(rows))
+    cli.out(cli.table(rows))
   end
   cli.say("%d user%s", #list, #list == 1 and "" or "s")
   return cli.OK

@@ -16,12 +16,12 @@ describe("get_jwt_token.lua --region", function()
   end)
 
   -- The first request line the script sends through the proxy, and its result.
-  local function through_proxy(args, extra)
+  local function through_proxy(args, extra, cwd)
     local server = assert(socket.bind("127.0.0.1", 0))
     local _, port = server:getsockname()
     server:settimeout(10)
     extra.https_proxy = "http://127.0.0.1:" .. port
-    local h = run.spawn("get_jwt_token", args, { env = run.env(sb, uid, extra) })
+    local h = run.spawn("get_jwt_token", args, { env = run.env(sb, uid, extra), cwd = cwd })
     local conn = server:accept()
     local line
     if conn then
@@ -44,12 +44,20 @@ describe("get_jwt_token.lua --region", function()
     assert.equal("CONNECT eu-embedded.runalloy.com:443 HTTP/1.1", line)
   end)
 
+  it("ALLOY_REGION=eu from .env too (flags > environment > .env)", function()
+    local dir = run.tmpdir()
+    run.write(dir .. "/.env", "ALLOY_REGION=eu\n")
+    local line = through_proxy({}, { ALLOY_EMBEDDED_URL = false }, dir)
+    run.rmdir(dir)
+    assert.equal("CONNECT eu-embedded.runalloy.com:443 HTTP/1.1", line)
+  end)
+
   it("an explicit ALLOY_EMBEDDED_URL wins; an unknown region is exit 2", function()
     local r = run.script("get_jwt_token", { "--region", "eu" }, { env = run.env(sb, uid) })
     assert.equal(0, r.code, r.stderr)
     assert.equal(uid, run.jwt_payload(r.stdout:sub(1, -2)).userId)
     r = run.script("get_jwt_token", { "--region", "mars" }, { env = run.env(sb, uid) })
     assert.equal(2, r.code)
-    assert.matches("^error: unknown region \"mars\"", r.stderr)
+    assert.matches("^error: ALLOY_REGION %(flag %-%-region%): must be us or eu, not \"mars\"\n", r.stderr)
   end)
 end)

@@ -58,7 +58,11 @@ static int file_info(lua_State *L) {
   lua_setfield(L, -2, "type");
   lua_pushstring(L, mode);
   lua_setfield(L, -2, "mode");
+#if LUA_VERSION_NUM >= 503
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+#else
   lua_pushnumber(L, (lua_Number)st.st_size);
+#endif
   lua_setfield(L, -2, "size");
   return 1;
 }

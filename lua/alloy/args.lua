@@ -23,8 +23,9 @@ local function common_epilog()
   return ([[
 Configuration: flags > environment > .env (current directory, or --env-file) > defaults.
 Variables: ALLOY_API_KEY (never a flag), ALLOY_USER_ID, ALLOY_BASE_URL, ALLOY_EMBEDDED_URL,
-ALLOY_API_VERSION, CONNECTION_ID, REDIRECT_URI; ALLOY_TIMEOUT (s, default %s),
-ALLOY_RETRIES (default %s), ALLOY_BACKOFF (s, default %s), ALLOY_CA_FILE.
+ALLOY_API_VERSION, ALLOY_REGION (eu), CONNECTION_ID, REDIRECT_URI; ALLOY_TIMEOUT (s, default %s),
+ALLOY_RETRIES (default %s), ALLOY_BACKOFF (s, default %s), ALLOY_CA_FILE; ALLOY_FIELD_<NAME>
+(a connector's secret field, for initiate_oauth).
 Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.]])
     :format(show("timeout"), show("retries"), show("backoff"))
 end

@@ -35,6 +35,7 @@ local VARS = {
   { field = "base_url", var = "ALLOY_BASE_URL", flag = "base_url", option = "base_url" },
   { field = "embedded_url", var = "ALLOY_EMBEDDED_URL", flag = "embedded_url", option = "embedded_url" },
   { field = "api_version", var = "ALLOY_API_VERSION", flag = "api_version", option = "api_version" },
+  { field = "region", var = "ALLOY_REGION", flag = "region", region = true },
   { field = "connection_id", var = "CONNECTION_ID", flag = "connection_id" },
   { field = "redirect_uri", var = "REDIRECT_URI", flag = "redirect_uri" },
   { field = "timeout", var = "ALLOY_TIMEOUT", option = "timeout", number = true },
@@ -42,6 +43,9 @@ local VARS = {
   { field = "backoff", var = "ALLOY_BACKOFF", option = "backoff", number = true },
   { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE", option = "ca_file", file = true },
 }
+
+-- Regions and the embedded host of each: the EU host is the Node SDK's (eu-embedded).
+M.REGIONS = { us = false, eu = "https://eu-embedded.runalloy.com" }
 
 local function flag_name(f)
   return "--" .. f:gsub("_", "-")
@@ -77,6 +81,10 @@ local function check(alloy, spec, value, where)
     local v, msg = alloy.check_option(spec.option, spec.number and tonumber(value) or value)
     if v == nil then return nil, ("%s (%s): %s"):format(spec.var, where, msg) end
     value = v
+  end
+  if spec.region then
+    value = value:lower()
+    if not M.REGIONS[value] then return nil, ("%s (%s): must be us or eu, not %q"):format(spec.var, where, value) end
   end
   if spec.file then
     local ok, msg = check_file(value)
@@ -140,6 +148,10 @@ function M.load(opts)
       cfg[spec.field] = v
       cfg.source[spec.field] = where
     end
+  end
+  -- a region moves the token call unless a host was set explicitly
+  if cfg.region and M.REGIONS[cfg.region] and cfg.source.embedded_url == "default" then
+    cfg.embedded_url, cfg.source.embedded_url = M.REGIONS[cfg.region], cfg.source.region
   end
   return cfg
 end

@@ -28,9 +28,8 @@ if not package.cpath:find(cpath_entry, 1, true) then
   package.cpath = cpath_entry .. ";" .. package.cpath
 end
 
--- Loading alloy.so starts loading libcurl in the background (most of a one-shot run's
--- time), so it overlaps the script's own start-up. A missing module is reported later,
--- with hints, by alloy.config.
+-- alloy.so is loaded here, before the helpers: a missing module is reported later, with
+-- hints, by alloy.config. (libcurl itself loads at the first alloy.new.)
 pcall(require, "alloy")
 
 return true
