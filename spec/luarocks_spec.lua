@@ -155,6 +155,11 @@ describe("lua-alloy-scm-1.rockspec", function()
           .. " && find . -path ./build -prune -o \\( -name '*.so' -o -name '*.o' \\) -print")
         assert.are.equal("", stray)
 
+        -- the completions stay in the rock's directory, where the README says
+        local rock_dir = sh(lr .. " show --rock-dir lua-alloy"):gsub("%s+$", "")
+        assert.truthy(io.open(rock_dir .. "/share/bash-completion/completions/alloy-get-jwt-token"), rock_dir)
+        assert.truthy(io.open(rock_dir .. "/share/bash-completion/completions/alloy"), rock_dir)
+
         local lpath = sh(lr .. " path --lr-path"):gsub("%s+$", "")
         local lcpath = sh(lr .. " path --lr-cpath"):gsub("%s+$", "")
         local env = { LUA_PATH = lpath .. ";;", LUA_CPATH = lcpath .. ";;" }
