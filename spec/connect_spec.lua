@@ -180,6 +180,22 @@ describe("connect", function()
     end)
   end)
 
+  it("Ctrl-C at the secret prompt: echo is back on the terminal, nothing is created", function()
+    -- after the script, the same shell shows the terminal's settings (also when ^C ends it)
+    local script = run.quote(run.lua) .. " " .. run.quote(run.root .. "/lua/initiate_oauth.lua")
+    local t = terminal({}, { shell = "trap 'stty -a; exit 130' INT; " .. script
+      .. " --connector acuityScheduling --field userId=1234; stty -a" })
+    assert.is_true(t:expect("(apiKey, not shown): "), t:screen())
+    t:type("\3")
+    local r = t:wait()
+    assert.matches("\ninterrupted\n", r.stdout) -- the script stopped (the shell's own status varies)
+    local settings = assert(r.stdout:match("speed [^\n]*\n.*$"), r.stdout)
+    assert.matches("[ ;]echo[ ;\n]", settings)
+    assert.is_nil(settings:find("-echo ", 1, true), settings)
+    assert.same({}, creds())
+    assert.same({}, posted())
+  end)
+
   describe("several authentication types", function()
     it("without a terminal and --auth-type: exit 2 listing them", function()
       local r = connect { "--connector", "zendesk", "--redirect-uri", redirect }

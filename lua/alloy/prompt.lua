@@ -59,10 +59,14 @@ function M.secret(question)
     io.stderr:write(question)
     io.stderr:flush()
     local p = io.popen(READ_SECRET, "r")
-    local v = p and p:read("*a")
+    -- Ctrl-C reaches this process too (the interpreter then raises "interrupted"): wait for
+    -- the shell all the same, so that echo is back on before anything else happens.
+    local read_ok, v = true, nil
+    if p then read_ok, v = pcall(p.read, p, "*a") end
     local ok, _, code = true, nil, 0
     if p then ok, _, code = p:close() end
     io.stderr:write("\n")
+    if not read_ok then error(v, 0) end
     if not p or code == 3 then
       return nil, failure.usage("cannot read a secret: no terminal", "pipe it on stdin or set it in the environment")
     end
