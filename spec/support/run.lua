@@ -260,8 +260,10 @@ function M.terminal(name, args, opts)
   local o = { typed = true, tty = true }
   for k, v in pairs(opts) do o[k] = v end
   local cmd, files = build(name, args, o)
-  files.out = tmpfile()
-  local p = assert(io.popen("( " .. cmd .. " ) > " .. M.quote(files.out) .. " 2>&1", "w"))
+  files.out, files.code = tmpfile(), tmpfile()
+  -- the exit status goes through a file: Lua 5.1's pipe:close() does not report it
+  local p = assert(io.popen("( " .. cmd .. " ) > " .. M.quote(files.out) .. " 2>&1; echo $? > "
+    .. M.quote(files.code), "w"))
   local t = {}
   function t.screen() return (read_file(files.out):gsub("\r\n", "\n")) end
   function t.expect(_, text, timeout)
@@ -273,8 +275,8 @@ function M.terminal(name, args, opts)
   end
   function t.wait()
     if t.result then return t.result end
-    local a, b, c = p:close()
-    local r = { stdout = t.screen(), stderr = "", code = exit_code(a, b, c), cmd = cmd }
+    p:close()
+    local r = { stdout = t.screen(), stderr = "", code = tonumber(read_file(files.code):match("%d+")), cmd = cmd }
     cleanup(files)
     t.result = record(name, args, opts, r)
     return r
