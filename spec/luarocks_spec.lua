@@ -128,7 +128,7 @@ describe("lua-alloy-scm-1.rockspec", function()
         "luarocks --lua-version=5.4 make --deps-mode=none --local",
         'eval "$(luarocks --lua-version=5.4 path)"',
         "alloy-get-jwt-token --help",
-      }, { cwd = src, home = home })
+      }, { cwd = src, home = home, system_lua = true })
       assert.are.equal(0, code, err)
       assert.truthy(io.open(home .. "/.luarocks/lib/lua/5.4/alloy.so"), out)
       assert.matches("Usage: [^\n]*%-%-json", out)

@@ -107,7 +107,9 @@ local function prepare(cmds, opts)
   end
   local env = {}
   for k, v in pairs(opts.env or {}) do env[k] = v end
-  if run.lua ~= "lua5.4" then
+  -- opts.system_lua: commands that must meet the system's own lua5.4 (LuaRocks finds the Lua
+  -- headers from the interpreter's location)
+  if run.lua ~= "lua5.4" and not opts.system_lua then
     local bin = run.tmpdir()
     made[#made + 1] = bin
     -- it takes itself off PATH: fuzz/lua-asan and fuzz/lua-valgrind run the real lua5.4 by name
@@ -117,7 +119,7 @@ local function prepare(cmds, opts)
     env.PATH = bin .. ":" .. path
   end
   o.env = env
-  o.files = nil
+  o.files, o.system_lua = nil, nil
   o.shell = "set -e\n" .. table.concat(cmds, "\n")
   return o, function()
     for _, d in ipairs(made) do run.rmdir(d) end
