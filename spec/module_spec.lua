@@ -337,6 +337,22 @@ describe("alloy.file_info and alloy.replace_file", function()
     assert.same({ "fifo", "link", "sub", "target" }, listing())
   end)
 
+  it("refuses a path with a NUL instead of cutting it there", function()
+    assert.has_error(function() alloy.replace_file(dir .. "/creds\0.bak", "x") end,
+      "alloy.replace_file: path must not contain NUL")
+    assert.has_error(function() alloy.file_info(dir .. "/creds\0.bak") end,
+      "alloy.file_info: path must not contain NUL")
+    assert.same({}, listing())
+  end)
+
+  it("replaces a file whose name is as long as a name may be", function()
+    local name = string.rep("n", 255)
+    assert.is_true(alloy.replace_file(dir .. "/" .. name, "old"))
+    assert.is_true(alloy.replace_file(dir .. "/" .. name, "new"))
+    assert.equals("new", read(dir .. "/" .. name))
+    assert.same({ name }, listing())
+  end)
+
   it("fails with the errno name and leaves nothing behind", function()
     local info, msg, errno = alloy.file_info(dir .. "/missing")
     assert.is_nil(info)

@@ -45,10 +45,18 @@ static int push_errno(lua_State *L, const char *path, const char *what, int e) {
   return 3;
 }
 
+/* The path argument. The system calls stop at a NUL: "creds\0.bak" would be "creds". */
+static const char *check_path(lua_State *L, const char *who) {
+  size_t n = 0;
+  const char *path = luaL_checklstring(L, 1, &n);
+  if (strlen(path) != n) luaL_error(L, "%s: path must not contain NUL", who);
+  return path;
+}
+
 /* alloy.file_info(path) -> {type, mode = "600", size} | nil, msg, errno_name (lstat: a
  * symlink is "link", never what it points at) */
 static int file_info(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, "alloy.file_info");
   struct stat st;
   if (lstat(path, &st) != 0) return push_errno(L, path, NULL, errno);
   char mode[8];
@@ -100,7 +108,7 @@ static int write_all(int fd, const char *s, size_t n) {
  * renamed over path: readers see the old file or the new one, never a part. rename replaces
  * a symlink itself, not its target, but path must be a regular file or absent anyway. */
 static int replace_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *path = check_path(L, "alloy.replace_file");
   size_t len = 0;
   const char *text = luaL_checklstring(L, 2, &len);
   mode_t mode = check_mode(L, 3);
@@ -116,11 +124,17 @@ static int replace_file(lua_State *L) {
     return push_errno(L, path, NULL, errno);
   }
   const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t base_len = strlen(base);
   abuf tmp = {0};
   if (slash) abuf_add(&tmp, path, (size_t)(slash - path) + 1);
   abuf_adds(&tmp, ".");
-  abuf_adds(&tmp, slash ? slash + 1 : path);
-  if (abuf_adds(&tmp, ".XXXXXX") != 0) return luaL_error(L, "alloy: out of memory");
+  /* ".<name>.XXXXXX" must fit NAME_MAX where <name> just does: a prefix of it names it well */
+  abuf_add(&tmp, base, base_len < 64 ? base_len : 64);
+  if (abuf_adds(&tmp, ".XXXXXX") != 0) {
+    abuf_free(&tmp);
+    return luaL_error(L, "alloy: out of memory");
+  }
   int fd = mkstemp(tmp.data);
   int e = 0;
   const char *step = NULL;
