@@ -249,6 +249,33 @@ describe("alloy.jwt_claims", function()
     end
   end)
 
+  it("refuses a payload that is JSON but not an object", function()
+    for _, json in ipairs { "[1,2]", " [{\"exp\":1}]", "[]", "\"sub\"", "12" } do
+      local claims, msg, code = alloy.jwt_claims("e30." .. b64url(json) .. ".sig")
+      assert.is_nil(claims, json)
+      assert.equals("JWT_DECODE: payload is not a JSON object", msg)
+      assert.equals("JWT_DECODE", code)
+    end
+    assert.same({ sub = "u1" }, alloy.jwt_claims("e30." .. b64url(' \n{"sub":"u1"}') .. ".sig"))
+  end)
+
+  it("keeps huge, negative and exponent claims as numbers, integral ones exact", function()
+    local claims = assert(alloy.jwt_claims("e30." .. b64url(
+      '{"big":1e300,"neg":-5,"nz":-0,"e":1.5e3,"edge":9223372036854775808,"nest":{"exp":10}}') .. ".sig"))
+    assert.equals(1e300, claims.big)
+    assert.equals(-5, claims.neg)
+    assert.equals(0, claims.nz)
+    assert.equals(1500, claims.e)
+    assert.equals(2 ^ 63, claims.edge)
+    assert.equals(10, claims.nest.exp)
+    if math.type then
+      assert.equals("float", math.type(claims.big))
+      assert.equals("integer", math.type(claims.neg))
+      assert.equals("integer", math.type(claims.e))
+      assert.equals("float", math.type(claims.edge)) -- not wrapped to math.mininteger
+    end
+  end)
+
   it("does so for a token the sandbox issued", function()
     local sb = Sandbox.start()
     finally(function() sb:stop() end)

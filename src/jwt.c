@@ -1,4 +1,6 @@
 /* alloy.jwt_claims(token) -> the payload's claims (signature not checked) | nil, msg, code */
+#include <string.h>
+
 #include "alloy_int.h"
 #include "errors.h"
 #include "url.h"
@@ -36,6 +38,8 @@ static int alloy_jwt_claims(lua_State *L) {
     why = "not a three-part JWT";
   else if (b64url_decode(&payload, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0 || payload.len == 0)
     why = "payload is not base64url";
+  else if (payload.data[strspn(payload.data, " \t\r\n")] != '{')
+    why = "payload is not a JSON object"; /* cjson gives a table for an array too */
   if (why == NULL) {
     lua_pushlstring(L, payload.data, payload.len);
     abuf_free(&payload);
