@@ -47,6 +47,21 @@ describe("the token body", function()
     end)
   end
 
+  it("BAD_RESPONSE, not the value, for a body that holds no usable token", function()
+    local bodies = { '""', '"a\\u0000b"', '"eyJ.x\\r\\nX-Evil: 1"', '"two words"', "12", "null",
+      '{"token":""}', '{"token":12}', '{"token":"a\\nb"}', '{"token":"\\u001b[2J"}' }
+    for _, body in ipairs(bodies) do
+      sb:fault { path = "/token$", status = 200, body = body }
+      local token, msg, code, res = sb:client():user_token(uid)
+      assert.is_nil(token, body)
+      assert.equals("BAD_RESPONSE", code, body)
+      assert.matches("no 'token' field", msg, 1, true)
+      assert.equals(200, res.status)
+    end
+    sb:fault { path = "/token$", status = 200, body = '"eyJ0.eyJ1.c2ln"' }
+    assert.equals("eyJ0.eyJ1.c2ln", sb:client():user_token(uid))
+  end)
+
   it("refuses an unknown token_shape", function()
     assert.has_error(function() sb:set { token_shape = "array" } end)
   end)

@@ -87,6 +87,17 @@ static int fail(lua_State *L, client *c, const prepared *p, const http_response 
   return alloy_push_failure(L, c->scratch.data, code, res);
 }
 
+/* A bearer token (RFC 6750: base64url, dots, a few more) is printable ASCII without spaces;
+ * anything else (a number, "", a NUL, CR LF) would reach a header or a terminal as given. */
+static int is_token(lua_State *L, int idx) {
+  size_t n = 0;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
+  if (s == NULL || n == 0) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) return 0;
+  return 1;
+}
+
 /* Leaves the value a named operation returns on top of the stack, or returns 0 when the
  * decoded body (at json) does not have the expected shape. */
 static int shape_result(lua_State *L, const alloy_op *op, int json) {
@@ -95,18 +106,17 @@ static int shape_result(lua_State *L, const alloy_op *op, int json) {
     lua_pushvalue(L, json);
     return 1;
   }
-  /* One rendering of the 2025-09 token reference shows the body as a bare JSON string. */
-  if (op->result == RESULT_FIELD && lua_type(L, json) == LUA_TSTRING && ac_rawlen(L, json) > 0) {
-    lua_pushvalue(L, json);
-    return 1;
-  }
-  if (!lua_istable(L, json)) return 0;
   if (op->result == RESULT_FIELD) {
-    lua_getfield(L, json, op->field);
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) return 1;
+    /* One rendering of the 2025-09 token reference shows the body as a bare JSON string. */
+    if (lua_istable(L, json))
+      lua_getfield(L, json, op->field);
+    else
+      lua_pushvalue(L, json);
+    if (is_token(L, -1)) return 1;
     lua_pop(L, 1);
     return 0;
   }
+  if (!lua_istable(L, json)) return 0;
   lua_rawgeti(L, json, 1);
   int is_array = !lua_isnil(L, -1);
   lua_pop(L, 1);
@@ -181,7 +191,7 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
     if (p->op->result == RESULT_FIELD) {
       abuf_adds(&detail, "no '");
       abuf_adds(&detail, p->op->field);
-      abuf_adds(&detail, "' field");
+      abuf_adds(&detail, "' field with a token (printable ASCII, no spaces)");
     } else {
       abuf_adds(&detail, "no list (an array, or data/credentials/metadata/connectors)");
     }
