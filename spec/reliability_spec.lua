@@ -84,6 +84,29 @@ describe("reliability", function()
       end
     end)
 
+    it("waits retry_max_wait for delta-seconds too large to read, not zero", function()
+      sb:fault { path = "/token$", status = 503, headers = { ["Retry-After"] = string.rep("9", 30) } }
+      -- a lower bound only: the wait is at least what was decided
+      local dt, token, res = timed(function() return client { retry_max_wait = 0.6, backoff = 0 }:user_token(uid) end)
+      assert.is_string(token)
+      assert.equals(2, res.attempts)
+      assert.is_true(dt >= 0.6, "took " .. dt)
+    end)
+
+    it("a number with a tail is junk: no licence to retry a POST", function()
+      for _, bad in ipairs { "5s", "1.5", "0x10", "2 seconds" } do
+        sb:fault { path = "^/users$", method = "POST", status = 503, headers = { ["Retry-After"] = bad } }
+        local _, _, code, res = client { retry_max_wait = 0 }:create_user { username = "p503" }
+        assert.equals("HTTP_503", code, bad)
+        assert.equals(1, res.attempts, bad)
+        sb:clear_faults()
+      end
+      sb:fault { path = "^/users$", method = "POST", status = 503, headers = { ["Retry-After"] = "  1 " } }
+      local body, res = client { retry_max_wait = 0 }:create_user { username = "p503" }
+      assert.matches("^%x+$", body.userId)
+      assert.equals(2, res.attempts)
+    end)
+
     it("retry_max_wait = 0 retries without waiting", function()
       sb:fault { path = "/token$", status = 503, headers = { ["Retry-After"] = "30" }, times = 2 }
       local dt, token, res = timed(function() return client { retry_max_wait = 0 }:user_token(uid) end)

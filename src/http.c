@@ -2,6 +2,7 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <strings.h>
@@ -222,16 +223,20 @@ static int is_retryable(const char *method, CURLcode code, long status, int has_
 }
 
 /* libcurl reads Retry-After (delta-seconds or HTTP-date; CURLINFO_RETRY_AFTER, 7.66); the
- * header API (7.84) says whether there was one, as that value is 0 for none too. */
+ * header API (7.84) says whether there was one, as that value is 0 for none too. Returns the
+ * seconds to wait (capped later), or -1 for none or junk: the usual backoff then. */
 static double response_retry_after(CURL *e) {
   struct curl_header *h;
   curl_off_t seconds = 0;
   if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) != CURLHE_OK) return -1;
   if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK) seconds = 0;
+  const char *v = h->value; /* trimmed by libcurl */
+  size_t digits = strspn(v, "0123456789");
+  if (digits == 0) return seconds > 0 ? (double)seconds : -1; /* a date not in the future: -1 */
+  if (v[digits] != '\0') return -1; /* "5s", "1.5": libcurl would read the leading number */
   if (seconds > 0) return (double)seconds;
-  /* libcurl gives 0 for "0" and for a value it could not read (or a date not in the future):
-   * only a number counts as a Retry-After; otherwise the usual backoff, as without one. */
-  return h->value[0] >= '0' && h->value[0] <= '9' ? 0 : -1;
+  /* 0 from libcurl: "0", or a number too large for it, which asks for the longest wait */
+  return strspn(v, "0") == digits ? 0 : HUGE_VAL;
 }
 
 static double backoff_delay(const http_conf *conf, int attempt, double retry_after) {
