@@ -151,6 +151,33 @@ describe("GC stress", function()
     end
   end)
 
+  it("keeps a batch request's raw body alive while it is in flight, whatever on_result does", function()
+    -- Request 2 is answered 429 first: its retry sends the body again after request 1's
+    -- on_result has dropped the only Lua reference to it and the collector has run.
+    sb:fault { path = "^/users$", method = "POST", status = 429, headers = { ["Retry-After"] = "1" } }
+    local pad = string.rep("p", 300000) -- above malloc's mmap threshold: freed means unmapped
+    local reqs = {
+      { path = "/users/" .. uid },
+      { method = "POST", path = "/users", body = '{"username":"raw-body","fullName":"' .. pad .. '"}' },
+    }
+    pad = nil -- luacheck: ignore 311
+    local c = client { retries = 1, retry_max_wait = 1 }
+    local results = {}
+    assert(c:batch(reqs, { concurrency = 2, on_result = function(i, r)
+      results[i] = r
+      if i == 1 then
+        reqs[2] = nil
+        full_gc()
+        for _ = 1, 2000 do local _ = { string.rep("y", 200) } end
+      end
+    end }))
+    assert.is_true(results[1].ok, results[1].error)
+    assert.is_true(results[2].ok, results[2].error)
+    assert.equals(2, results[2].attempts)
+    local user = assert(client():get_user(results[2].json.userId))
+    assert.equals("raw-body", user.username)
+  end)
+
   it("keeps earlier messages intact while the client reuses its buffers", function()
     local c = client { retries = 0 }
     local seen = {}

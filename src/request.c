@@ -260,7 +260,10 @@ static void build_request(lua_State *L, client *c, const request_input *in, anch
     p->req.body = lua_tolstring(L, -1, &p->req.body_len);
     anchor(a);
   } else if (in->body) {
-    p->req.body = lua_tolstring(L, in->body, &p->req.body_len);
+    /* libcurl sends it from this memory, again on a retry: the spec table may drop it first */
+    lua_pushvalue(L, in->body);
+    p->req.body = lua_tolstring(L, -1, &p->req.body_len);
+    anchor(a);
   }
 
   /* URL: base + [/version] + expanded path + query. */
