@@ -178,6 +178,34 @@ describe("GC stress", function()
     assert.equals("raw-body", user.username)
   end)
 
+  it("keeps a batch request's method alive while it is in flight", function()
+    sb:fault { path = "^/users$", status = 429, headers = { ["Retry-After"] = "1" } }
+    sb:clear_requests()
+    -- made at run time: no constant anywhere keeps this string alive
+    local method = string.rep("PROP", 2) .. string.rep("Q", 40):sub(1, 2)
+    local reqs = { { path = "/users/" .. uid }, { method = method, path = "/users" } }
+    method = nil -- luacheck: ignore 311
+    local c = client { retries = 1, retry_max_wait = 1 }
+    local results = {}
+    assert(c:batch(reqs, { concurrency = 2, on_result = function(i, r)
+      results[i] = r
+      if i == 1 then
+        reqs[2] = nil
+        full_gc()
+        local keep = {} -- strings of its size, to take over its memory
+        for k = 1, 2000 do keep[k] = string.format("%010d", k) end
+      end
+    end }))
+    assert.is_true(results[1].ok, results[1].error)
+    assert.matches("%(PROPPROPQQ /users%) after 2 attempts$", results[2].error)
+    local seen = {}
+    for _, r in ipairs(sb:requests()) do
+      if r.path == "/users" then seen[#seen + 1] = r.method end
+    end
+    local want = string.rep("PROP", 2) .. "QQ"
+    assert.same({ want, want }, seen)
+  end)
+
   it("keeps earlier messages intact while the client reuses its buffers", function()
     local c = client { retries = 0 }
     local seen = {}

@@ -34,7 +34,7 @@ static const char *field_string(lua_State *L, int spec, const char *name, size_t
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: field '%s' must be a string", who, name);
     s = lua_tolstring(L, -1, len);
   }
-  lua_pop(L, 1); /* anchored by the spec table */
+  lua_pop(L, 1); /* held by the spec table: enough while the caller reads it */
   return s;
 }
 
@@ -325,7 +325,12 @@ void request_from_spec(lua_State *L, client *c, int spec, anchors *a, const allo
   request_input in;
   memset(&in, 0, sizeof in);
   in.method = field_string(L, spec, "method", &in.method_len, who);
-  if (in.method == NULL) {
+  if (in.method) { /* sent from this memory, again on a retry: the spec table may drop it */
+    luaL_checkstack(L, 1, "request");
+    lua_pushlstring(L, in.method, in.method_len);
+    in.method = lua_tostring(L, -1);
+    anchor(a);
+  } else {
     in.method = op ? op->method : "GET";
     in.method_len = strlen(in.method);
   }
