@@ -240,18 +240,50 @@ describe("GC stress", function()
     assert.equals("TRANSPORT_ERROR", code)
   end)
 
+  -- Runs body in a child interpreter: a use-after-free there may crash it.
+  local function check(body)
+    local out, err, rc = run_lua(GC_SETUP .. ([[
+      local alloy = require "alloy"
+      local KEY, URL = %q, %q
+      %s
+      io.stdout:write("survived\n")
+    ]]):format(sb.api_key, sb.url, body))
+    assert.equals(0, rc, "exit " .. rc .. "; stderr:\n" .. err)
+    assert.equals("survived\n", out, err)
+  end
+
+  it("sends the headers as read when a finaliser changes them during the call", function()
+    check [[
+      local sent
+      local c = alloy.new{ api_key = KEY, base_url = URL, retries = 0, transport = function(req)
+        sent = req.headers
+        return { status = 200, headers = {}, body = "{}" }
+      end }
+      incremental(1, 1000)
+      local long = string.rep("L", 4000)
+      for i = 1, 300 do
+        local headers = {}
+        for k = 1, 20 do headers["X-H" .. k] = k * 1000 + i end -- numbers: converting allocates
+        -- a chain of finalisers, one per collection cycle, the last lengthening every value:
+        -- at a different allocation inside the call each time round
+        local function chain(n)
+          setmetatable({}, { __gc = function()
+            if n > 0 then return chain(n - 1) end
+            for k in pairs(headers) do headers[k] = long end
+          end })
+        end
+        chain(i % 40)
+        assert(c:request { path = "/users", headers = headers })
+        for _, h in ipairs(sent) do
+          local k = tonumber(h[1]:match("^X%-H(%d+)$"))
+          if k then assert(h[2] == long or h[2] == tostring(k * 1000 + i), h[1] .. ": " .. #h[2]) end
+        end
+      end
+      collectgarbage() collectgarbage()
+    ]]
+  end)
+
   describe("a client closed by Lua code running inside one of its calls", function()
-    -- These run in a child interpreter: a use-after-free there may crash it.
-    local function check(body)
-      local out, err, rc = run_lua(GC_SETUP .. ([[
-        local alloy = require "alloy"
-        local KEY, URL = %q, %q
-        %s
-        io.stdout:write("survived\n")
-      ]]):format(sb.api_key, sb.url, body))
-      assert.equals(0, rc, "exit " .. rc .. "; stderr:\n" .. err)
-      assert.equals("survived\n", out, err)
-    end
 
     it("from a request table's metamethod: the call raises 'client is closed'", function()
       check [[

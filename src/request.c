@@ -154,13 +154,16 @@ static void set_failure(lua_State *L, prepared *p, anchors *a, const char *fmt, 
 static struct curl_slist *build_headers(lua_State *L, client *c, int headers, int body_kind,
                                         int version_header, prepared *p, anchors *a) {
   enum { MAX_HEADERS = 32 };
-  const char *names[MAX_HEADERS];
-  size_t lens[MAX_HEADERS];
+  const char *names[MAX_HEADERS], *values[MAX_HEADERS];
+  size_t lens[MAX_HEADERS], vlens[MAX_HEADERS];
   int have_accept = 0, have_version = 0, have_ctype = 0, have_ua = 0;
   size_t count = 0, total = 0;
   const char *bad_header = NULL; /* the first whose value holds CR, LF or NUL */
+  int pairs = lua_gettop(L) + 1; /* each name and value, kept on the stack from the first pass:
+                                  * a finaliser run by an allocation may change the table */
 
   if (headers) {
+    luaL_checkstack(L, 2 * MAX_HEADERS + 4, "headers");
     lua_pushnil(L);
     while (lua_next(L, headers)) {
       size_t nlen = 0, vlen = 0;
@@ -177,15 +180,17 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
       have_version |= header_is(name, nlen, "x-api-version");
       have_ctype |= header_is(name, nlen, "content-type");
       have_ua |= header_is(name, nlen, "user-agent");
-      /* "name: value" is assembled below; the names stay anchored by the headers table */
       names[count] = name;
       lens[count] = nlen;
+      values[count] = value;
+      vlens[count] = vlen;
       count++;
       total += nlen + 2 + vlen + 1;
-      lua_pop(L, 1);
+      lua_pushvalue(L, -2); /* name, value below the key lua_next goes on from */
+      lua_insert(L, -3);
+      lua_insert(L, -2);
     }
   }
-  if (bad_header) set_failure(L, p, a, "header '%.60s' contains CR, LF or NUL", bad_header);
   if (count == 0) return c->chains[body_kind * 2 + version_header];
 
   /* Lay out nodes then strings in one block. */
@@ -195,18 +200,14 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
   char *strings = (char *)(list + nodes);
   size_t k = 0;
   for (size_t i = 0; i < count; i++) {
-    size_t vlen = 0;
-    lua_getfield(L, headers, names[i]);
-    const char *v = scalar_string(L, -1, &vlen);
     list[k].data = strings;
     memcpy(strings, names[i], lens[i]);
     strings += lens[i];
     *strings++ = ':';
     *strings++ = ' ';
-    memcpy(strings, v, vlen);
-    strings += vlen;
+    memcpy(strings, values[i], vlens[i]);
+    strings += vlens[i];
     *strings++ = '\0';
-    lua_pop(L, 1);
     k++;
   }
   if (!have_accept) list[k++].data = "Accept: application/json";
@@ -215,7 +216,10 @@ static struct curl_slist *build_headers(lua_State *L, client *c, int headers, in
   if (version_header && !have_version) list[k++].data = c->version_header;
   for (size_t i = 0; i + 1 < nodes; i++) list[i].next = &list[i + 1];
   list[nodes - 1].next = have_ua ? &c->auth_node : c->tail;
+  lua_replace(L, pairs); /* the block replaces the pairs it was made from */
+  lua_settop(L, pairs);
   anchor(a);
+  if (bad_header) set_failure(L, p, a, "header '%.60s' contains CR, LF or NUL", bad_header);
   return list;
 }
 
