@@ -283,6 +283,33 @@ describe("GC stress", function()
     ]]
   end)
 
+  it("sends the query as read when a finaliser empties it during the call", function()
+    check [[
+      local c = alloy.new{ api_key = KEY, base_url = URL, retries = 0, transport = function()
+        return { status = 200, headers = {}, body = "{}" }
+      end }
+      incremental(1, 1000)
+      for i = 1, 300 do
+        local query = {}
+        for k = 1, 30 do query[string.rep("q", 3) .. k .. "_" .. i] = k end -- numbers: converting allocates
+        local function chain(n) -- as above: the last one drops every key
+          setmetatable({}, { __gc = function()
+            if n > 0 then return chain(n - 1) end
+            for k in pairs(query) do query[k] = nil end
+          end })
+        end
+        chain(i % 40)
+        local res = assert(c:request { path = "/users", query = query })
+        local q = res.url:match("^[^?]*%?(.*)$") or ""
+        for pair in q:gmatch("[^&]+") do -- the keys read before the finaliser, intact
+          local k, round, v = pair:match("^qqq(%d+)_(%d+)=(%d+)$")
+          assert(k == v and tonumber(round) == i, res.url)
+        end
+      end
+      collectgarbage() collectgarbage()
+    ]]
+  end)
+
   describe("a client closed by Lua code running inside one of its calls", function()
 
     it("from a request table's metamethod: the call raises 'client is closed'", function()

@@ -100,33 +100,44 @@ static const char *lookup_arg(void *ud, const char *name, size_t name_len, size_
   return NULL;
 }
 
-static int compare_strings(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+typedef struct query_pair {
+  const char *key, *value;
+  size_t value_len;
+} query_pair;
+
+static int compare_keys(const void *a, const void *b) {
+  return strcmp(((const query_pair *)a)->key, ((const query_pair *)b)->key);
 }
 
-/* Appends "?k=v&..." sorted by key, so the same query always makes the same URL. */
+/* Appends "?k=v&..." sorted by key, so the same query always makes the same URL. Each key
+ * and value stays on the stack from when it is read: a finaliser run by an allocation may
+ * change the table. */
 static void append_query(lua_State *L, int query, abuf *url) {
-  const char *keys[64];
+  query_pair pairs[64];
   size_t n = 0;
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 2 * 64 + 4, "query");
   lua_pushnil(L);
   while (lua_next(L, query)) {
     if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "alloy: query keys must be strings");
-    if (n == sizeof keys / sizeof keys[0]) luaL_error(L, "alloy: too many query parameters");
-    keys[n++] = lua_tostring(L, -2);
-    lua_pop(L, 1);
+    if (n == sizeof pairs / sizeof pairs[0]) luaL_error(L, "alloy: too many query parameters");
+    pairs[n].key = lua_tostring(L, -2);
+    pairs[n].value = scalar_string(L, -1, &pairs[n].value_len);
+    if (pairs[n].value == NULL)
+      luaL_error(L, "alloy: query value '%s' must be a string, number or boolean", pairs[n].key);
+    n++;
+    lua_pushvalue(L, -2); /* key, value below the key lua_next goes on from */
+    lua_insert(L, -3);
+    lua_insert(L, -2);
   }
-  qsort(keys, n, sizeof keys[0], compare_strings);
+  qsort(pairs, n, sizeof pairs[0], compare_keys);
   for (size_t i = 0; i < n; i++) {
-    size_t vlen = 0;
-    lua_getfield(L, query, keys[i]);
-    const char *v = scalar_string(L, -1, &vlen);
-    if (v == NULL) luaL_error(L, "alloy: query value '%s' must be a string, number or boolean", keys[i]);
     abuf_add(url, i == 0 ? "?" : "&", 1);
-    url_encode(url, keys[i], strlen(keys[i]));
+    url_encode(url, pairs[i].key, strlen(pairs[i].key));
     abuf_add(url, "=", 1);
-    url_encode(url, v, vlen);
-    lua_pop(L, 1);
+    url_encode(url, pairs[i].value, pairs[i].value_len);
   }
+  lua_settop(L, top);
 }
 
 static int header_is(const char *name, size_t n, const char *want) {
