@@ -20,6 +20,14 @@ local function incremental(pause, stepmul)
   collectgarbage("setpause", pause)
   collectgarbage("setstepmul", stepmul)
 end
+-- A chain of finalisers, one per collection cycle, the last running fn: under an eager
+-- collector, at a later allocation inside the next call as n grows.
+local function finalise_after(n, fn)
+  setmetatable({}, { __gc = function()
+    if n > 0 then return finalise_after(n - 1, fn) end
+    fn()
+  end })
+end
 ]]
 
 -- Open descriptors of this process: /proc/<our pid>/fd (the `ls` runs in a child).
@@ -151,16 +159,10 @@ describe("GC stress", function()
     end
   end)
 
-  it("keeps a batch request's raw body alive while it is in flight, whatever on_result does", function()
-    -- Request 2 is answered 429 first: its retry sends the body again after request 1's
-    -- on_result has dropped the only Lua reference to it and the collector has run.
-    sb:fault { path = "^/users$", method = "POST", status = 429, headers = { ["Retry-After"] = "1" } }
-    local pad = string.rep("p", 300000) -- above malloc's mmap threshold: freed means unmapped
-    local reqs = {
-      { path = "/users/" .. uid },
-      { method = "POST", path = "/users", body = '{"username":"raw-body","fullName":"' .. pad .. '"}' },
-    }
-    pad = nil -- luacheck: ignore 311
+  -- Runs a batch of two whose second request is answered 429 first (the fault), so its retry
+  -- comes a second later: after request 1's on_result has dropped the second's spec table,
+  -- collected and run churn. Returns the second's result.
+  local function batch_dropping_second(reqs, churn)
     local c = client { retries = 1, retry_max_wait = 1 }
     local results = {}
     assert(c:batch(reqs, { concurrency = 2, on_result = function(i, r)
@@ -168,13 +170,27 @@ describe("GC stress", function()
       if i == 1 then
         reqs[2] = nil
         full_gc()
-        for _ = 1, 2000 do local _ = { string.rep("y", 200) } end
+        churn()
       end
     end }))
     assert.is_true(results[1].ok, results[1].error)
-    assert.is_true(results[2].ok, results[2].error)
-    assert.equals(2, results[2].attempts)
-    local user = assert(client():get_user(results[2].json.userId))
+    return results[2]
+  end
+
+  it("keeps a batch request's raw body alive while it is in flight, whatever on_result does", function()
+    sb:fault { path = "^/users$", method = "POST", status = 429, headers = { ["Retry-After"] = "1" } }
+    local pad = string.rep("p", 300000) -- above malloc's mmap threshold: freed means unmapped
+    local reqs = {
+      { path = "/users/" .. uid },
+      { method = "POST", path = "/users", body = '{"username":"raw-body","fullName":"' .. pad .. '"}' },
+    }
+    pad = nil -- luacheck: ignore 311
+    local r = batch_dropping_second(reqs, function()
+      for _ = 1, 2000 do local _ = { string.rep("y", 200) } end
+    end)
+    assert.is_true(r.ok, r.error)
+    assert.equals(2, r.attempts)
+    local user = assert(client():get_user(r.json.userId))
     assert.equals("raw-body", user.username)
   end)
 
@@ -185,22 +201,15 @@ describe("GC stress", function()
     local method = string.rep("PROP", 2) .. string.rep("Q", 40):sub(1, 2)
     local reqs = { { path = "/users/" .. uid }, { method = method, path = "/users" } }
     method = nil -- luacheck: ignore 311
-    local c = client { retries = 1, retry_max_wait = 1 }
-    local results = {}
-    assert(c:batch(reqs, { concurrency = 2, on_result = function(i, r)
-      results[i] = r
-      if i == 1 then
-        reqs[2] = nil
-        full_gc()
-        local keep = {} -- strings of its size, to take over its memory
-        for k = 1, 2000 do keep[k] = string.format("%010d", k) end
-      end
-    end }))
-    assert.is_true(results[1].ok, results[1].error)
-    assert.matches("%(PROPPROPQQ /users%) after 2 attempts$", results[2].error)
+    local r = batch_dropping_second(reqs, function()
+      local keep = {} -- strings of its size, to take over its memory
+      for k = 1, 2000 do keep[k] = string.format("%010d", k) end
+      return keep
+    end)
+    assert.matches("%(PROPPROPQQ /users%) after 2 attempts$", r.error)
     local seen = {}
-    for _, r in ipairs(sb:requests()) do
-      if r.path == "/users" then seen[#seen + 1] = r.method end
+    for _, logged in ipairs(sb:requests()) do
+      if logged.path == "/users" then seen[#seen + 1] = logged.method end
     end
     local want = string.rep("PROP", 2) .. "QQ"
     assert.same({ want, want }, seen)
@@ -264,15 +273,9 @@ describe("GC stress", function()
       for i = 1, 300 do
         local headers = {}
         for k = 1, 20 do headers["X-H" .. k] = k * 1000 + i end -- numbers: converting allocates
-        -- a chain of finalisers, one per collection cycle, the last lengthening every value:
-        -- at a different allocation inside the call each time round
-        local function chain(n)
-          setmetatable({}, { __gc = function()
-            if n > 0 then return chain(n - 1) end
-            for k in pairs(headers) do headers[k] = long end
-          end })
-        end
-        chain(i % 40)
+        finalise_after(i % 40, function() -- lengthens every value
+          for k in pairs(headers) do headers[k] = long end
+        end)
         assert(c:request { path = "/users", headers = headers })
         for _, h in ipairs(sent) do
           local k = tonumber(h[1]:match("^X%-H(%d+)$"))
@@ -292,13 +295,9 @@ describe("GC stress", function()
       for i = 1, 300 do
         local query = {}
         for k = 1, 30 do query[string.rep("q", 3) .. k .. "_" .. i] = k end -- numbers: converting allocates
-        local function chain(n) -- as above: the last one drops every key
-          setmetatable({}, { __gc = function()
-            if n > 0 then return chain(n - 1) end
-            for k in pairs(query) do query[k] = nil end
-          end })
-        end
-        chain(i % 40)
+        finalise_after(i % 40, function() -- drops every key
+          for k in pairs(query) do query[k] = nil end
+        end)
         local res = assert(c:request { path = "/users", query = query })
         local q = res.url:match("^[^?]*%?(.*)$") or ""
         for pair in q:gmatch("[^&]+") do -- the keys read before the finaliser, intact
