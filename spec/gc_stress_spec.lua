@@ -309,6 +309,30 @@ describe("GC stress", function()
     ]]
   end)
 
+  it("frees what it read of a transport's answer when reading the rest raises", function()
+    check [[
+      local function rss_mb()
+        local f = assert(io.open("/proc/self/statm", "rb"))
+        local pages = tonumber(f:read("*a"):match("^%d+%s+(%d+)"))
+        f:close()
+        return pages * 4096 / 1e6
+      end
+      local body = string.rep("b", 1000000)
+      local answer = setmetatable({ status = 200, body = body }, { __index = function(_, k)
+        error("no " .. k)
+      end })
+      local c = alloy.new{ api_key = KEY, base_url = URL, transport = function() return answer end }
+      local before = rss_mb()
+      for _ = 1, 200 do
+        local ok, err = pcall(c.request, c, { path = "/users" })
+        assert(not ok and err:find("no headers", 1, true), tostring(err))
+      end
+      collectgarbage() collectgarbage()
+      local grown = rss_mb() - before
+      assert(grown < 50, ("%.0f MB more after 200 failed reads of a 1 MB body"):format(grown))
+    ]]
+  end)
+
   describe("a client closed by Lua code running inside one of its calls", function()
 
     it("from a request table's metamethod: the call raises 'client is closed'", function()

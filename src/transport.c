@@ -73,16 +73,17 @@ static void response_from_lua(lua_State *L, client *c, int idx, http_response *r
     transport_failed(r, lua_tostring(L, idx + 1));
     return;
   }
+  /* Every field first: an __index that raises must find nothing of r allocated yet. */
   lua_getfield(L, idx, "status");
-  r->status = (long)lua_tointeger(L, -1);
   lua_getfield(L, idx, "body");
+  lua_getfield(L, idx, "headers");
+  r->status = (long)lua_tointeger(L, -3);
   size_t n = 0;
-  const char *body = lua_tolstring(L, -1, &n);
+  const char *body = lua_tolstring(L, -2, &n);
   if (n > c->conf.max_body)
     r->too_large = 1, r->curl_code = CURLE_FILESIZE_EXCEEDED;
   else if (body)
     abuf_add(&r->body, body, n);
-  lua_getfield(L, idx, "headers");
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
