@@ -185,6 +185,12 @@ function M.table(rows)
   return table.concat(out)
 end
 
+-- Whether v has the documented shape of a user or credential id: 24 hex digits (a
+-- MongoDB ObjectId). Ids from a server are checked before they reach stdout, .env or a URL.
+function M.object_id(v)
+  return type(v) == "string" and #v == 24 and v:match("^%x+$") ~= nil
+end
+
 -- ---------------------------------------------------------------- time
 
 -- "2025-10-01T12:00:00Z"

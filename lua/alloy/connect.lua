@@ -126,7 +126,7 @@ local function inputs(args, connector, entry, given)
     config_id, err = cli.ask("Auth config id (authConfigId): ", "auth config id")
     if not config_id then return nil, err end
   end
-  if config_id and not (config_id:match("^%x+$") and #config_id == 24) then
+  if config_id and not cli.object_id(config_id) then
     return nil, failure.usage(("%q is not an auth config id (24 hex digits)"):format(config_id))
   end
   return any and data or nil, config_id
