@@ -82,6 +82,18 @@ describe("connect", function()
       assert.matches("has no field \"shop\"\nhint: its fields: shopSubdomain", r.stderr, 1, true)
     end)
 
+    it("a field given twice, or --field without '=': exit 2, nothing sent", function()
+      local r = connect { "-c", "shopify", "--field", "shopSubdomain=a", "--field", "shopSubdomain=b",
+                          "--redirect-uri", redirect, "--no-listen" }
+      assert.equal(2, r.code)
+      assert.equal("error: --field shopSubdomain given twice\nhint: give each field once\n", r.stderr)
+      r = connect { "-c", "shopify", "--field", "shopSubdomain", "--redirect-uri", redirect, "--no-listen" }
+      assert.equal(2, r.code)
+      assert.matches("^error: %-%-field takes name=value\n", r.stderr)
+      assert.same({}, posted())
+      assert.equal("", r.stdout)
+    end)
+
     it("on a terminal asks for it by its title", function()
       local t = terminal { "--connector", "shopify", "--redirect-uri", redirect, "--no-listen" }
       assert.is_true(t:expect("Shop Subdomain (shopSubdomain): "), t:screen())

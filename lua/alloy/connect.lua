@@ -81,6 +81,9 @@ local function given_fields(args, connector, entry)
         .. " ps and shell history)"):format(name), ("set %s in the environment, type it at the prompt, or pipe it on"
         .. " stdin"):format(env_name(name)))
     end
+    if out[name] then
+      return nil, failure.usage(("--field %s given twice"):format(name), "give each field once")
+    end
     out[name] = value
   end
   return out
