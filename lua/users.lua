@@ -119,6 +119,10 @@ local function main()
     return nil, failure.usage(("%s needs a %s"):format(action, action == "create" and "USERNAME" or "user ID"),
       ("%s %s <%s>"):format(commands.invocation("users"), action, action == "create" and "username" or "id"))
   end
+  if action == "create" and (args.target:match("^%s*$") or args.target:find("%c")) then
+    return nil, failure.usage(("%q is not a username (empty, or with control characters)"):format(args.target),
+      "pick a name that is text on one line")
+  end
   if action == "list" and args.target then
     return nil, failure.usage("list takes no argument", commands.invocation("users") .. " list")
   end
