@@ -28,7 +28,7 @@ local function main()
     return nil, failure.usage("no connection id given", "pass the id: " .. commands.invocation("delete_connection")
       .. " <id> (" .. commands.invocation("list_connections") .. " shows them)")
   end
-  if not id:match("^%x+$") or #id ~= 24 then
+  if not cli.object_id(id) then
     return nil, failure.usage(("%q is not a connection id (24 hex digits)"):format(id),
       "copy the ID column of " .. commands.invocation("list_connections"))
   end

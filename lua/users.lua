@@ -35,9 +35,17 @@ local function show(args, u)
   cli.out(cli.table({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }))
 end
 
+-- A user id from the API reaches stdout (and a URL): it must have the documented shape.
+local function checked_id(id)
+  if cli.object_id(id) then return id end
+  return nil, failure.new(("the API answered with a user id that is not 24 hex digits: %s")
+    :format(cli.printable(tostring(id):sub(1, 40))), "check ALLOY_BASE_URL")
+end
+
 local function get(client, target)
   local u, msg, code, res = client:get_user(target)
   if u == nil then return nil, failure.api(msg, code, res, { user_id = target }) end
+  if type(u) ~= "table" then return nil, failure.new("the API answered with no user") end
   return u
 end
 
@@ -60,14 +68,16 @@ end
 function RUN.create(client, args)
   local created, msg, code, res = client:create_user({ username = args.target, fullName = args.full_name })
   if created == nil then return nil, failure.api(msg, code, res) end
-  cli.say("Created user %s (%s).", args.target, tostring(created.userId))
+  local id, err = checked_id(type(created) == "table" and created.userId)
+  if not id then return nil, err end
+  cli.say("Created user %s (%s).", args.target, id)
   if args.json then
-    cli.out(cli.json({ userId = created.userId, username = args.target, fullName = args.full_name or cli.null })
+    cli.out(cli.json({ userId = id, username = args.target, fullName = args.full_name or cli.null })
       .. "\n")
   else
-    cli.out(tostring(created.userId) .. "\n")
+    cli.out(id .. "\n")
   end
-  cli.say("Use it: ALLOY_USER_ID=%s (in .env), or --user %s", tostring(created.userId), args.target)
+  cli.say("Use it: ALLOY_USER_ID=%s (in .env), or --user %s", id, args.target)
   return cli.OK
 end
 
@@ -81,17 +91,19 @@ end
 function RUN.delete(client, args)
   local u, err = get(client, args.target)
   if not u then return nil, err end
+  local id, ierr = checked_id(u.userId)
+  if not id then return nil, ierr end
   cli.say("User (deleting it deletes its connections too):")
   cli.say("%s", (cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }):gsub("\n$", "")))
   local ok, aerr = prompt.approve(args.yes, "Delete this user?", "user " .. args.target)
   if not ok then return nil, aerr end
-  local done, msg, code, res = client:delete_user(u.userId or args.target)
+  local done, msg, code, res = client:delete_user(id)
   if done == nil then return nil, failure.api(msg, code, res, { user_id = args.target }) end
   cli.say("Deleted user %s.", args.target)
   if args.json then
     cli.out(cli.json({ deleted = true, user = u }) .. "\n")
   else
-    cli.out(tostring(u.userId or args.target) .. "\n")
+    cli.out(id .. "\n")
   end
   return cli.OK
 end
@@ -106,6 +118,10 @@ local function main()
   if action ~= "list" and not args.target then
     return nil, failure.usage(("%s needs a %s"):format(action, action == "create" and "USERNAME" or "user ID"),
       ("%s %s <%s>"):format(commands.invocation("users"), action, action == "create" and "username" or "id"))
+  end
+  if action == "create" and (args.target:match("^%s*$") or args.target:find("%c")) then
+    return nil, failure.usage(("%q is not a username (empty, or with control characters)"):format(args.target),
+      "pick a name that is text on one line")
   end
   if action == "list" and args.target then
     return nil, failure.usage("list takes no argument", commands.invocation("users") .. " list")

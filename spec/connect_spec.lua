@@ -82,6 +82,18 @@ describe("connect", function()
       assert.matches("has no field \"shop\"\nhint: its fields: shopSubdomain", r.stderr, 1, true)
     end)
 
+    it("a field given twice, or --field without '=': exit 2, nothing sent", function()
+      local r = connect { "-c", "shopify", "--field", "shopSubdomain=a", "--field", "shopSubdomain=b",
+                          "--redirect-uri", redirect, "--no-listen" }
+      assert.equal(2, r.code)
+      assert.equal("error: --field shopSubdomain given twice\nhint: give each field once\n", r.stderr)
+      r = connect { "-c", "shopify", "--field", "shopSubdomain", "--redirect-uri", redirect, "--no-listen" }
+      assert.equal(2, r.code)
+      assert.matches("^error: %-%-field takes name=value\n", r.stderr)
+      assert.same({}, posted())
+      assert.equal("", r.stdout)
+    end)
+
     it("on a terminal asks for it by its title", function()
       local t = terminal { "--connector", "shopify", "--redirect-uri", redirect, "--no-listen" }
       assert.is_true(t:expect("Shop Subdomain (shopSubdomain): "), t:screen())
@@ -156,6 +168,27 @@ describe("connect", function()
       assert.matches("^error: apiKey is a secret: it is not accepted on the command line", r.stderr)
       assert.matches("hint: set ALLOY_FIELD_APIKEY in the environment", r.stderr, 1, true)
       assert.same({}, posted())
+    end)
+
+    it("a server echoing the secret back in its error: the secret (whole, encoded or in part) is not shown", function()
+      local odd = "pa ss/w\"rd+&=SECRET-77"
+      local url = "pa%20ss%2Fw%22rd%2B%26%3DSECRET-77"
+      for _, echo in ipairs { "invalid apiKey " .. odd, "apiKey=" .. url .. " rejected",
+                              "bad key \"pa ss\\/w\\\"rd+&=SECRET-77\"",
+                              "key starting ss/w\"rd+&=SE... rejected" } do
+        for _, flag in ipairs { "--json", "--verbose" } do
+          sb:fault { method = "POST", path = "/credentials$", status = 400, body = { message = echo } }
+          local r = connect({ "--connector", "acuityScheduling", "--field", "userId=1", flag },
+                            { stdin = odd .. "\n", secrets = { odd, url, "ss/w\"rd" } })
+          assert.equal(1, r.code, r.stderr)
+          assert.equal("", r.stdout)
+          assert.matches("\nerror: HTTP_400: ", r.stderr, 1, true)
+          for _, part in ipairs { odd, url, "ss/w\"rd", "SECRET-77", "rd+&=S" } do
+            assert.is_nil(r.stderr:find(part, 1, true), echo .. " " .. flag .. ": " .. r.stderr)
+          end
+        end
+      end
+      assert.same({}, creds())
     end)
 
     it("stdin ended before the secret: exit 2 naming the field", function()

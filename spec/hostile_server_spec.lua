@@ -69,4 +69,54 @@ describe("a hostile server", function()
     assert.is_nil(r.stderr:find("\27", 1, true))
     assert.is_nil(r.stderr:find("\7", 1, true))
   end)
+  it("escape sequences and newlines in a connector's metadata never reach the terminal's prompts", function()
+    local uid = sb:create_user {}
+    local function entry(t, props, required)
+      return { authenticationType = t, inputSchema = { type = "object", properties = { data = {
+        type = "object", required = required, properties = props } } } }
+    end
+    local token = { type = "string", writeOnly = true, title = "\27]0;owned\7Token" }
+    local name = { type = "string", title = "\27[2JName\nerror: fake" }
+    sb:fault { method = "GET", path = "^/connectors/airtable/credentials/metadata$", status = 200, body = {
+      metadata = { entry("bearer", { token = token, name = name }, { "name", "token" }),
+                   entry("\27[31mbasic\n", { token = token }, { "token" }) } } }
+    local t = run.terminal("initiate_oauth", { "--connector", "airtable" }, { env = run.env(sb, uid), cwd = dir,
+                                                                             secrets = { "tok-SECRET-1" } })
+    assert.is_true(t:expect("Authentication type for airtable: "), t:screen())
+    t:type("1\n")
+    assert.is_true(t:expect("(name): "), t:screen())
+    t:type("n1\n")
+    assert.is_true(t:expect("(token, not shown): "), t:screen())
+    t:type("tok-SECRET-1\n")
+    local r = t:wait()
+    assert.equal(0, r.code, r.stdout)
+    assert.is_nil(r.stdout:find("\27", 1, true), r.stdout)
+    assert.is_nil(r.stdout:find("\7", 1, true), r.stdout)
+    assert.is_nil(r.stdout:find("\nerror: fake", 1, true), r.stdout)
+  end)
+  it("a user id that is not 24 hex is neither printed nor used: users create and users delete exit 1", function()
+    local bad = "x'$(touch pwned)'\n\27[2J"
+    sb:fault { method = "POST", path = "^/users$", status = 200, body = { userId = bad } }
+    local env = run.env(sb, nil)
+    for _, args in ipairs { { "create", "eve" }, { "create", "eve", "--json" } } do
+      local r = run.script("users", args, { env = env, cwd = dir })
+      assert.equal(1, r.code, r.stderr)
+      assert.equal("", r.stdout)
+      assert.matches("error: the API answered with a user id that is not 24 hex digits", r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("\27", 1, true))
+      sb:fault { method = "POST", path = "^/users$", status = 200, body = { userId = bad } }
+    end
+    sb:reset()
+    local victim = sb:create_user { username = "victim" }
+    sb:create_user { username = "eve" }
+    -- the user asked for is answered with another (malformed) id: nothing is deleted
+    sb:fault { method = "GET", path = "^/users/eve$", status = 200,
+               body = { userId = victim .. "/../x", username = "eve" } }
+    local r = run.script("users", { "delete", "eve", "--yes" }, { env = env, cwd = dir })
+    assert.equal(1, r.code, r.stderr)
+    assert.equal("", r.stdout)
+    assert.equal(2, #sb:state().users)
+    for _, q in ipairs(sb:requests()) do assert.not_equal("DELETE", q.method) end
+    assert.is_nil(io.open(dir .. "/pwned"))
+  end)
 end)

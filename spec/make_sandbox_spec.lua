@@ -35,8 +35,10 @@ end
 
 -- Starts the sandbox the way the target does, in a directory of links to the checkout; waits
 -- for its instructions. -> handle (h.proc: run.background's)
-local function start()
+-- prepare(dir), when given, runs before the sandbox starts.
+local function start(prepare)
   local dir = readme.checkout()
+  if prepare then prepare(dir) end
   -- a user's own .env with a real key: the sandbox must not touch it
   run.write(dir .. "/.env", "ALLOY_API_KEY=users-real-key-0123456789\n", "600")
   local env = {}
@@ -53,7 +55,9 @@ local function start()
   h.prefix = err:match("prefix (/[^)]+)%)")
   h.user = err:match("user sandbox%-user %((%x+)%)")
   h.connection = err:match("one slack connection %((%x+)%)")
-  h.key = run.read(dir .. "/.env.sandbox"):match("ALLOY_API_KEY=(%S+)")
+  -- (read only a regular file: opening a FIFO would block)
+  h.key = select(2, sh("test -f " .. run.quote(dir .. "/.env.sandbox"))) == 0
+    and run.read(dir .. "/.env.sandbox"):match("ALLOY_API_KEY=(%S+)") or nil
   return h
 end
 
@@ -184,4 +188,20 @@ describe("make sandbox", function()
       assert.are.equal("ALLOY_API_KEY=users-real-key-0123456789\n", run.read(h.dir .. "/.env"))
     end)
   end
+  it("a FIFO already at .env.sandbox: replaced by the 0600 file, no hang", function()
+    h = start(function(dir) assert(os.execute("mkfifo " .. run.quote(dir .. "/.env.sandbox"))) end)
+    assert.truthy(h.ready and h.pid and alive(h.pid) and h.key, h.stderr())
+    assert.matches("sandbox: replaced .env.sandbox (mode 0600)", h.stderr(), 1, true)
+    assert.are.equal("-rw-------", (sh("stat -c %A " .. run.quote(h.dir .. "/.env.sandbox")):gsub("%s+$", "")))
+  end)
+
+  it("a directory at .env.sandbox: exit 1 with one line, no temp file with the key left", function()
+    h = start(function(dir) assert(os.execute("mkdir " .. run.quote(dir .. "/.env.sandbox"))) end)
+    assert.truthy(run.wait_for(function() return not alive(h.proc.pid) end, 15), h.stderr())
+    local err = h.stderr()
+    assert.matches("^sandbox: failed: cannot write %.env%.sandbox: ", err)
+    assert.is_nil(err:find("traceback", 1, true), err)
+    assert.are.equal("", (sh("cd " .. run.quote(h.dir) .. " && ls -A | grep '^.env.sandbox.' || true")))
+    assert.is_true(exists(h.dir .. "/.env.sandbox"))
+  end)
 end)

@@ -173,6 +173,14 @@ describe("managing", function()
       assert.equal(2, script("users", { "rename", "x" }).code)
       assert.equal(2, script("users", { "create" }).code)
       assert.equal(2, script("users", { "list", "x" }).code)
+      for _, odd in ipairs { "", "  ", "eve\nALLOY_USER_ID=x", "\27[2Jeve" } do
+        local r = script("users", { "create", odd })
+        assert.equal(2, r.code, r.stderr)
+        assert.equal("", r.stdout)
+        assert.matches("^error: .* is not a username %(empty, or with control characters%)\nhint: ", r.stderr)
+        assert.is_nil(r.stderr:find("\27", 1, true))
+      end
+      assert.same({ "ada" }, usernames())
       assert.equal(2, script("users", {}, { extra = { ALLOY_API_KEY = false } }).code)
     end)
 

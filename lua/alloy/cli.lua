@@ -41,6 +41,11 @@ function M.printable(s)
   return (tostring(s):gsub("[%z\1-\8\11-\31\127]", "?"):gsub("\194[\128-\159]", "?"))
 end
 
+-- A prompt, or one of its choices: one line (titles and names in it may come from a server).
+function M.prompt_text(s)
+  return M.printable((tostring(s):gsub("[\r\n\t]", " ")))
+end
+
 function M.say(fmt, ...)
   if M.quiet then return end
   local s = select("#", ...) > 0 and fmt:format(...) or fmt
@@ -178,6 +183,12 @@ function M.table(rows)
     out[#out + 1] = table.concat(cells, "\t") .. "\n"
   end
   return table.concat(out)
+end
+
+-- Whether v has the documented shape of a user or credential id: 24 hex digits (a
+-- MongoDB ObjectId). Ids from a server are checked before they reach stdout, .env or a URL.
+function M.object_id(v)
+  return type(v) == "string" and #v == 24 and v:match("^%x+$") ~= nil
 end
 
 -- ---------------------------------------------------------------- time
@@ -360,6 +371,7 @@ end
 -- (piped answers work too), ask again on an empty answer.  -> line | nil, err at end of input
 function M.ask(question, what)
   local tty = M.isatty(io.stdin)
+  question = M.prompt_text(question)
   while true do
     if tty then
       io.stderr:write(question)

@@ -81,6 +81,9 @@ local function given_fields(args, connector, entry)
         .. " ps and shell history)"):format(name), ("set %s in the environment, type it at the prompt, or pipe it on"
         .. " stdin"):format(env_name(name)))
     end
+    if out[name] then
+      return nil, failure.usage(("--field %s given twice"):format(name), "give each field once")
+    end
     out[name] = value
   end
   return out
@@ -126,7 +129,7 @@ local function inputs(args, connector, entry, given)
     config_id, err = cli.ask("Auth config id (authConfigId): ", "auth config id")
     if not config_id then return nil, err end
   end
-  if config_id and not (config_id:match("^%x+$") and #config_id == 24) then
+  if config_id and not cli.object_id(config_id) then
     return nil, failure.usage(("%q is not an auth config id (24 hex digits)"):format(config_id))
   end
   return any and data or nil, config_id
@@ -195,7 +198,40 @@ local function create_direct(o, entry, data, config_id, before)
   return cred
 end
 
+-- The forms a secret can take in a server's message: as typed, URL-encoded, JSON-escaped.
+local function forms(v)
+  local url = v:gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end)
+  local json = require("cjson").encode(v):sub(2, -2)
+  return { v, url, (url:gsub("%%20", "+")), json, (json:gsub("\\/", "/")) }
+end
+
+-- A server may echo what it was sent ("invalid apiKey abc123"): the secrets, whole or in any
+-- run of 6 characters, leave the failure's message and hint as "[secret]".
+local function redact(text, secrets)
+  if type(text) ~= "string" then return text end
+  for _, v in ipairs(secrets) do
+    for _, form in ipairs(forms(v)) do
+      local plain = function(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+      text = text:gsub(plain(form), "[secret]")
+      local n = math.min(#form, 6)
+      for i = 1, #form - n + 1 do text = text:gsub(plain(form:sub(i, i + n - 1)), "[secret]") end
+    end
+  end
+  return text
+end
+
+local run
+
 function M.run(o)
+  local secrets = {}
+  local res, err = run(o, secrets)
+  if res == nil and failure.is(err) then
+    err.message, err.hint = redact(err.message, secrets), redact(err.hint, secrets)
+  end
+  return res, err
+end
+
+function run(o, secrets)
   local args, cfg, client, connector = o.args, o.cfg, o.client, o.connector
   local entries, merr = connectors.metadata(client, connector)
   if not entries then return nil, merr end
@@ -207,6 +243,9 @@ function M.run(o)
   if not existing then return nil, mode end
   local data, config_id = inputs(args, connector, entry, given)
   if data == nil and failure.is(config_id) then return nil, config_id end
+  for _, f in ipairs(entry.fields) do
+    if f.secret and data and data[f.name] then secrets[#secrets + 1] = data[f.name] end
+  end
   local on_confirmed
   if mode == "replace" then
     on_confirmed = function(cred) return replace(client, cfg, existing, cred) end

@@ -253,7 +253,7 @@ end
 function M.report(o, cred, extra)
   local args, cfg, connector = o.args, o.cfg, o.connector
   -- the id goes to stdout and maybe .env: it must have the documented shape (24 hex)
-  if not tostring(cred.credentialId):match("^%x+$") or #tostring(cred.credentialId) ~= 24 then
+  if not cli.object_id(cred.credentialId) then
     return nil, failure.new(("the new connection's id from the API is not a 24-hex id: %s")
       :format(cli.printable(tostring(cred.credentialId):sub(1, 40))), "check ALLOY_BASE_URL")
   end

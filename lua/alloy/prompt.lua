@@ -18,7 +18,7 @@ function M.interactive()
 end
 
 local function ask(question)
-  io.stderr:write(question)
+  io.stderr:write(require("alloy.cli").prompt_text(question))
   io.stderr:flush()
   local line = io.stdin:read("*l")
   if line == nil then
@@ -35,16 +35,17 @@ function M.confirm(question)
 end
 
 function M.choose(question, names)
-  for i, n in ipairs(names) do io.stderr:write(("  %d) %s\n"):format(i, n)) end
+  local cli = require "alloy.cli"
+  for i, n in ipairs(names) do io.stderr:write(("  %d) %s\n"):format(i, cli.prompt_text(n))) end
   while true do
-    local v, err = require("alloy.cli").ask(question, "choice")
+    local v, err = cli.ask(question, "choice")
     if not v then return nil, err end
     local i = tonumber(v)
     if i and names[i] then return names[i] end
     for _, n in ipairs(names) do
       if n:lower() == v:lower() then return n end
     end
-    io.stderr:write("answer one of: ", table.concat(names, ", "), "\n")
+    io.stderr:write(cli.prompt_text("answer one of: " .. table.concat(names, ", ")), "\n")
   end
 end
 
@@ -55,6 +56,7 @@ local READ_SECRET = "exec 3</dev/tty || exit 3; stty -echo <&3; trap 'stty echo 
   .. " IFS= read -r v <&3; s=$?; stty echo <&3; [ $s -eq 0 ] || exit 4; printf '%s' \"$v\""
 
 function M.secret(question)
+  question = require("alloy.cli").prompt_text(question)
   for _ = 1, 3 do
     io.stderr:write(question)
     io.stderr:flush()

@@ -32,12 +32,17 @@ local function write_env_file(vars, marker)
     "# Removed when that sandbox stops.\n")
   for _, kv in ipairs(vars) do f:write(kv[1], "=", kv[2], "\n") end
   f:close()
-  local replaced = io.open(ENV_FILE, "rb")
-  if replaced then replaced:close() end
-  assert(os.rename(tmp, ENV_FILE))
+  -- whatever is there (a FIFO would block an open; a link is replaced, not followed):
+  -- renaming a path onto itself succeeds exactly when it exists
+  local replaced = os.rename(ENV_FILE, ENV_FILE)
+  local moved, why = os.rename(tmp, ENV_FILE)
+  if not moved then
+    os.remove(tmp)
+    error({ message = "cannot write " .. ENV_FILE .. ": " .. tostring(why) }, 0)
+  end
   local watcher = assert(io.popen("exec >/dev/null 2>&1; trap '' INT TERM HUP; while read -r _; do :; done; "
     .. "grep -qF " .. q(marker) .. " " .. q(ENV_FILE) .. " && rm -f " .. q(ENV_FILE), "w"))
-  return watcher, replaced ~= nil
+  return watcher, replaced and true or false
 end
 
 local sb, watcher
@@ -81,7 +86,7 @@ local ok, err = xpcall(function()
   say("")
   say("Ctrl-C (or kill ", self_pid, ") stops the sandbox and removes ", ENV_FILE, ".")
   if sb.nginx:foreground() == "exited" then error("nginx exited on its own; error.log:\n" .. sb:error_log(), 0) end
-end, debug.traceback)
+end, function(e) return type(e) == "table" and e.message or debug.traceback(e) end)
 
 if sb then sb:stop() end
 if watcher then watcher:close() end -- the watcher removes the env file
