@@ -160,12 +160,7 @@ end)
 
 describe("alloy.codes", function()
   local sb, uid
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() if sb then sb:stop() end end)
-  before_each(function()
-    sb:reset()
-    uid = sb:create_user { username = "ada" }
-  end)
+  Sandbox.per_test_user("ada", function(s, u) sb, uid = s, u end)
 
   it("describes each code in one line", function()
     local n = 0

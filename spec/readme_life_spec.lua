@@ -7,13 +7,7 @@ local cjson = require "cjson"
 
 describe("README lifecycle commands", function()
   local sb, uid
-
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() if sb then sb:stop() end end)
-  before_each(function()
-    sb:reset()
-    uid = sb:create_user { username = "ada" }
-  end)
+  Sandbox.per_test_user("ada", function(s, u) sb, uid = s, u end)
 
   local function env(extra) return { env = run.env(sb, uid, extra) } end
 

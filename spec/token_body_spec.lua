@@ -7,13 +7,7 @@ local cjson = require "cjson"
 
 describe("the token body", function()
   local sb, uid
-
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() if sb then sb:stop() end end)
-  before_each(function()
-    sb:reset()
-    uid = sb:create_user { username = "ada" }
-  end)
+  Sandbox.per_test_user("ada", function(s, u) sb, uid = s, u end)
 
   for _, shape in ipairs { "object", "string" } do
     describe("as " .. shape, function()

@@ -7,13 +7,7 @@ local socket = require "socket"
 
 describe("get_jwt_token.lua --region", function()
   local sb, uid
-
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() if sb then sb:stop() end end)
-  before_each(function()
-    sb:reset()
-    uid = sb:create_user { username = "ada" }
-  end)
+  Sandbox.per_test_user("ada", function(s, u) sb, uid = s, u end)
 
   -- The first request line the script sends through the proxy, and its result.
   local function through_proxy(args, extra, cwd)

@@ -155,6 +155,19 @@ end
 
 function Sandbox:reset() self:_call("POST", "reset", {}) end
 
+-- Inside a describe block: one sandbox for the block (stopped after it), reset before each
+-- test with one user of that username; each(sb, uid) receives them before every test.
+function Sandbox.per_test_user(username, each)
+  local busted = require "busted" -- its hooks: a spec file's own are not globals here
+  local sb
+  busted.setup(function() sb = Sandbox.start() end)
+  busted.teardown(function() if sb then sb:stop() end end)
+  busted.before_each(function()
+    sb:reset()
+    each(sb, sb:create_user { username = username })
+  end)
+end
+
 -- oauth_redirect = none|success|error, credentials_shape = data|credentials|array|"natural",
 -- connectors_shape = data|connectors|array|"natural", token_ttl = seconds. Returns all
 -- current settings.
