@@ -53,23 +53,28 @@ end
 -- whatever happens (end of input, Ctrl-C, TERM). A fixed string: nothing typed reaches it
 -- as code, and the value comes back on the pipe (never argv: printf is a shell builtin).
 local READ_SECRET = "exec 3</dev/tty || exit 3; stty -echo <&3; trap 'stty echo <&3; exit 130' INT TERM HUP;"
-  .. " IFS= read -r v <&3; s=$?; stty echo <&3; [ $s -eq 0 ] || exit 4; printf '%s' \"$v\""
+  .. " printf .; IFS= read -r v <&3; s=$?; stty echo <&3; [ $s -eq 0 ] || exit 4; printf '%s' \"$v\""
 
 function M.secret(question)
   question = require("alloy.cli").prompt_text(question)
   for _ = 1, 3 do
-    io.stderr:write(question)
-    io.stderr:flush()
     local p = io.popen(READ_SECRET, "r")
-    -- Ctrl-C reaches this process too (the interpreter then raises "interrupted"): wait for
-    -- the shell all the same, so that echo is back on before anything else happens.
-    local read_ok, v = true, nil
-    if p then read_ok, v = pcall(p.read, p, "*a") end
+    -- The shell prints "." once echo is off: only then is the prompt shown, so nothing typed
+    -- (or pasted) after it can be echoed. Ctrl-C reaches this process too (the interpreter
+    -- then raises "interrupted"): wait for the shell all the same, so that echo is back on
+    -- before anything else happens.
+    local read_ok, ready, v = true, nil, nil
+    if p then read_ok, ready = pcall(p.read, p, 1) end
+    if read_ok and ready == "." then
+      io.stderr:write(question)
+      io.stderr:flush()
+      read_ok, v = pcall(p.read, p, "*a")
+    end
     local ok, _, code = true, nil, 0
     if p then ok, _, code = p:close() end
-    io.stderr:write("\n")
-    if not read_ok then error(v, 0) end
-    if not p or code == 3 then
+    if ready == "." then io.stderr:write("\n") end
+    if not read_ok then error(ready == "." and v or ready, 0) end
+    if ready ~= "." then
       return nil, failure.usage("cannot read a secret: no terminal", "pipe it on stdin or set it in the environment")
     end
     if code == 130 then error("interrupted", 0) end
