@@ -371,25 +371,33 @@ end
 -- (piped answers work too), ask again on an empty answer.  -> line | nil, err at end of input
 function M.ask(question, what)
   local tty = M.isatty(io.stdin)
-  question = M.prompt_text(question)
   while true do
-    if tty then
-      io.stderr:write(question)
-      io.stderr:flush()
-    end
-    local line = io.stdin:read("*l")
+    local line = M.answer(question, tty)
     if line == nil then
-      if tty then io.stderr:write("\n") end
       return nil, failure.usage("no " .. what .. " given (end of input)",
         "answer the prompt, or pass it as a flag (see --help)")
     end
-    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
     if line ~= "" then return line end
     if not tty then
       -- piped input: an empty line is not an answer either; keep reading
-      io.stderr:write(question, "(empty answer, reading the next line)\n")
+      io.stderr:write(M.prompt_text(question), "(empty answer, reading the next line)\n")
     end
   end
+end
+
+-- One answer: the question on stderr when `tty` (one printable line), then a line of stdin,
+-- trimmed; nil at end of input.
+function M.answer(question, tty)
+  if tty then
+    io.stderr:write(M.prompt_text(question))
+    io.stderr:flush()
+  end
+  local line = io.stdin:read("*l")
+  if line == nil then
+    if tty then io.stderr:write("\n") end
+    return nil
+  end
+  return (line:gsub("\r$", ""):match("^%s*(.-)%s*$"))
 end
 
 -- For scripts: run main(args) and exit with what it returns (an exit status, or nil, err),

@@ -17,19 +17,9 @@ function M.interactive()
   return require("alloy.cli").isatty(io.stdin)
 end
 
-local function ask(question)
-  io.stderr:write(require("alloy.cli").prompt_text(question))
-  io.stderr:flush()
-  local line = io.stdin:read("*l")
-  if line == nil then
-    io.stderr:write("\n")
-    return nil, failure.usage("no answer (end of input)", "answer the prompt, or pass the value as a flag (see --help)")
-  end
-  return (line:gsub("\r$", ""):match("^%s*(.-)%s*$"))
-end
-
+-- Asked only on a terminal (see approve); an empty answer or end of input is N.
 function M.confirm(question)
-  local v = ask(question .. " [y/N] ")
+  local v = require("alloy.cli").answer(question .. " [y/N] ", true)
   v = v and v:lower()
   return v == "y" or v == "yes"
 end
