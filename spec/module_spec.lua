@@ -88,7 +88,8 @@ end)
 
 describe("alloy.check_option", function()
   -- name, a bad value, the exact message
-  local URL_RULE = "must be an http:// or https:// URL without spaces or control characters"
+  local URL_RULE = "must be an http:// or https:// URL: a host, an optional port (1-65535) and path; no user:password@,"
+    .. " query (?), fragment (#), spaces or control characters"
   local bad = {
     { "api_key", "short", "api_key must be at least 8 characters, without spaces, CR, LF or NUL" },
     { "api_key", "key 0123456789", "api_key must be at least 8 characters, without spaces, CR, LF or NUL" },
