@@ -133,3 +133,109 @@ describe("the API key never appears in script output", function()
     assert.is_true(#run.history > 0)
   end)
 end)
+
+-- A hostile server echoes the key back in the forms a server plausibly uses (as sent, upper
+-- case, percent-encoded, JSON-escaped), in bodies and headers, at and across the points where
+-- an excerpt is cut. No output may hold any 8-character piece of the key in any of them.
+describe("the API key never appears, even when a hostile server echoes it", function()
+  local Nginx = require "nginx"
+  local KEY = "sk/live+" .. Nginx.random_key(24) .. "=/x" -- '/', '+' and '=' change when encoded
+  local sb, uid
+
+  setup(function() sb = Sandbox.start { api_key = KEY } end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "echo-user" }
+  end)
+
+  local function each(key, fmt) return (key:gsub("[^%w]", function(c) return fmt:format(c:byte()) end)) end
+  local FORMS = { KEY, KEY:upper(), KEY:lower(), each(KEY, "%%%02X"), each(KEY, "%%%02x"), (KEY:gsub("/", "\\/")),
+                  each(KEY, "\\u%04x"), each(KEY, "%%25%02X") }
+
+  -- The first 8-character piece of any form of the key found in text (letter case ignored).
+  local function piece_in(text)
+    local lower = text:lower()
+    for _, form in ipairs(FORMS) do
+      for i = 1, #form - 7 do
+        local w = form:sub(i, i + 7):lower()
+        if lower:find(w, 1, true) then return w end
+      end
+    end
+  end
+
+  it("the check itself finds a piece in every form", function()
+    for _, form in ipairs(FORMS) do
+      assert.is_string(piece_in("x" .. form:sub(5, 12) .. "y"), form)
+    end
+    assert.is_nil(piece_in("HTTP_401: [REDACTED] (GET /users/x/token)"))
+  end)
+
+  local P = { "{key}", "{key_upper}", "{key_pct}", "{key_pct_lower}", "{key_json}", "{key_json_u}" }
+  local function pad(n) return string.rep("x", n) end
+  -- name, fault: each placeholder in turn, in faults that reach every failure path
+  local FAULTS = {
+    { "401 JSON message", function(p) return { status = 401, body = '{"message":"Invalid key ' .. p .. '"}' } end },
+    { "401 text body, key across the 160-byte cut", function(p)
+      return { status = 401, body = pad(150) .. p .. " rejected" } end },
+    { "401 text body, key right at the cut", function(p) return { status = 401, body = pad(158) .. p } end },
+    { "500 error.message, key across the message cap", function(p)
+      return { status = 500, body = '{"error":{"message":"' .. pad(300) .. p .. '"}}' } end },
+    { "200 not JSON, key across the excerpt cut", function(p)
+      return { status = 200, body = "<html>" .. pad(40) .. p .. "</html>" } end },
+    { "200 token that is not a JWT", function(p) return { status = 200, body = '{"token":"' .. p .. '"}' } end },
+    { "302 Location with the key", function(p)
+      return { status = 302, headers = { Location = "https://evil.example/?k=" .. p }, body = "" } end },
+    { "400 header and body", function(p)
+      return { status = 400, headers = { ["X-Echo"] = p }, body = '{"message":"bad ' .. p .. '"}' } end },
+  }
+  local SCRIPTS = {
+    { "get_jwt_token", {} }, { "get_jwt_token", { "--json" } }, { "list_connections", { "--json" } },
+    { "users", { "list" } }, { "alloy_main", { "token" } },
+  }
+
+  for _, fault in ipairs(FAULTS) do
+    it(fault[1] .. ": no piece of the key in any output, with or without --verbose or --json", function()
+      local runs = 0
+      for i, script in ipairs(SCRIPTS) do
+        for _, verbose in ipairs { false, true } do
+          local f = fault[2](P[(i + (verbose and 1 or 0)) % #P + 1])
+          f.path, f.echo, f.times = ".", true, 10
+          sb:reset()
+          uid = sb:create_user { username = "echo-user" }
+          sb:fault(f)
+          local args = {}
+          for _, a in ipairs(script[2]) do args[#args + 1] = a end
+          if verbose then args[#args + 1] = "--verbose" end
+          local r = run.script(script[1], args, { env = run.env(sb, uid) })
+          runs = runs + 1
+          local label = script[1] .. " " .. table.concat(args, " ") .. " [" .. fault[1] .. "]"
+          assert.is_true(r.code == 1 or r.code == 2, label .. " exited " .. tostring(r.code) .. "\n" .. r.stderr)
+          assert.matches("error: ", r.stderr, 1, true)
+          local leaked = piece_in(r.stdout .. "\n" .. r.stderr)
+          assert.is_nil(leaked, label .. " printed " .. tostring(leaked) .. ":\n" .. r.stdout .. r.stderr)
+          assert.is_true(#sb:requests() > 0, label .. ": the hostile server was never asked")
+          if verbose then assert.is_truthy(r.stderr:find("\n< ", 1, true), label .. ": no response headers shown") end
+        end
+      end
+      assert.equals(#SCRIPTS * 2, runs)
+    end)
+  end
+
+  it("every form of the key, in every position of a message, from the Lua API", function()
+    local c = sb:client { retries = 0 }
+    for _, p in ipairs(P) do
+      for _, n in ipairs { 0, 1, 7, 100, 150, 155, 159, 160, 161, 300, 350, 380, 395 } do
+        sb:fault { path = ".", echo = true, status = 401, body = pad(n) .. p .. pad(20) }
+        sb:fault { path = ".", echo = true, status = 401, body = '{"message":"' .. pad(n) .. p .. '"}' }
+        sb:fault { path = ".", echo = true, status = 200, body = "!" .. pad(n % 60) .. p }
+        for _ = 1, 3 do
+          local token, msg = c:user_token(uid)
+          assert.is_nil(token)
+          assert.is_nil(piece_in(msg), p .. " at " .. n .. ": " .. msg)
+          assert.is_true(#msg <= 400)
+        end
+      end
+    end
+  end)
+end)
