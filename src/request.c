@@ -85,10 +85,12 @@ static const char *lookup_param(void *ud, const char *name, size_t name_len, siz
   lua_pushlstring(pl->L, name, name_len);
   lua_rawget(pl->L, pl->params);
   /* A number's string form is new: anchor it before it can be collected. */
-  const char *v = scalar_string(pl->L, -1, value_len);
+  const char *v;
   if (lua_type(pl->L, -1) == LUA_TNUMBER) {
     v = number_param(pl->L, -1, value_len);
     lua_remove(pl->L, -2);
+  } else {
+    v = scalar_string(pl->L, -1, value_len);
   }
   anchor(pl->a);
   return v;
