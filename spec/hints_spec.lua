@@ -64,6 +64,10 @@ describe("alloy.hints", function()
     assert.matches("point ALLOY_CA_FILE", h, 1, true)
   end)
 
+  it("says what an id may hold", function()
+    assert.matches("without control characters, '/', '?' or '#'", hints.for_failure("INVALID_ARGUMENT", "x"), 1, true)
+  end)
+
   it("explains a redirect and a header over libcurl's cap", function()
     assert.matches("redirect, which is not followed", hints.for_failure("HTTP_302", "x"), 1, true)
     assert.matches("redirect, which is not followed", hints.for_failure("HTTP_308", "x"), 1, true)

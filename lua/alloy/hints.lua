@@ -95,7 +95,8 @@ M.BY_CODE = {
   JSON_DECODE = not_alloy, BAD_RESPONSE = not_alloy, BODY_TOO_LARGE = not_alloy, WEIRD_SERVER_REPLY = not_alloy,
   HEADERS_TOO_LARGE = not_alloy,
   UNSUPPORTED_PROTOCOL = bad_url, URL_MALFORMAT = bad_url,
-  INVALID_ARGUMENT = "ids and header values must not contain control characters (CR, LF, NUL)",
+  INVALID_ARGUMENT = "ids are non-empty, without control characters, '/', '?' or '#' (or whole numbers);"
+    .. " header values have no CR, LF or NUL",
 }
 
 -- Codes that get the generic advice on purpose: a specific hint would only guess.
