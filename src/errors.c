@@ -90,7 +90,7 @@ static void add_clean(abuf *out, const char *s, size_t n, size_t limit) {
     const char *piece = s + i;
     int space = k == 1 ? (u[i] < 0x20 || u[i] == 0x7f || u[i] == ' ') : k == 2 && u[i] == 0xC2 && u[i + 1] < 0xA0;
     if (k == 0) piece = "?", k = 1;
-    if (space && out->len > start && out->data[out->len - 1] == ' ') {
+    if (space && out->len > 0 && out->data[out->len - 1] == ' ') {
       i += k;
       continue;
     }
@@ -227,7 +227,7 @@ void alloy_format_message(abuf *out, const char *code, const char *detail, size_
   abuf_adds(out, tail);
   /* Belt and braces: the pieces were redacted one by one above. */
   alloy_redact(&whole, out->data, out->len, secret);
-  if (whole.len != out->len) {
+  if (whole.len != out->len || memcmp(whole.data, out->data, out->len) != 0) {
     abuf_clear(out);
     add_clean(out, whole.data, whole.len, ALLOY_MSG_MAX);
   }
