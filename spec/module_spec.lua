@@ -166,7 +166,8 @@ describe("alloy.check_option", function()
   end)
 
   it("never shows a URL's password", function()
-    for _, url in ipairs { "http://u:s3cretPass@h.test", "https://s3cretPass@h.test:8443/x", "http://u:s3cretPass@h.test?q" } do
+    local urls = { "http://u:s3cretPass@h.test", "https://s3cretPass@h.test:8443/x", "http://u:s3cretPass@h.test?q" }
+    for _, url in ipairs(urls) do
       local _, msg = alloy.check_option("base_url", url)
       assert.is_nil(msg:find("s3cretPass", 1, true))
       local ok, err = pcall(alloy.new, { api_key = KEY, embedded_url = url })
@@ -443,7 +444,7 @@ describe("path parameters of the named operations", function()
 
   local RULE = "must be a non-empty id (a string without control characters, '/', '?' or '#', or a whole number)"
 
-  it("refuses numbers that are not whole, and ids with '/', '?', '#' or control characters, naming the argument", function()
+  it("refuses numbers not whole, and ids with '/', '?', '#' or control characters, naming the argument", function()
     local bad = { 0 / 0, 1 / 0, -1 / 0, 1.5, -0.25, 2 ^ 60, "a/b", "../users", "a?b", "a#b", "?", "#", "/",
                   "a\27[2Jb", "a\tb", "a\127b" }
     for _, v in ipairs(bad) do
@@ -460,6 +461,7 @@ describe("path parameters of the named operations", function()
       assert.equals("INVALID_ARGUMENT: path parameter 'userId' " .. RULE, msg)
       _, msg, code = c:user_token(v, { version_in_path = true })
       assert.equals("INVALID_ARGUMENT", code)
+      assert.equals("INVALID_ARGUMENT: path parameter 'userId' " .. RULE, msg)
       local results = c:batch { { op = "get_user", args = { v } } }
       assert.equals("INVALID_ARGUMENT", results[1].code)
     end
@@ -481,10 +483,13 @@ describe("client method misuse", function()
     local c = alloy.new { api_key = KEY, base_url = "http://127.0.0.1:" .. closed_port() }
     local cases = {
       { function() return c:request(5) end, "bad argument #1 to 'client:request' (table expected, got number)" },
-      { function() return c:create_user("x") end, "bad argument #1 to 'client:create_user' (table expected, got string)" },
-      { function() return c:user_token("u", 5) end, "bad argument #2 to 'client:user_token' (table expected, got number)" },
+      { function() return c:create_user("x") end,
+        "bad argument #1 to 'client:create_user' (table expected, got string)" },
+      { function() return c:user_token("u", 5) end,
+        "bad argument #2 to 'client:user_token' (table expected, got number)" },
       { function() return c:batch(true) end, "bad argument #1 to 'client:batch' (table expected, got boolean)" },
-      { function() return c.request(5) end, "calling 'client:request' on bad self (alloy.client expected, got number)" },
+      { function() return c.request(5) end,
+        "calling 'client:request' on bad self (alloy.client expected, got number)" },
       { function() return c.user_token({}, "u") end,
         "calling 'client:user_token' on bad self (alloy.client expected, got table)" },
     }
@@ -528,7 +533,8 @@ describe("failure messages that say what happened", function()
 
   it("a redirect names its Location, scrubbed, and is not followed", function()
     for _, status in ipairs { 301, 302, 307, 308 } do
-      sb:fault { path = "/token$", status = status, headers = { Location = "https://elsewhere.test/a b\tc" }, body = "" }
+      sb:fault { path = "/token$", status = status, headers = { Location = "https://elsewhere.test/a b\tc" },
+                 body = "" }
       local token, msg, code, res = c:user_token(uid)
       assert.is_nil(token)
       assert.equals("HTTP_" .. status, code)
