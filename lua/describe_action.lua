@@ -67,6 +67,12 @@ local function main()
     end
     cli.out(cli.table(rows))
   end
+  for _, p in ipairs(params) do
+    if p.required and p.where == "header" then
+      cli.say("Header parameters (%s) are filled from the connection, or given with --header name=value.", p.name)
+      break
+    end
+  end
   cli.say("Run it: %s", example(connector, id, params))
   return cli.OK
 end

@@ -32,7 +32,7 @@ function M.check_id(what, v)
   if type(v) == "string" and #v <= 128 and v:match("^[%w_][%w_%.%-]*$") and v ~= "." and v ~= ".." then
     return v
   end
-  return nil, failure.usage(("%q is not a %s id (letters, digits, - _ . only)"):format(cli.printable(tostring(v)),
+  return nil, failure.usage(("%q is not a valid %s id (letters, digits, - _ . only)"):format(cli.printable(tostring(v)),
     what), what == "connector" and ("list them with: " .. commands.invocation("list_connectors")) or nil)
 end
 
