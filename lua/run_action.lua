@@ -132,10 +132,6 @@ local function run_each(ctx)
   if not text then
     return nil, failure.usage("cannot read --each: " .. tostring(rerr), "--each names a file of JSON lines, or -")
   end
-  local concurrency = tonumber(ctx.args.concurrency or DEFAULT_CONCURRENCY)
-  local alloy = require "alloy"
-  local checked, cmsg = alloy.check_option("concurrency", concurrency)
-  if not checked then return nil, failure.usage("--concurrency: " .. cmsg) end
 
   -- done[n]: the output line of input line n, until printed; pending[n]: sent, no result yet
   local done, pending, blank, lines, failed = {}, {}, 0, 0, 0
@@ -144,8 +140,10 @@ local function run_each(ctx)
     failed = failed + 1
     done[ln] = line_json(ln, false, error_of(msg, code, res))
   end
+  text = text:gsub("\r\n", "\n")
+  if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
   local n = 0
-  for line in (text:gsub("\r\n", "\n") .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("([^\n]*)\n") do
+  for line in text:gmatch("([^\n]*)\n") do
     n = n + 1
     if line:match("^%s*$") then
       blank = blank + 1
@@ -178,7 +176,7 @@ local function run_each(ctx)
     end
   end
   flush()
-  ctx.client:batch(requests, { concurrency = checked, on_result = function(i, r)
+  ctx.client:batch(requests, { concurrency = ctx.concurrency, on_result = function(i, r)
     local ln = line_of[i]
     if r.ok then
       done[ln] = line_json(ln, true, r.value == nil and cli.null or r.value)
@@ -218,6 +216,12 @@ local function main()
   if args.concurrency and not args.each then
     return nil, failure.usage("--concurrency goes with --each", "--each <file> --concurrency <n>")
   end
+  local concurrency = DEFAULT_CONCURRENCY
+  if args.concurrency then
+    local cmsg
+    concurrency, cmsg = require("alloy").check_option("concurrency", tonumber(args.concurrency) or args.concurrency)
+    if not concurrency then return nil, failure.usage("--concurrency: " .. cmsg) end
+  end
   local input = {}
   for _, flag in ipairs({ "query", "path", "header" }) do cli.exit_on(pairs_of(args[flag], flag, input)) end
   local cfg = cli.exit_on(cli.config(args, { connection_id = args.credential }))
@@ -244,7 +248,7 @@ local function main()
   if #missing > 0 then client:close(); return nil, missing_failure(missing, connector, id) end
 
   local ctx = { args = args, client = client, connector = connector, id = id, credential = credential,
-                input = input, params = params,
+                input = input, params = params, concurrency = concurrency,
                 options = cfg.user_id and { headers = { ["x-alloy-userid"] = cfg.user_id } } or nil }
   if args.each then
     local status, err = run_each(ctx)

@@ -136,6 +136,9 @@ describe("actions", function()
       { { "run", "slack", "chat_postMessage", "--credential", "12345" }, '"12345" is not a connection id' },
       { { "run", "slack", "chat_postMessage", "--query", "novalue" }, "--query takes name=value" },
       { { "run", "slack", "chat_postMessage", "--each", "x", "--body", "{}" }, "--each and --body" },
+      { { "run", "slack", "chat_postMessage", "--each", "-", "--concurrency", "many" }, "--concurrency: " },
+      { { "run", "slack", "chat_postMessage", "--each", "-", "--concurrency", "0" }, "--concurrency: " },
+      { { "run", "slack", "chat_postMessage", "--each", "no-such-file" }, "cannot read --each" },
       { { "run", "slack" }, "give a connector and an action" },
       { { "action", "slack" }, "give a connector and an action" },
       { { "actions" }, "no connector given" },
@@ -278,10 +281,16 @@ describe("actions", function()
     assert.matches('^{"line":1,"ok":true,"result":', out[1])
     assert.matches('^{"line":3,"ok":true,"result":', out[2])
     assert.matches("2 lines: 2 succeeded, 0 failed, 1 blank skipped", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("executed", 1, true)) -- no progress line off a terminal
+    run.write(dir .. "/two.jsonl", '{"channel":"C","text":"a"}\n{"channel":"C","text":"b"}\n')
+    r = run.script("alloy_main", { "run", "slack", "chat_postMessage", "--each", "two.jsonl" },
+      { env = run.env(sb, uid, { CONNECTION_ID = cred }), cwd = dir, tty = true })
+    assert.equal(0, r.code, r.stdout)
+    assert.matches("\r2/2 executed, 0 failed\n", r.stdout, 1, true)
     r = alloy({ "run", "slack", "chat_postMessage", "--each", "-" }, { stdin = "" })
     assert.equal(0, r.code, r.stderr)
     assert.equal("", r.stdout)
-    assert.matches("0 lines: 0 succeeded, 0 failed", r.stderr, 1, true)
+    assert.matches("0 lines: 0 succeeded, 0 failed\n", r.stderr, 1, true)
   end)
 
   it("lists the resources in each shape the API may answer", function()
