@@ -6,7 +6,6 @@ package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
 local actions = require "alloy.actions"
 local cli = require "alloy.cli"
 local commands = require "alloy.commands"
-local failure = require "alloy.failure"
 
 local parser = cli.parser("describe_action.lua",
   "Show what a connector's action takes: one line per parameter (name, where it goes: query, path,"
@@ -16,9 +15,7 @@ local parser = cli.parser("describe_action.lua",
 Examples:
   {cmd} slack chat_postMessage
   {cmd} slack chat_postMessage --json]], { user = false })
-parser:argument("connector", "The connector id (slack, notion, ...)."):args("?")
-parser:argument("action", "The action id, as " .. commands.invocation("list_actions") .. " <connector> lists it.")
-  :args("?")
+actions.add_arguments(parser, true)
 
 -- An example command line with every required parameter as a placeholder.
 local function example(connector, id, params)
@@ -36,13 +33,7 @@ end
 
 local function main()
   local args = cli.exit_on(cli.parse(parser, arg))
-  if not args.connector or not args.action then
-    return nil, failure.usage("give a connector and an action",
-      commands.invocation("describe_action") .. " <connector> <action> (" .. commands.invocation("list_actions")
-      .. " <connector> lists them)")
-  end
-  local connector = cli.exit_on(actions.check_id("connector", args.connector))
-  local id = cli.exit_on(actions.check_id("action", args.action))
+  local connector, id = cli.exit_on(actions.checked_args(args, "describe_action", true))
   local cfg = cli.exit_on(cli.config(args))
   cli.exit_on(cli.require_config(cfg, false))
   local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))

@@ -5,7 +5,6 @@ package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
 local actions = require "alloy.actions"
 local cli = require "alloy.cli"
 local commands = require "alloy.commands"
-local failure = require "alloy.failure"
 
 local parser = cli.parser("list_actions.lua",
   "List a connector's actions: resource, action id, HTTP method and name on stdout, one action per line"
@@ -15,8 +14,7 @@ Examples:
   {cmd} slack
   {cmd} slack --search message
   {cmd} notion --json | jq -r '.actions[].id']], { user = false })
-parser:argument("connector", "The connector id, as " .. commands.invocation("list_connectors")
-  .. " lists it (slack, notion, ...)."):args("?")
+actions.add_arguments(parser, false)
 parser:option("-s --search", "Only actions whose id, name or resource contains this text (any case)."):argname("<text>")
 
 local function matches(row, want)
@@ -28,11 +26,7 @@ end
 
 local function main()
   local args = cli.exit_on(cli.parse(parser, arg))
-  if not args.connector then
-    return nil, failure.usage("no connector given", commands.invocation("list_actions") .. " <connector> ("
-      .. commands.invocation("list_connectors") .. " lists them)")
-  end
-  local connector = cli.exit_on(actions.check_id("connector", args.connector))
+  local connector = cli.exit_on(actions.checked_args(args, "list_actions", false))
   local cfg = cli.exit_on(cli.config(args))
   cli.exit_on(cli.require_config(cfg, false))
   local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))

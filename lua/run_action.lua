@@ -26,9 +26,7 @@ Examples:
   {cmd} slack chat_postMessage --body '{"channel":"C0123","text":"Hello"}'
   {cmd} slack conversations_history --query channel=C0123 --credential 66fb066c3793749b64c214bc
   {cmd} slack chat_postMessage --each messages.jsonl --concurrency 8]])
-parser:argument("connector", "The connector id (slack, notion, ...)."):args("?")
-parser:argument("action", "The action id, as " .. commands.invocation("list_actions") .. " <connector> lists it.")
-  :args("?")
+actions.add_arguments(parser, true)
 parser:option("--credential", "The connection (credential) id, 24 hex digits; default CONNECTION_ID.")
   :argname("<id>")
 parser:option("-b --body", "The request body: JSON, @file, or - for stdin."):argname("<json>")
@@ -203,13 +201,7 @@ end
 
 local function main()
   local args = cli.exit_on(cli.parse(parser, arg))
-  if not args.connector or not args.action then
-    return nil, failure.usage("give a connector and an action",
-      commands.invocation("run_action") .. " <connector> <action> (" .. commands.invocation("list_actions")
-      .. " <connector> lists them)")
-  end
-  local connector = cli.exit_on(actions.check_id("connector", args.connector))
-  local id = cli.exit_on(actions.check_id("action", args.action))
+  local connector, id = cli.exit_on(actions.checked_args(args, "run_action", true))
   if args.each and args.body then
     return nil, failure.usage("--each and --body do not go together", "--each reads one body per line")
   end

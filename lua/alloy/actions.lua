@@ -2,6 +2,8 @@
 --
 -- M.check_id(what, v)             -> v | nil, err (status 2): a connector or action id is a
 --                                    name (letters, digits, - _ .), never "." or "..", at most 128
+-- M.add_arguments(parser, with_action)       the CONNECTOR [ACTION] arguments of a command
+-- M.checked_args(args, script, with_action)  -> connector, action | nil, err: given and valid
 -- M.normalise(body)               -> { {resource=, id=, name=, method=, description=}, ... } from
 --                                    GET /connectors/{id}/resources (its shape is not
 --                                    documented: a list at the top, or under resources or data;
@@ -34,6 +36,32 @@ function M.check_id(what, v)
   end
   return nil, failure.usage(("%q is not a valid %s id (letters, digits, - _ . only)"):format(cli.printable(tostring(v)),
     what), what == "connector" and ("list them with: " .. commands.invocation("list_connectors")) or nil)
+end
+
+-- The command-line arguments: CONNECTOR, and ACTION when with_action.
+function M.add_arguments(parser, with_action)
+  parser:argument("connector", "The connector id, as " .. commands.invocation("list_connectors")
+    .. " lists it (slack, notion, ...)."):args("?")
+  if with_action then
+    parser:argument("action", "The action id, as " .. commands.invocation("list_actions") .. " <connector> lists it.")
+      :args("?")
+  end
+end
+
+-- Those arguments given and valid, for the command `script`.  -> connector, action | nil, err
+function M.checked_args(args, script, with_action)
+  if not args.connector or (with_action and not args.action) then
+    return nil, failure.usage(with_action and "give a connector and an action" or "no connector given",
+      commands.invocation(script) .. " <connector>" .. (with_action and " <action>" or "") .. " ("
+      .. commands.invocation(with_action and "list_actions" or "list_connectors")
+      .. (with_action and " <connector>" or "") .. " lists them)")
+  end
+  local connector, err = M.check_id("connector", args.connector)
+  if not connector then return nil, err end
+  if not with_action then return connector end
+  local id, ierr = M.check_id("action", args.action)
+  if not id then return nil, ierr end
+  return connector, id
 end
 
 local function list_of(v)
