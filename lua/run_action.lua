@@ -65,7 +65,7 @@ end
 -- One JSON document.  -> value | nil, message
 local function decode(text)
   local ok, v = pcall(function() return cjson().decode(text) end)
-  if not ok then return nil, tostring(v):gsub("^.-: ", "") end
+  if not ok then return nil, (tostring(v):gsub("^.-: ", "")) end
   return v
 end
 
