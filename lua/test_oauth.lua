@@ -4,6 +4,7 @@ local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
 
 local cli = require "alloy.cli"
+local commands = require "alloy.commands"
 local oauth = require "alloy.oauth"
 
 local CONNECTOR = "notion"
@@ -38,7 +39,8 @@ local function main()
   if not done then return nil, err end
   -- oauth.run has printed how to use the id and list it; only Notion's own next step is left
   if done.credential then
-    cli.say("Then: execute Notion actions with that credentialId (Connectivity API)")
+    cli.say("Then use it: %s notion <action> --credential %s (%s notion lists the actions)",
+      commands.invocation("run_action"), done.credential.credentialId, commands.invocation("list_actions"))
   end
   return cli.OK
 end

@@ -94,6 +94,35 @@ describe("alloy command", function()
     assert.matches("No connections for user " .. uid, r.stderr, 1, true)
   end)
 
+  it("discover, connect, use, disconnect: connect --save, then run needs no credential flag", function()
+    local redirect = "http://localhost:" .. run.closed_port() .. "/oauth/callback"
+    local r = alloy { "connectors", "--search", "notion" }
+    assert.equal("notion\tNotion\toauth2\n", r.stdout)
+    r = alloy { "actions", "notion", "--search", "search" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("search\tsearch\tPOST\tSearch\n", r.stdout)
+    assert.matches("What one takes: alloy action notion search", r.stderr, 1, true)
+    local h = run.spawn("alloy_main", { "connect", "--connector", "notion", "--redirect-uri", redirect,
+      "--timeout", "10", "--save" }, { env = run.env(sb, uid), cwd = dir })
+    run.browse(h:line())
+    local res = h:wait()
+    assert.equal(0, res.code, res.stderr)
+    local id = run.lines(res.stdout)[2]
+    assert.matches("CONNECTION_ID=" .. id, run.read(dir .. "/.env"), 1, true)
+
+    r = alloy { "run", "notion", "search", "--body", '{"query":"roadmap"}' }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("roadmap", require("cjson").decode(r.stdout).result.received.requestBody.query)
+    assert.matches("Executed notion search with connection " .. id, r.stderr, 1, true)
+
+    r = alloy { "disconnect", id, "--yes" }
+    assert.equal(0, r.code, r.stderr)
+    r = alloy { "run", "notion", "search", "--body", '{"query":"roadmap"}' }
+    assert.equal(1, r.code)
+    assert.matches("error: HTTP_404: Credential not found", r.stderr, 1, true)
+    assert.matches("hint: the credential must be one of user " .. uid .. "'s notion connections", r.stderr, 1, true)
+  end)
+
   it("users and token run the scripts' flows", function()
     local r = alloy { "users", "create", "bob" }
     assert.equal(0, r.code, r.stderr)

@@ -163,6 +163,32 @@ describe("make sandbox", function()
     assert.are.equal(0, code, serr)
     assert.matches(h.connection, out, 1, true)
 
+    -- the README's walk-through, on a terminal as it shows it: what each command printed there,
+    -- ids aside (they are new on every run)
+    local session = {}
+    for cmd, shown in run.read(readme.path):match("\n#### From zero to a first executed action\n.-```text\n(.-)```")
+        :gmatch("%$ ([^\n]+)\n([^$]*)") do
+      session[cmd] = shown
+    end
+    local run_shown = readme.run -- (an alias: each command below is a checked literal of readme.command)
+    local function walk(cmd)
+      local tout, terr, tcode = run_shown(cmd, { cwd = h.dir, tty = true })
+      outputs[#outputs + 1] = tout .. terr
+      assert.are.equal(0, tcode, tout .. terr)
+      local ids = "%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x"
+      assert.are.equal((assert(session[cmd], cmd):gsub(ids, "<id>")), (tout:gsub(ids, "<id>")))
+      return tout
+    end
+    walk(readme.command("lua5.4 lua/alloy_main.lua actions slack --env-file .env.sandbox"))
+    walk(readme.command("lua5.4 lua/alloy_main.lua action slack chat_postMessage --env-file .env.sandbox"))
+    -- luacheck: push no max line length (the README's command, one literal)
+    out = walk(readme.command(
+      [[lua5.4 lua/alloy_main.lua run slack chat_postMessage --env-file .env.sandbox --body '{"channel":"C0123","text":"Hello from lua-alloy"}']]
+    ))
+    -- luacheck: pop
+    assert.matches("Executed slack chat_postMessage with connection " .. h.connection .. ".\n", out, 1, true)
+    assert.matches('"requestBody":{"channel":"C0123","text":"Hello from lua-alloy"}', out, 1, true)
+
     -- Ctrl-C: the terminal signals the whole foreground process group
     assert(os.execute("kill -INT -" .. h.proc.pid))
     assert.truthy(run.wait_for(function() return not alive(h.pid) end, 15), "still running after SIGINT")

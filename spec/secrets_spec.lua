@@ -40,6 +40,11 @@ describe("the API key never appears in script output", function()
       { "alloy_main", { "connections" } },
       { "initiate_oauth", { "--connector", "acuityScheduling", "--field", "userId=12345678" },
         stdin = FIELD_SECRET .. "\n", secrets = { FIELD_SECRET } },
+      { "list_actions", { "slack" }, no_user = true },
+      { "describe_action", { "slack", "chat_postMessage", "--json" }, no_user = true },
+      -- with a slack connection of the user as CONNECTION_ID; the user is optional there
+      { "run_action", { "slack", "conversations_history", "--query", "channel=C1" }, connection = "slack",
+        no_user = true },
     }
   end
 
@@ -84,6 +89,10 @@ describe("the API key never appears in script output", function()
           os.remove(dir .. "/.env")
           local uid = sb:create_user{ username = "secret-user" }
           local extra_env, extra_args = mode[2]()
+          if s.connection then
+            extra_env = extra_env or {}
+            extra_env.CONNECTION_ID = sb:create_credential { userId = uid, connector = s.connection }.credentialId
+          end
           local args = {}
           for _, a in ipairs(s[2]) do args[#args + 1] = a end
           for _, a in ipairs(extra_args or {}) do args[#args + 1] = a end
@@ -119,7 +128,8 @@ describe("the API key never appears in script output", function()
       if r.code ~= 0 then seen[r.name] = true end
     end
     for _, name in ipairs({ "get_jwt_token", "list_connections", "initiate_oauth", "test_oauth", "list_connectors",
-                            "users", "delete_connection", "alloy_main" }) do
+                            "users", "delete_connection", "alloy_main", "list_actions", "describe_action",
+                            "run_action" }) do
       assert.is_true(seen[name], name .. " never failed in this suite")
     end
     assert.is_true(#runs >= #MODES * 2 * 8)

@@ -52,7 +52,9 @@ describe("test_oauth.lua", function()
     assert.equal(1, count("list_connections"))
     assert.equal(1, count("\nList connections: %S+ "
       .. plain(run.root .. "/lua/list_connections.lua --connector notion\n")))
-    assert.equal(1, count(plain("\nThen: execute Notion actions with that credentialId (Connectivity API)\n")))
+    assert.equal(1, count(plain("\nThen use it: ") .. "%S+ "
+      .. plain(run.root .. "/lua/run_action.lua notion <action> --credential " .. id .. " (") .. "%S+ "
+      .. plain(run.root .. "/lua/list_actions.lua notion lists the actions)\n")))
   end)
 
   it("--save with the preset", function()

@@ -198,9 +198,11 @@ static void transfer_done(http_transfer *t, CURLcode code) {
     snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
 }
 
-static int is_retryable(const char *method, CURLcode code, long status, int has_retry_after) {
+static int is_retryable(const http_request *req, CURLcode code, long status, int has_retry_after) {
+  if (req->retry_unsent) /* the server never saw it, or says it did not act and when to retry */
+    return code == CURLE_COULDNT_CONNECT || (code == CURLE_OK && status == 429 && has_retry_after);
   /* POST and PATCH are not idempotent: retry only when the server surely did nothing. */
-  int idempotent = strcmp(method, "POST") != 0 && strcmp(method, "PATCH") != 0;
+  int idempotent = strcmp(req->method, "POST") != 0 && strcmp(req->method, "PATCH") != 0;
   if (code != CURLE_OK) {
     if (code == CURLE_COULDNT_CONNECT) return 1;
     if (!idempotent) return 0;
@@ -239,13 +241,13 @@ static double backoff_delay(const http_conf *conf, int attempt, double retry_aft
 }
 
 /* Decides whether the finished attempt in t is retried; returns the wait, or -1. */
-static double retry_decision(http_transfer *t, const char *method) {
+static double retry_decision(http_transfer *t, const http_request *req) {
   if (t->res.attempts > t->conf->retries) return -1;
   /* Most answers are not retryable even with a Retry-After: do not look it up for them. */
-  if (!is_retryable(method, t->res.curl_code, t->res.status, 1)) return -1;
+  if (!is_retryable(req, t->res.curl_code, t->res.status, 1)) return -1;
   int ok = t->res.curl_code == CURLE_OK;
   double retry_after = ok ? response_retry_after(t->easy) : -1;
-  if (!is_retryable(method, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
+  if (!is_retryable(req, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
   double delay = backoff_delay(t->conf, t->res.attempts, retry_after);
   if (t->conf->debug) {
     char other[24];
@@ -265,7 +267,7 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
   for (;;) {
     transfer_setup(t, req);
     transfer_done(t, curl_easy_perform(t->easy));
-    double delay = retry_decision(t, req->method);
+    double delay = retry_decision(t, req);
     if (delay < 0) break;
     sleep_seconds(delay);
   }
@@ -326,7 +328,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
       curl_multi_remove_handle(m, easy);
       transfer_done(t, code);
-      double delay = retry_decision(t, t->req.method);
+      double delay = retry_decision(t, &t->req);
       if (delay >= 0) {
         t->retry_at = now_seconds() + delay;
         waiting[n_waiting++] = t;

@@ -27,6 +27,7 @@ typedef struct http_request {
   const char *body;  /* NULL: no body */
   size_t body_len;
   struct curl_slist *headers;
+  int retry_unsent; /* retried only when surely not acted on (ops.h, RETRY_UNSENT) */
 } http_request;
 
 typedef struct http_response {

@@ -12,6 +12,13 @@ enum op_result {
   RESULT_LIST   /* an array: the body itself, or its data/credentials/metadata/connectors */
 };
 
+/* What may be sent again after a failed attempt (http.c decides with the request's flag). */
+enum op_retry {
+  RETRY_BY_METHOD, /* by the HTTP method: POST and PATCH only when the server surely did nothing */
+  RETRY_UNSENT     /* not idempotent even among POSTs (execute): only a refused connection, or
+                    * 429 with Retry-After (the server says it did not act and when to come back) */
+};
+
 typedef struct alloy_op {
   const char *name;
   const char *method;
@@ -20,6 +27,7 @@ typedef struct alloy_op {
   int has_body;     /* the argument after the path parameters is the JSON body */
   enum op_result result;
   const char *field;
+  enum op_retry retry;
 } alloy_op;
 
 extern const alloy_op alloy_ops[];

@@ -287,6 +287,7 @@ static void build_request(lua_State *L, client *c, const request_input *in, anch
   luaL_checkstack(L, 16, "request");
   memset(p, 0, sizeof *p);
   p->op = op;
+  p->req.retry_unsent = op && op->retry == RETRY_UNSENT;
   p->raw = in->raw;
   p->req.method = check_method(L, in->method, in->method_len, who);
   if (in->json) {

@@ -22,6 +22,12 @@ M.LIST = {
     summary = "delete one of a user's connections (asks first; --yes for scripts)" },
   { script = "users", installed = "alloy-users", sub = "users",
     summary = "list, create, show and delete Alloy users" },
+  { script = "list_actions", installed = "alloy-list-actions", sub = "actions",
+    summary = "a connector's actions (resource, id, method, name)" },
+  { script = "describe_action", installed = "alloy-describe-action", sub = "action",
+    summary = "what an action takes: its parameters, required or not, their types" },
+  { script = "run_action", installed = "alloy-run-action", sub = "run",
+    summary = "execute an action with a connection, once or --each line of JSON" },
   -- the `alloy` command itself: installed as plain `alloy` (main = true), no subcommand
   { script = "alloy_main", installed = "alloy", main = true,
     summary = "every command above as `alloy <subcommand>`" },

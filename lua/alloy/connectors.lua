@@ -7,6 +7,8 @@
 -- M.metadata(client, id)     -> entries | nil, err (an unknown id: status 2, "did you mean ...")
 -- M.auth_types(client, ids)  -> { [id] = {"oauth2", ...} | false } (one concurrent batch)
 -- M.closest(ids, want)       -> the known ids nearest to want (edit distance), best first
+-- M.suggest(ids, want, otherwise) -> "did you mean a or b?" (the closest), else otherwise
+-- M.unknown(client, id)      -> the failure for an unknown connector id ("did you mean ...", status 2)
 local failure = require "alloy.failure"
 
 local M = {}
@@ -92,21 +94,24 @@ function M.closest(ids, want)
   return out
 end
 
--- The failure for an unknown connector id, with the nearest known ids.
-local function unknown(client, id)
+-- "did you mean a or b?" for the ids nearest to want, else the hint `otherwise`.
+function M.suggest(ids, want, otherwise)
+  local near = M.closest(ids, want)
+  return #near > 0 and ("did you mean " .. table.concat(near, " or ") .. "?") or otherwise
+end
+
+function M.unknown(client, id)
   local list = M.list(client)
   local ids = {}
   for i, c in ipairs(list or {}) do ids[i] = c.id end
-  local near = M.closest(ids, id)
-  local hint = #near > 0 and ("did you mean " .. table.concat(near, " or ") .. "?")
-    or "list the connectors with: " .. require("alloy.commands").invocation("list_connectors")
-  return failure.usage(("unknown connector %q"):format(id), hint)
+  return failure.usage(("unknown connector %q"):format(id), M.suggest(ids, id,
+    "list the connectors with: " .. require("alloy.commands").invocation("list_connectors")))
 end
 
 function M.metadata(client, id)
   local meta, msg, code, res = client:credential_metadata(id)
   if meta == nil then
-    if code == "HTTP_404" then return nil, unknown(client, id) end
+    if code == "HTTP_404" then return nil, M.unknown(client, id) end
     return nil, failure.api(msg, code, res, { connector = id })
   end
   local entries = M.entries(meta)

@@ -3,6 +3,7 @@
 local util = require "sandbox.util"
 local state = require "sandbox.state"
 local jwt = require "sandbox.jwt"
+local actions = require "sandbox.actions"
 
 local M = {}
 
@@ -306,6 +307,75 @@ function H.headless_credentials(req)
   return util.json(200, { success = true, credentialId = created.credentialId })
 end
 
+function H.resources(_, p)
+  local c = connector_or_404(p[1])
+  if c then return util.json(200, actions.listing(c.id, state.settings.resources_shape)) end
+end
+
+local function action_or_404(c, id)
+  local a = actions.find(c.id, id)
+  if not a then return nil, util.message(404, "Action not found") end
+  return a
+end
+
+function H.action(_, p)
+  local c = connector_or_404(p[1])
+  local a = c and action_or_404(c, p[2])
+  if a then return util.json(200, { action = a }) end
+end
+
+local EXECUTE_OBJECTS = { "requestBody", "queryParameters", "pathParams", "additionalHeaders" }
+local WHERE = { query = "queryParameters", path = "pathParams" }
+
+-- The credential must exist, be the user's (x-alloy-userid, when sent) and the connector's;
+-- then each required query and path parameter and body field must be there. Header
+-- parameters are the credential's to fill (the token), so they are not checked.
+function H.execute(req, p)
+  local c = connector_or_404(p[1])
+  local a = c and action_or_404(c, p[2])
+  if not a then return end
+  local body = json_body(req)
+  if not body then return end
+  if body.credentialId == nil then return util.invalid("credentialId", "is required") end
+  if not util.is_object_id(body.credentialId) then return util.invalid("credentialId", "must be a valid ID") end
+  local cred
+  for _, x in ipairs(state.credentials) do
+    if x.credentialId == body.credentialId then cred = x end
+  end
+  if not cred then return util.message(404, "Credential not found") end
+  local who = req.headers["x-alloy-userid"]
+  if who then
+    local u = user_or_404(who)
+    if not u then return end
+    if cred.userId ~= u.userId then
+      return util.message(403, "Credential " .. cred.credentialId .. " does not belong to user " .. u.userId)
+    end
+  end
+  if cred.connector ~= c.id then
+    return util.message(400, "Credential " .. cred.credentialId .. " is a " .. cred.connector
+      .. " credential, not " .. c.id)
+  end
+  for _, name in ipairs(EXECUTE_OBJECTS) do
+    local v = body[name]
+    if v ~= nil and (type(v) ~= "table" or v[1] ~= nil) then return util.invalid(name, "must be an object") end
+  end
+  for _, param in ipairs(a.parameters) do
+    local where = WHERE[param["in"]]
+    if where and param.required and absent((body[where] or {})[param.name]) then
+      return util.invalid(where .. "." .. param.name, "is required")
+    end
+  end
+  for _, name in ipairs(a.requestBody and a.requestBody.required or {}) do
+    if absent((body.requestBody or {})[name]) then return util.invalid("requestBody." .. name, "is required") end
+  end
+  -- what a connector might answer, with what it was given (specs match results to inputs)
+  return util.json(200, { success = true, result = {
+    id = util.object_id(), action = a.id,
+    received = { requestBody = body.requestBody or util.null, queryParameters = body.queryParameters or util.null,
+                 pathParams = body.pathParams or util.null },
+  } })
+end
+
 -- Literal segments, ":" marks a parameter. Order matters only for 405 vs 404.
 local ROUTES = {
   { "POST", "users", H.create_user },
@@ -325,6 +395,9 @@ local ROUTES = {
   { "GET", "metadata/credentials", H.metadata_list },
   { "GET", "metadata/credentials/:", H.metadata_one },
   { "POST", "headless/credentials", H.headless_credentials },
+  { "GET", "connectors/:/resources", H.resources },
+  { "GET", "connectors/:/actions/:", H.action },
+  { "POST", "connectors/:/actions/:/execute", H.execute },
 }
 for _, r in ipairs(ROUTES) do
   local segs = {}

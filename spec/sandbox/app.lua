@@ -98,7 +98,7 @@ function M.handle()
     body_truncated = body ~= nil and #body > LOG_BODY_MAX or nil,
   }
 
-  local f = faults.take(method, raw_path)
+  local f = faults.take(method, raw_path, body)
   if f and faults.apply(f) ~= false then return end
 
   local segs = {}

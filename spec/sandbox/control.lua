@@ -26,6 +26,10 @@ local SETTERS = {
     if v == "object" or v == "string" then return v end
     return nil, "token_shape must be object or string"
   end,
+  resources_shape = function(v)
+    if v == "resources" or v == "data" or v == "array" or v == "strings" then return v end
+    return nil, "resources_shape must be resources, data, array or strings"
+  end,
   token_ttl = function(v)
     if type(v) == "number" then return math.floor(v) end
     return nil, "token_ttl must be a number of seconds"

@@ -14,7 +14,7 @@ local REASON = {
 
 local FIELDS = { path = "string", method = "string", times = "number", status = "number",
   headers = "table", body = true, delay = "number", drop = "boolean", stall = "number",
-  finish = "boolean", huge = "number", chunked = "boolean", echo = "boolean" }
+  finish = "boolean", huge = "number", chunked = "boolean", match = "string", echo = "boolean" }
 
 -- Validate at injection time so a typo fails the spec that made it, not a later one.
 function M.check(f)
@@ -35,10 +35,12 @@ function M.check(f)
   return true
 end
 
--- First pending fault matching this request, consumed (times counts down).
-function M.take(method, path)
+-- First pending fault matching this request, consumed (times counts down). match: text the
+-- request body must contain (plain), so concurrent requests pick their own fault.
+function M.take(method, path, body)
   for i, f in ipairs(state.faults) do
-    if (not f.path or path:find(f.path)) and (not f.method or f.method:upper() == method) then
+    if (not f.path or path:find(f.path)) and (not f.method or f.method:upper() == method)
+        and (not f.match or (body or ""):find(f.match, 1, true)) then
       f.times = (f.times or 1) - 1
       if f.times <= 0 then table.remove(state.faults, i) end
       return f

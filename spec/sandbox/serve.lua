@@ -58,7 +58,7 @@ local ok, err = xpcall(function()
   local replaced
   watcher, replaced = write_env_file({
     { "ALLOY_API_KEY", sb.api_key }, { "ALLOY_USER_ID", user },
-    { "ALLOY_BASE_URL", sb.url }, { "ALLOY_EMBEDDED_URL", sb.url },
+    { "ALLOY_BASE_URL", sb.url }, { "ALLOY_EMBEDDED_URL", sb.url }, { "CONNECTION_ID", cred.credentialId },
   }, "lua-alloy sandbox " .. Nginx.random_key(12))
 
   local script = (root == "." and "" or root .. "/") .. "lua/"
@@ -70,7 +70,7 @@ local ok, err = xpcall(function()
   say("sandbox: user sandbox-user (", user, ") with one slack connection (", cred.credentialId, ");",
     " connectors: ", table.concat(connectors, ", "))
   say("sandbox: ", replaced and "replaced " or "wrote ", ENV_FILE, " (mode 0600): ALLOY_API_KEY (not shown),",
-    " ALLOY_USER_ID, ALLOY_BASE_URL, ALLOY_EMBEDDED_URL")
+    " ALLOY_USER_ID, ALLOY_BASE_URL, ALLOY_EMBEDDED_URL, CONNECTION_ID (the slack connection)")
   say("")
   say("Try, in another terminal in this directory:")
   say("  ", cmd("get_jwt_token.lua"))

@@ -60,6 +60,7 @@ local DEFAULTS = {
   connectors_shape = false,     -- false: {"data":[...]}; or data|connectors|array
   token_ttl = 3600,
   token_shape = "object",       -- object: {"token": ...}; string: the bare JSON string
+  resources_shape = "resources", -- resources|data|array|strings (actions as bare ids)
 }
 M.DEFAULTS = DEFAULTS
 

@@ -25,7 +25,7 @@ local Nginx = require "nginx"
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
-local HANDLERS = { "app", "api", "control", "faults", "jwt", "state", "util" }
+local HANDLERS = { "app", "api", "actions", "control", "faults", "jwt", "state", "util" }
 local SANDBOX_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../sandbox"
 local q, sh, read_file, write_file = Nginx.quote, Nginx.sh, Nginx.read, Nginx.write
 

@@ -1,0 +1,203 @@
+-- alloy.actions: a connector's actions: what there is, what one takes, and running it.
+--
+-- M.check_id(what, v)             -> v | nil, err (status 2): a connector or action id is a
+--                                    name (letters, digits, - _ .), never "." or "..", at most 128
+-- M.add_arguments(parser, with_action)       the CONNECTOR [ACTION] arguments of a command
+-- M.checked_args(args, script, with_action)  -> connector, action | nil, err: given and valid
+-- M.normalise(body)               -> { {resource=, id=, name=, method=, description=}, ... } from
+--                                    GET /connectors/{id}/resources (its shape is not
+--                                    documented: a list at the top, or under resources or data;
+--                                    actions as objects or as bare ids)
+-- M.list(client, connector)       -> those rows | nil, err (an unknown connector: status 2)
+-- M.schema(client, connector, id) -> action, body | nil, err: the action object ({"action": {...}}
+--                                    unwrapped) and the body as served
+-- M.params(action)                -> { {name=, where="query"|"path"|"header"|"body", type=,
+--                                    required=, description=}, ... }: parameters in their order,
+--                                    then body fields (required first, in order, then by name)
+-- M.missing(params, given, wheres) -> the params required and not in given {query=, path=, body=},
+--                                    of the places in wheres (default query, path and body:
+--                                    headers are the credential's to fill, the token)
+-- M.failure(msg, code, res, ctx)  -> an execute failure, its hint about the credential when the
+--                                    API refused that (ctx {connector=, user_id=, credential=})
+-- M.json(v)                       -> v as one line of JSON safe for a terminal (C1 controls
+--                                    escaped too; cjson escapes the others)
+local cli = require "alloy.cli"
+local commands = require "alloy.commands"
+local connectors = require "alloy.connectors"
+local failure = require "alloy.failure"
+
+local M = {}
+
+local function str(v) return type(v) == "string" and v ~= "" and v or nil end
+
+function M.check_id(what, v)
+  if type(v) == "string" and #v <= 128 and v:match("^[%w_][%w_%.%-]*$") and v ~= "." and v ~= ".." then
+    return v
+  end
+  return nil, failure.usage(("%q is not a valid %s id (letters, digits, - _ . only)"):format(cli.printable(tostring(v)),
+    what), what == "connector" and ("list them with: " .. commands.invocation("list_connectors")) or nil)
+end
+
+-- The command-line arguments: CONNECTOR, and ACTION when with_action.
+function M.add_arguments(parser, with_action)
+  parser:argument("connector", "The connector id, as " .. commands.invocation("list_connectors")
+    .. " lists it (slack, notion, ...)."):args("?")
+  if with_action then
+    parser:argument("action", "The action id, as " .. commands.invocation("list_actions") .. " <connector> lists it.")
+      :args("?")
+  end
+end
+
+-- Those arguments given and valid, for the command `script`.  -> connector, action | nil, err
+function M.checked_args(args, script, with_action)
+  if not args.connector or (with_action and not args.action) then
+    return nil, failure.usage(with_action and "give a connector and an action" or "no connector given",
+      commands.invocation(script) .. " <connector>" .. (with_action and " <action>" or "") .. " ("
+      .. commands.invocation(with_action and "list_actions" or "list_connectors")
+      .. (with_action and " <connector>" or "") .. " lists them)")
+  end
+  local connector, err = M.check_id("connector", args.connector)
+  if not connector then return nil, err end
+  if not with_action then return connector end
+  local id, ierr = M.check_id("action", args.action)
+  if not id then return nil, ierr end
+  return connector, id
+end
+
+local function list_of(v)
+  if type(v) ~= "table" then return {} end
+  if v[1] ~= nil or next(v) == nil then return v end
+  for _, k in ipairs({ "resources", "data", "actions" }) do
+    if type(v[k]) == "table" then return v[k] end
+  end
+  return {}
+end
+
+local function action_row(resource, a)
+  if type(a) == "string" then return { resource = resource, id = a } end
+  if type(a) ~= "table" then return nil end
+  local id = str(a.id) or str(a.actionId) or str(a.name)
+  if not id then return nil end
+  return { resource = resource, id = id, name = str(a.displayName) or str(a.name),
+           method = str(a.httpMethod) and a.httpMethod:upper() or str(a.method) and a.method:upper(),
+           description = str(a.description) }
+end
+
+function M.normalise(body)
+  local rows = {}
+  for _, r in ipairs(list_of(body)) do
+    if type(r) == "table" then
+      local resource = str(r.name) or str(r.id) or str(r.resourceId) or str(r.displayName) or "-"
+      for _, a in ipairs(type(r.actions) == "table" and r.actions or {}) do
+        rows[#rows + 1] = action_row(resource, a)
+      end
+    end
+  end
+  return rows
+end
+
+-- After a 404: the failure for a connector the catalogue does not list, else nil.
+local function unknown_connector(client, connector)
+  for _, c in ipairs(connectors.list(client) or {}) do
+    if c.id == connector then return nil end
+  end
+  return connectors.unknown(client, connector)
+end
+
+function M.list(client, connector)
+  local body, msg, code, res = client:list_resources(connector)
+  if body == nil and type(msg) == "string" then
+    return nil, code == "HTTP_404" and unknown_connector(client, connector)
+      or failure.api(msg, code, res, { connector = connector })
+  end
+  return M.normalise(body)
+end
+
+function M.schema(client, connector, id)
+  local body, msg, code, res = client:get_action(connector, id)
+  if body == nil and type(msg) == "string" then
+    if code ~= "HTTP_404" then return nil, failure.api(msg, code, res, { connector = connector }) end
+    local uerr = unknown_connector(client, connector)
+    if uerr then return nil, uerr end
+    local ids = {}
+    for i, row in ipairs(M.list(client, connector) or {}) do ids[i] = row.id end
+    return nil, failure.usage(("connector %s has no action %q"):format(connector, id), connectors.suggest(ids, id,
+      "list its actions with: " .. commands.invocation("list_actions") .. " " .. connector))
+  end
+  local action = type(body) == "table" and (type(body.action) == "table" and body.action or body) or nil
+  if type(action) ~= "table" then
+    return nil, failure.new(("the API answered with no schema for action %s"):format(id), "run with --verbose")
+  end
+  return action, body
+end
+
+-- "string", "integer", {"string", "null"} -> "string|null"; anything else "?".
+local function type_name(schema)
+  local t = type(schema) == "table" and schema.type
+  if type(t) == "table" then
+    local names = {}
+    for _, v in ipairs(t) do names[#names + 1] = tostring(v) end
+    return table.concat(names, "|")
+  end
+  return str(t) or "?"
+end
+
+function M.params(action)
+  local out = {}
+  for _, p in ipairs(type(action.parameters) == "table" and action.parameters or {}) do
+    if type(p) == "table" and str(p.name) then
+      out[#out + 1] = { name = p.name, where = str(p["in"]) or "?", required = p.required == true,
+                        type = type_name(p.schema or p), description = str(p.description) }
+    end
+  end
+  local body = type(action.requestBody) == "table" and action.requestBody or {}
+  -- a requestBody given as OpenAPI's content/schema wrapper
+  local content = type(body.content) == "table" and body.content["application/json"]
+  if type(content) == "table" and type(content.schema) == "table" then body = content.schema end
+  local props = type(body.properties) == "table" and body.properties or {}
+  local seen, names = {}, {}
+  for _, name in ipairs(type(body.required) == "table" and body.required or {}) do
+    if type(name) == "string" and not seen[name] then seen[name] = true; names[#names + 1] = { name, true } end
+  end
+  local rest = {}
+  for name in pairs(props) do if type(name) == "string" and not seen[name] then rest[#rest + 1] = name end end
+  table.sort(rest)
+  for _, name in ipairs(rest) do names[#names + 1] = { name, false } end
+  for _, n in ipairs(names) do
+    local p = type(props[n[1]]) == "table" and props[n[1]] or {}
+    out[#out + 1] = { name = n[1], where = "body", required = n[2], type = type_name(p),
+                      description = str(p.description) }
+  end
+  return out
+end
+
+local function present(t, k) return type(t) == "table" and t[k] ~= nil and t[k] ~= cli.null end
+
+local CHECKED = { query = true, path = true, body = true }
+
+function M.missing(params, given, wheres)
+  local out = {}
+  for _, p in ipairs(params) do
+    if p.required and (wheres or CHECKED)[p.where] and not present(given[p.where], p.name) then
+      out[#out + 1] = p
+    end
+  end
+  return out
+end
+
+function M.failure(msg, code, res, ctx)
+  local f = failure.api(msg, code, res, { connector = ctx.connector, user_id = ctx.user_id })
+  local status = tonumber((code or ""):match("^HTTP_(%d+)$"))
+  if status and status >= 400 and status < 500 and msg:lower():find("credential", 1, true) then
+    f.hint = ("the credential must be one of %s's %s connections: list them with %s --connector %s%s")
+      :format(ctx.user_id and ("user " .. ctx.user_id) or "the user", ctx.connector,
+        commands.invocation("list_connections"), ctx.connector, ctx.user_id and "" or " --user <id>")
+  end
+  return f
+end
+
+function M.json(v)
+  return (cli.json(v):gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
+end
+
+return M

@@ -1,0 +1,260 @@
+-- run_action.lua: execute a connector's action with a user's credential (connection) and print
+-- the connector's answer as JSON; --each runs it once per line of JSON bodies, as a batch.
+local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
+package.path = d .. "/?.lua;" .. package.path; require "alloy.paths"
+
+local actions = require "alloy.actions"
+local cli = require "alloy.cli"
+local commands = require "alloy.commands"
+local failure = require "alloy.failure"
+
+local DEFAULT_CONCURRENCY = 4
+
+local parser = cli.parser("run_action.lua",
+  "Execute a connector's action with a connection (credential) and print the connector's answer on stdout"
+  .. " as JSON. The action's schema is read first: a required parameter that is missing is named and"
+  .. " nothing is sent (exit 2).",
+  [[
+The body is --body JSON, --body @file, --body - (stdin), or stdin when it is not a terminal.
+With --each, each line of FILE (- for stdin) is one JSON body: one result line per input line on
+stdout, in line order ({"line":n,"ok":true,"result":...} or {"line":n,"ok":false,"error":{...}}),
+a summary on stderr, exit 1 when any line failed. Blank lines are skipped and counted.
+An execute is not retried automatically, except when the connection was refused or the API
+answered 429 with Retry-After: it may have acted.
+
+Examples:
+  {cmd} slack chat_postMessage --body '{"channel":"C0123","text":"Hello"}'
+  {cmd} slack conversations_history --query channel=C0123 --credential 66fb066c3793749b64c214bc
+  {cmd} slack chat_postMessage --each messages.jsonl --concurrency 8]])
+actions.add_arguments(parser, true)
+parser:option("--credential", "The connection (credential) id, 24 hex digits; default CONNECTION_ID.")
+  :argname("<id>")
+parser:option("-b --body", "The request body: JSON, @file, or - for stdin."):argname("<json>")
+parser:option("--query", "A query parameter (repeatable)."):argname("<k=v>"):count("*")
+parser:option("--path", "A path parameter (repeatable)."):argname("<k=v>"):count("*")
+parser:option("--header", "An additional header (repeatable)."):argname("<k=v>"):count("*")
+parser:option("--each", "Run once per line of this file of JSON bodies (- for stdin)."):argname("<file>")
+parser:option("--concurrency", "Executes in flight with --each (default " .. DEFAULT_CONCURRENCY .. ").")
+  :argname("<n>")
+
+local function cjson() return require "cjson" end
+
+-- The "k=v" options of flag as into[flag], a table (left nil when there are none).  -> true | nil, err
+local function pairs_of(list, flag, into)
+  for _, kv in ipairs(list or {}) do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if not k or k:find("[%c]") or v:find("[\r\n%z]") then
+      return nil, failure.usage(("--%s takes name=value, not %q"):format(flag, cli.printable(kv)),
+        ("--%s name=value, once per %s"):format(flag, flag))
+    end
+    into[flag] = into[flag] or {}
+    into[flag][k] = v
+  end
+  return true
+end
+
+local function read_all(path)
+  if path == "-" then return io.stdin:read("*a") end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- One JSON document.  -> value | nil, message
+local function decode(text)
+  local ok, v = pcall(function() return cjson().decode(text) end)
+  if not ok then return nil, (tostring(v):gsub("^.-: ", "")) end
+  return v
+end
+
+-- The body of a single run: --body, or stdin when it is not a terminal (empty: none, false).
+local function single_body(args)
+  local text, where = args.body, "--body"
+  if text == nil then
+    if cli.isatty(io.stdin) then return false end
+    text, where = io.stdin:read("*a") or "", "stdin"
+    if text:match("^%s*$") then return false end
+  elseif text == "-" or text:sub(1, 1) == "@" then
+    local path = text == "-" and "-" or text:sub(2)
+    local err
+    text, err = read_all(path)
+    if not text then
+      return nil, failure.usage("cannot read the body: " .. tostring(err), "--body @<file> names a readable file")
+    end
+    where = path == "-" and "stdin" or path
+  end
+  local v, err = decode(text)
+  if v == nil then
+    return nil, failure.usage(("the body (%s) is not JSON: %s"):format(where, err),
+      [[--body '{"name":"value"}' (or @file, or - for stdin)]])
+  end
+  return v
+end
+
+local function names(missing)
+  local out = {}
+  for i, p in ipairs(missing) do out[i] = p.where .. " " .. p.name end
+  return table.concat(out, ", ")
+end
+
+local function missing_failure(missing, connector, id)
+  local how = {}
+  for _, p in ipairs(missing) do
+    how[#how + 1] = p.where == "body" and ("a body with %q"):format(p.name) or ("--%s %s=…"):format(p.where, p.name)
+  end
+  return failure.usage(("missing required parameter%s: %s (nothing was sent)"):format(#missing == 1 and "" or "s",
+    names(missing)), "pass " .. table.concat(how, ", ") .. " (" .. commands.invocation("describe_action") .. " "
+    .. connector .. " " .. id .. " shows them all)")
+end
+
+-- The execute request body of one run.
+local function request(credential, input, body)
+  return { credentialId = credential, requestBody = body, queryParameters = input.query, pathParams = input.path,
+           additionalHeaders = input.header }
+end
+
+local function error_of(msg, code, res)
+  return { message = msg, code = code or cli.null, status = type(res) == "table" and res.status or cli.null }
+end
+
+local function line_json(n, ok, v)
+  return ('{"line":%d,"ok":%s,"%s":%s}\n'):format(n, ok and "true" or "false", ok and "result" or "error",
+    actions.json(v))
+end
+
+-- --each: every line accounted for, results printed in line order.
+local function run_each(ctx)
+  local text, rerr = read_all(ctx.args.each)
+  if not text then
+    return nil, failure.usage("cannot read --each: " .. tostring(rerr), "--each names a file of JSON lines, or -")
+  end
+
+  -- done[n]: the output line of input line n, until printed; pending[n]: sent, no result yet
+  local done, pending, blank, lines, failed = {}, {}, 0, 0, 0
+  local requests, line_of = {}, {}
+  local function fail_line(ln, msg, code, res)
+    failed = failed + 1
+    done[ln] = line_json(ln, false, error_of(msg, code, res))
+  end
+  text = text:gsub("\r\n", "\n")
+  if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
+  local n = 0
+  for line in text:gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:match("^%s*$") then
+      blank = blank + 1
+    else
+      lines = lines + 1
+      local v, err = decode(line)
+      local missing = type(v) == "table" and actions.missing(ctx.params, { body = v }, { body = true })
+      if v == nil then
+        fail_line(n, "not JSON: " .. err, "INVALID_JSON")
+      elseif not missing then
+        fail_line(n, "not a JSON object", "INVALID_JSON")
+      elseif #missing > 0 then
+        fail_line(n, "missing required parameter" .. (#missing == 1 and "" or "s") .. ": " .. names(missing)
+          .. " (not sent)", "MISSING_PARAMETER")
+      else
+        requests[#requests + 1] = { op = "execute_action",
+          args = { ctx.connector, ctx.id, request(ctx.credential, ctx.input, v), ctx.options } }
+        line_of[#requests] = n
+        pending[n] = true
+      end
+    end
+  end
+
+  local next_out, finished = 1, 0
+  local progress = not cli.quiet and cli.isatty(io.stderr)
+  local function flush()
+    while next_out <= n and not pending[next_out] do
+      if done[next_out] then cli.out(done[next_out]); done[next_out] = nil end
+      next_out = next_out + 1
+    end
+  end
+  flush()
+  ctx.client:batch(requests, { concurrency = ctx.concurrency, on_result = function(i, r)
+    local ln = line_of[i]
+    if r.ok then
+      done[ln] = line_json(ln, true, r.value == nil and cli.null or r.value)
+    else
+      fail_line(ln, r.error, r.code, r.res)
+    end
+    pending[ln] = nil
+    finished = finished + 1
+    flush()
+    if progress then
+      io.stderr:write(("\r%d/%d executed, %d failed"):format(finished, #requests, failed))
+      io.stderr:flush()
+    end
+  end })
+  if progress and #requests > 0 then io.stderr:write("\n") end
+  cli.say("%d line%s: %d succeeded, %d failed%s", lines, lines == 1 and "" or "s", lines - failed, failed,
+    blank > 0 and (", %d blank skipped"):format(blank) or "")
+  if failed > 0 then
+    return nil, failure.new(("%d of %d lines failed"):format(failed, lines),
+      [[the failed lines are on stdout with "ok":false and their error]])
+  end
+  return cli.OK
+end
+
+local function main()
+  local args = cli.exit_on(cli.parse(parser, arg))
+  local connector, id = cli.exit_on(actions.checked_args(args, "run_action", true))
+  if args.each and args.body then
+    return nil, failure.usage("--each and --body do not go together", "--each reads one body per line")
+  end
+  if args.concurrency and not args.each then
+    return nil, failure.usage("--concurrency goes with --each", "--each <file> --concurrency <n>")
+  end
+  local concurrency = DEFAULT_CONCURRENCY
+  if args.concurrency then
+    local cmsg
+    concurrency, cmsg = require("alloy").check_option("concurrency", tonumber(args.concurrency) or args.concurrency)
+    if not concurrency then return nil, failure.usage("--concurrency: " .. cmsg) end
+  end
+  local input = {}
+  for _, flag in ipairs({ "query", "path", "header" }) do cli.exit_on(pairs_of(args[flag], flag, input)) end
+  local cfg = cli.exit_on(cli.config(args, { connection_id = args.credential }))
+  cli.exit_on(cli.require_config(cfg, false))
+  local credential = cfg.connection_id
+  if not credential then
+    return nil, failure.usage("no connection (credential) id: --credential was not given and CONNECTION_ID is not set",
+      require("alloy.config").where_to_set(cfg, "CONNECTION_ID", "--credential <id>") .. " ("
+      .. commands.invocation("list_connections") .. " --connector " .. connector .. " lists them)")
+  end
+  if not cli.object_id(credential) then
+    return nil, failure.usage(("%q is not a connection id (24 hex digits)"):format(cli.printable(credential)),
+      args.credential and "check --credential" or ("check CONNECTION_ID (" .. cfg.source.connection_id .. ")"))
+  end
+  local body
+  if not args.each then body = cli.exit_on(single_body(args)) or nil end
+
+  local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
+  local action, serr = actions.schema(client, connector, id)
+  if not action then client:close(); return nil, serr end
+  local params = actions.params(action)
+  local missing = actions.missing(params, { query = input.query, path = input.path, body = body },
+    { query = true, path = true, body = not args.each })
+  if #missing > 0 then client:close(); return nil, missing_failure(missing, connector, id) end
+
+  local ctx = { args = args, client = client, connector = connector, id = id, credential = credential,
+                input = input, params = params, concurrency = concurrency,
+                options = cfg.user_id and { headers = { ["x-alloy-userid"] = cfg.user_id } } or nil }
+  if args.each then
+    local status, err = run_each(ctx)
+    client:close()
+    return status, err
+  end
+  local v, msg, code, res = client:execute_action(connector, id, request(credential, input, body), ctx.options)
+  client:close()
+  if v == nil and type(msg) == "string" then
+    return nil, actions.failure(msg, code, res, { connector = connector, user_id = cfg.user_id })
+  end
+  cli.out(actions.json(v == nil and cli.null or v) .. "\n")
+  cli.say("Executed %s %s with connection %s.", connector, id, credential)
+  return cli.OK
+end
+
+cli.main(main)
