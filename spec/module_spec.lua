@@ -565,3 +565,29 @@ describe("failure messages that say what happened", function()
     end
   end)
 end)
+
+describe("alloy.redact", function()
+  local KEY_ = "sk/live+Abc123Def456Ghi789"
+  it("masks the key and every 8-character piece of it, in any case, percent-encoded or JSON-escaped", function()
+    local forms = { KEY_, KEY_:upper(), KEY_:lower(), "sk%2Flive%2BAbc123Def456Ghi789",
+                    "sk%2flive%2babc123def456ghi789",
+                    "sk\\/live+Abc123Def456Ghi789", "sk\\u002flive\\u002bAbc123Def456Ghi789",
+                    "sk%252Flive%252BAbc123Def456Ghi789", KEY_:sub(1, 8), KEY_:sub(-8), KEY_:sub(5, 15) }
+    for _, form in ipairs(forms) do
+      assert.equals("a [REDACTED] b", alloy.redact("a " .. form .. " b", KEY_), form)
+    end
+    assert.equals("[REDACTED] and [REDACTED]", alloy.redact(KEY_ .. " and " .. KEY_:upper(), KEY_))
+  end)
+
+  it("leaves other text, and pieces shorter than 8, as they are", function()
+    assert.equals("sk/live Abc123D x", alloy.redact("sk/live Abc123D x", KEY_))
+    assert.equals("text \0 with \27 bytes", alloy.redact("text \0 with \27 bytes", KEY_))
+    assert.equals("", alloy.redact("", KEY_))
+    assert.equals("abcdefgh", alloy.redact("abcdefgh", "abc")) -- too short a secret to tell from text
+  end)
+
+  it("needs a secret without NUL", function()
+    assert.has_error(function() alloy.redact("x") end)
+    assert.has_error(function() alloy.redact("x", "a\0bcdefghij") end)
+  end)
+end)

@@ -193,22 +193,26 @@ describe("the API key never appears, even when a hostile server echoes it", func
       return { status = 500, body = '{"error":{"message":"' .. pad(300) .. p .. '"}}' } end },
     { "200 not JSON, key across the excerpt cut", function(p)
       return { status = 200, body = "<html>" .. pad(40) .. p .. "</html>" } end },
-    { "200 token that is not a JWT", function(p) return { status = 200, body = '{"token":"' .. p .. '"}' } end },
+    { "200 token that is not a JWT", function(p) return { status = 200, body = '{"token":"' .. p .. '"}' } end,
+      token = true }, -- for the token commands only: to the others it is a fine object
     { "302 Location with the key", function(p)
       return { status = 302, headers = { Location = "https://evil.example/?k=" .. p }, body = "" } end },
     { "400 header and body", function(p)
       return { status = 400, headers = { ["X-Echo"] = p }, body = '{"message":"bad ' .. p .. '"}' } end },
   }
   local SCRIPTS = {
-    { "get_jwt_token", {} }, { "get_jwt_token", { "--json" } }, { "list_connections", { "--json" } },
-    { "users", { "list" } }, { "alloy_main", { "token" } },
+    { "get_jwt_token", {}, token = true }, { "get_jwt_token", { "--json" }, token = true },
+    { "list_connections", { "--json" } }, { "users", { "list" } }, { "alloy_main", { "token" }, token = true },
+    { "list_actions", { "slack" } },
+    { "describe_action", { "slack", "chat_postMessage", "--json" } },
   }
 
   for _, fault in ipairs(FAULTS) do
     it(fault[1] .. ": no piece of the key in any output, with or without --verbose or --json", function()
       local runs = 0
       for i, script in ipairs(SCRIPTS) do
-        for _, verbose in ipairs { false, true } do
+        local applies = script.token or not fault.token
+        for _, verbose in ipairs(applies and { false, true } or {}) do
           local f = fault[2](P[(i + (verbose and 1 or 0)) % #P + 1])
           f.path, f.echo, f.times = ".", true, 10
           sb:reset()
@@ -228,7 +232,7 @@ describe("the API key never appears, even when a hostile server echoes it", func
           if verbose then assert.is_truthy(r.stderr:find("\n< ", 1, true), label .. ": no response headers shown") end
         end
       end
-      assert.equals(#SCRIPTS * 2, runs)
+      assert.is_true(runs >= 6)
     end)
   end
 
