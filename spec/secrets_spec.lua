@@ -1,8 +1,28 @@
 -- The API key must appear in no output of any script, in any failure mode, with or
--- without --verbose.  This spec drives every script through every failure mode itself,
--- then also checks every script run recorded so far by the rest of the suite.
+-- without --verbose: not whole, and not any 8-character piece of it in any form a server may
+-- echo it in.  This spec drives every script through every failure mode itself, then also
+-- checks every script run recorded so far by the rest of the suite (for the whole key).
 local Sandbox = require "sandbox"
 local run = require "run"
+
+-- The forms a server may echo a secret in: as is, other case, percent-encoded (once, twice),
+-- JSON-escaped.
+local function forms(key)
+  local function each(fmt) return (key:gsub("[^%w]", function(c) return fmt:format(c:byte()) end)) end
+  return { key, key:upper(), key:lower(), each("%%%02X"), each("%%%02x"), (key:gsub("/", "\\/")), each("\\u%04x"),
+           each("%%25%02X") }
+end
+
+-- The first 8-character piece of any form of key found in text (letter case ignored), or nil.
+local function piece_in(text, key)
+  local lower = text:lower()
+  for _, form in ipairs(forms(key)) do
+    for i = 1, #form - 7 do
+      local w = form:sub(i, i + 7):lower()
+      if lower:find(w, 1, true) then return w end
+    end
+  end
+end
 
 describe("the API key never appears in script output", function()
   local sb, dir
@@ -101,11 +121,10 @@ describe("the API key never appears in script output", function()
                                              secrets = s.secrets })
           runs[#runs + 1] = r
           local label = s[1] .. " " .. table.concat(args, " ") .. " [" .. mode[1] .. "]"
-          assert.is_nil(r.stdout:find(sb.api_key, 1, true), "key in stdout of " .. label)
-          assert.is_nil(r.stderr:find(sb.api_key, 1, true), "key in stderr of " .. label)
-          assert.is_nil(r.stdout:find(WRONG_KEY, 1, true), "wrong key in stdout of " .. label)
-          assert.is_nil(r.stderr:find(WRONG_KEY, 1, true), "wrong key in stderr of " .. label)
-          assert.is_nil((r.stdout .. r.stderr):find(FIELD_SECRET, 1, true), "connector secret in output of " .. label)
+          local out = r.stdout .. "\n" .. r.stderr
+          assert.is_nil(piece_in(out, sb.api_key), "a piece of the key in the output of " .. label)
+          assert.is_nil(piece_in(out, WRONG_KEY), "a piece of the wrong key in the output of " .. label)
+          assert.is_nil(piece_in(out, FIELD_SECRET), "a piece of the connector secret in the output of " .. label)
           -- (--probe recovers from a fault on its first attempts: its exit code is not the point)
           -- (list_connectors and users need no user id)
           if not mode.ok and not (mode.partial and s[2][1] == "--probe") and not (s.no_user and mode.no_user) then
@@ -159,26 +178,11 @@ describe("the API key never appears, even when a hostile server echoes it", func
     uid = sb:create_user { username = "echo-user" }
   end)
 
-  local function each(key, fmt) return (key:gsub("[^%w]", function(c) return fmt:format(c:byte()) end)) end
-  local FORMS = { KEY, KEY:upper(), KEY:lower(), each(KEY, "%%%02X"), each(KEY, "%%%02x"), (KEY:gsub("/", "\\/")),
-                  each(KEY, "\\u%04x"), each(KEY, "%%25%02X") }
-
-  -- The first 8-character piece of any form of the key found in text (letter case ignored).
-  local function piece_in(text)
-    local lower = text:lower()
-    for _, form in ipairs(FORMS) do
-      for i = 1, #form - 7 do
-        local w = form:sub(i, i + 7):lower()
-        if lower:find(w, 1, true) then return w end
-      end
-    end
-  end
-
   it("the check itself finds a piece in every form", function()
-    for _, form in ipairs(FORMS) do
-      assert.is_string(piece_in("x" .. form:sub(5, 12) .. "y"), form)
+    for _, form in ipairs(forms(KEY)) do
+      assert.is_string(piece_in("x" .. form:sub(5, 12) .. "y", KEY), form)
     end
-    assert.is_nil(piece_in("HTTP_401: [REDACTED] (GET /users/x/token)"))
+    assert.is_nil(piece_in("HTTP_401: [REDACTED] (GET /users/x/token)", KEY))
   end)
 
   local P = { "{key}", "{key_upper}", "{key_pct}", "{key_pct_lower}", "{key_json}", "{key_json_u}" }
@@ -226,7 +230,7 @@ describe("the API key never appears, even when a hostile server echoes it", func
           local label = script[1] .. " " .. table.concat(args, " ") .. " [" .. fault[1] .. "]"
           assert.is_true(r.code == 1 or r.code == 2, label .. " exited " .. tostring(r.code) .. "\n" .. r.stderr)
           assert.matches("error: ", r.stderr, 1, true)
-          local leaked = piece_in(r.stdout .. "\n" .. r.stderr)
+          local leaked = piece_in(r.stdout .. "\n" .. r.stderr, KEY)
           assert.is_nil(leaked, label .. " printed " .. tostring(leaked) .. ":\n" .. r.stdout .. r.stderr)
           assert.is_true(#sb:requests() > 0, label .. ": the hostile server was never asked")
           if verbose then assert.is_truthy(r.stderr:find("\n< ", 1, true), label .. ": no response headers shown") end
@@ -246,7 +250,7 @@ describe("the API key never appears, even when a hostile server echoes it", func
         for _ = 1, 3 do
           local token, msg = c:user_token(uid)
           assert.is_nil(token)
-          assert.is_nil(piece_in(msg), p .. " at " .. n .. ": " .. msg)
+          assert.is_nil(piece_in(msg, KEY), p .. " at " .. n .. ": " .. msg)
           assert.is_true(#msg <= 400)
         end
       end
