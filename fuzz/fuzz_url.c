@@ -6,7 +6,8 @@
  * Invariants: url_expand agrees with a reference expansion; a parameter contributes only
  * unreserved characters and %XX triples (never '/', '?', '#', '%' other than an escape) and
  * decodes back to itself; url_encode output is only unreserved chars and upper-case %XX;
- * url_param_ok rejects exactly "", ".", ".." and control bytes; err_name stays terminated. */
+ * url_param_ok rejects exactly "", ".", "..", control bytes, '/', '?' and '#'; err_name stays
+ * terminated. */
 #include "fuzz_common.h"
 #include "url.h"
 
@@ -36,7 +37,7 @@ static int ref_param_ok(const char *s, size_t n) {
   if (n == 1 && s[0] == '.') return 0;
   if (n == 2 && s[0] == '.' && s[1] == '.') return 0;
   for (size_t i = 0; i < n; i++)
-    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f) return 0;
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f || s[i] == '/' || s[i] == '?' || s[i] == '#') return 0;
   return 1;
 }
 

@@ -79,7 +79,8 @@ describe("alloy module", function()
       assert.has_error(function() alloy.new { api_key = "key-0123456789", debug = 1 } end,
         "alloy.new: debug must be a boolean")
       assert.has_error(function() alloy.new { api_key = "key-0123456789", base_url = "ftp://x" } end,
-        "alloy.new: base_url must be an http:// or https:// URL without spaces or control characters")
+        "alloy.new: base_url must be an http:// or https:// URL: a host, an optional port (1-65535) and path;"
+        .. " no user:password@, query (?), fragment (#), spaces or control characters")
     end)
 
     it("refuses keys too short to be redacted from messages", function()
@@ -169,16 +170,16 @@ describe("alloy module", function()
 
     it("percent-encodes the user id into one path segment", function()
       local c = client()
-      local _, _, code = c:user_token("a/b?c d")
+      local _, _, code = c:user_token("a b%c&d=e;f")
       assert.equals("HTTP_404", code)
-      assert.equals("/users/a%2Fb%3Fc%20d/token", sb:requests()[1].path)
-      c:user_token("../x")
-      assert.equals("/users/..%2Fx/token", sb:requests()[2].path)
+      assert.equals("/users/a%20b%25c%26d%3De%3Bf/token", sb:requests()[1].path)
+      c:user_token("..x")
+      assert.equals("/users/..x/token", sb:requests()[2].path)
     end)
 
-    it("rejects ids with CR, LF or NUL, and dot segments, before sending", function()
+    it("rejects ids with CR, LF or NUL, '/', '?' or '#', and dot segments, before sending", function()
       local c = client()
-      for _, id in ipairs { "a\r\nb", "a\0b", "", ".", ".." } do
+      for _, id in ipairs { "a\r\nb", "a\0b", "", ".", "..", "a/b", "../x", "a?b", "a#b", "%2F\27" } do
         local token, msg, code = record(c:user_token(id))
         assert.is_nil(token)
         assert.equals("INVALID_ARGUMENT", code)
@@ -490,13 +491,13 @@ describe("alloy module", function()
       local c = client { transport = function(req)
         seen = req
         return { status = 200, headers = { ["Content-Type"] = "application/json", ["X-Many"] = { "a", "b" } },
-                 body = '{"token":"h.p.s"}' }
+                 body = '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2ln"}' }
       end }
-      local token, res = c:user_token("u/1")
-      assert.equals("h.p.s", token)
+      local token, res = c:user_token("u 1")
+      assert.equals("eyJhIjoxfQ.eyJiIjoyfQ.c2ln", token)
       assert.equals("a, b", res.headers["x-many"])
       assert.equals("GET", seen.method)
-      assert.equals(sb.url .. "/users/u%2F1/token", seen.url)
+      assert.equals(sb.url .. "/users/u%201/token", seen.url)
       local names = {}
       for _, h in ipairs(seen.headers) do names[h[1]:lower()] = h[2] end
       assert.equals("Bearer " .. sb.api_key, names.authorization)

@@ -200,3 +200,93 @@ describe("alloy.config.load", function()
     assert.stub(exit).was_not_called()
   end)
 end)
+
+-- Configuration errors: exit 2, one rule per option (alloy.check_option, as alloy.new), found
+-- before anything is sent, and a URL's password printed nowhere.
+describe("configuration errors in the scripts", function()
+  local Sandbox = require "sandbox"
+  local sb, uid, dir
+  setup(function() sb = Sandbox.start() end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "conf-user" }
+    dir = run.tmpdir()
+  end)
+  after_each(function() run.rmdir(dir) end)
+
+  local SCRIPTS = { { "get_jwt_token", {} }, { "get_jwt_token", { "--json" } }, { "list_connections", { "--json" } },
+                    { "users", { "list" } }, { "alloy_main", { "token" } } }
+
+  -- Runs every script (or those given) with env and args added: each must stop at exit 2
+  -- with the rule's message.
+  local function refused(label, env, args, want, scripts)
+    for _, s in ipairs(scripts or SCRIPTS) do
+      local a = {}
+      for _, x in ipairs(s[2]) do a[#a + 1] = x end
+      for _, x in ipairs(args or {}) do a[#a + 1] = x end
+      local r = run.script(s[1], a, { env = run.env(sb, uid, env), cwd = dir })
+      local what = s[1] .. " " .. table.concat(a, " ") .. " [" .. label .. "]"
+      assert.equals(2, r.code, what .. "\n" .. r.stdout .. r.stderr)
+      assert.equals("", r.stdout, what)
+      assert.matches(want, r.stderr, 1, true)
+      assert.is_nil((r.stdout .. r.stderr):find("s3cretPass", 1, true), what .. " printed the password")
+    end
+    assert.same({}, sb:requests(), label .. ": something was sent")
+  end
+
+  it("a base URL with a query, fragment, user:password@, bad port or scheme, from any source", function()
+    local port = sb.url:match(":(%d+)$")
+    local bad = { sb.url .. "?x=1", sb.url .. "/#f", "http://user:s3cretPass@127.0.0.1:" .. port,
+                  "http://s3cretPass@127.0.0.1:" .. port, "http://127.0.0.1:65536", "http://127.0.0.1:0",
+                  "http://127.0.0.1:junk", "ftp://127.0.0.1:" .. port, "http://127.0.0.1 :" .. port }
+    for _, url in ipairs(bad) do
+      refused("ALLOY_BASE_URL " .. url, { ALLOY_BASE_URL = url }, nil, "base_url must be an http:// or https:// URL")
+      refused("ALLOY_EMBEDDED_URL " .. url, { ALLOY_EMBEDDED_URL = url }, nil,
+        "embedded_url must be an http:// or https:// URL")
+    end
+    refused("--embedded-url", nil, { "--embedded-url", "http://u:s3cretPass@127.0.0.1:" .. port },
+      "error: ALLOY_EMBEDDED_URL (flag --embedded-url): embedded_url must be", { SCRIPTS[1], SCRIPTS[2] })
+    run.write(dir .. "/.env", "ALLOY_BASE_URL=http://u:s3cretPass@127.0.0.1:" .. port .. "\n", "600")
+    refused(".env", { ALLOY_BASE_URL = false }, nil, "error: ALLOY_BASE_URL (.env): base_url must be")
+  end)
+
+  it("ALLOY_RETRIES, ALLOY_TIMEOUT, ALLOY_BACKOFF out of range: the module's one rule, word for word", function()
+    local cases = { { "ALLOY_RETRIES", "retries", { "50", "11", "-1", "1.5", "x", "nan", "inf" } },
+                    { "ALLOY_TIMEOUT", "timeout", { "0", "1e999", "86401", "never", "-1" } },
+                    { "ALLOY_BACKOFF", "backoff", { "61", "-0.5", "inf" } } }
+    for _, case in ipairs(cases) do
+      local var, option, values = case[1], case[2], case[3]
+      for _, v in ipairs(values) do
+        local _, rule = alloy.check_option(option, tonumber(v) or v)
+        assert.is_string(rule, v)
+        local ok, err = pcall(alloy.new, { api_key = "key-0123456789", [option] = tonumber(v) or v })
+        assert.is_false(ok)
+        assert.equals("alloy.new: " .. rule, err)
+        refused(var .. "=" .. v, { [var] = v }, nil, "error: " .. var .. " (environment): " .. rule .. "\n")
+      end
+    end
+  end)
+
+  it("an API version that is not YYYY-MM", function()
+    for _, v in ipairs { "2025-09?evil=1", "x?evil=1#", "2025-09/..", "2025-13", "2025-9" } do
+      refused("ALLOY_API_VERSION " .. v, { ALLOY_API_VERSION = v }, nil, "api_version must be a version date YYYY-MM")
+      refused("--api-version " .. v, nil, { "--api-version", v }, "api_version must be a version date YYYY-MM",
+        { SCRIPTS[1], SCRIPTS[2] })
+    end
+  end)
+
+  it("a user id with '/', '?', '#' or a control character: exit 2, the argument named, nothing sent", function()
+    for _, id in ipairs { "a/b", "../users", "a?b=1", "a#b", "a\27[2Jb", "." } do
+      for _, args in ipairs { {}, { "--json" } } do
+        local a = { "--user", id }
+        for _, x in ipairs(args) do a[#a + 1] = x end
+        local r = run.script("get_jwt_token", a, { env = run.env(sb, uid), cwd = dir })
+        assert.equals(2, r.code, id .. "\n" .. r.stderr)
+        assert.equals("", r.stdout)
+        assert.matches("^error: INVALID_ARGUMENT: path parameter 'userId' must be", r.stderr)
+      end
+    end
+    assert.same({}, sb:requests())
+  end)
+end)

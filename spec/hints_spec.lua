@@ -48,5 +48,62 @@ describe("alloy.hints", function()
     assert.matches("CA bundle", hints.for_failure("SSL_CACERT_BADFILE", "x"))
     assert.matches("proxy", hints.for_failure("PROXY", "x"))
   end)
-end)
 
+  it("tells a host name mismatch from an untrusted CA, and names what to fix for each", function()
+    local name_msgs = {
+      "SSL_CACERT: SSL: no alternative certificate subject name matches target host name 'x.test' (GET /users)",
+      "SSL_CACERT: SSL: certificate subject name 'a.test' does not match target host name 'x.test' (GET /users)",
+    }
+    for _, msg in ipairs(name_msgs) do
+      local h = hints.for_failure("SSL_CACERT", msg, { url = "https://x.test" })
+      assert.matches("not for this host name", h, 1, true)
+      assert.matches("ALLOY_BASE_URL / ALLOY_EMBEDDED_URL (https://x.test)", h, 1, true)
+      assert.is_nil(h:find("point ALLOY_CA_FILE", 1, true))
+    end
+    local h = hints.for_failure("SSL_CACERT",
+      "SSL_CACERT: SSL certificate problem: unable to get local issuer certificate")
+    assert.matches("point ALLOY_CA_FILE", h, 1, true)
+  end)
+
+  it("says what an id may hold", function()
+    assert.matches("without control characters, '/', '?' or '#'", hints.for_failure("INVALID_ARGUMENT", "x"), 1, true)
+  end)
+
+  it("explains a redirect and a header over libcurl's cap", function()
+    assert.matches("redirect, which is not followed", hints.for_failure("HTTP_302", "x"), 1, true)
+    assert.matches("redirect, which is not followed", hints.for_failure("HTTP_308", "x"), 1, true)
+    assert.matches("did not answer like the Alloy API", hints.for_failure("HEADERS_TOO_LARGE", "x"), 1, true)
+  end)
+
+  describe("from a script, against a TLS sandbox", function()
+    local Sandbox = require "sandbox"
+    local run = require "run"
+    local sb, uid
+    setup(function()
+      sb = Sandbox.start { tls = true }
+      uid = sb:create_user { username = "tls-hint" }
+    end)
+    teardown(function() if sb then sb:stop() end end)
+
+    it("a wrong host name gets the host name hint, an unknown CA the CA-file hint", function()
+      local port = sb.url:match(":(%d+)$")
+      local tried = {}
+      for _, host in ipairs(run.other_loopback_names()) do
+        local url = "https://" .. host .. ":" .. port
+        local r = run.script("get_jwt_token", {}, { env = run.env(sb, uid, { ALLOY_EMBEDDED_URL = url }) })
+        tried[#tried + 1] = host .. ": " .. r.stderr
+        if r.stderr:find("SSL_", 1, true) then
+          assert.equals(1, r.code)
+          assert.matches("^error: SSL_CACERT: [^\n]*name[^\n]*\n"
+            .. "hint: TLS failed: the server's certificate is not for this host name", r.stderr)
+          assert.is_nil(r.stderr:find("ALLOY_CA_FILE", 1, true), r.stderr)
+          local other = run.script("get_jwt_token", {}, { env = run.env(sb, uid, { ALLOY_CA_FILE = false }) })
+          assert.equals(1, other.code)
+          assert.matches("\nhint: TLS failed: point ALLOY_CA_FILE", other.stderr)
+          return
+        end
+      end
+      error("no other name reaches 127.0.0.1 here:\n" .. table.concat(tried, "\n"))
+    end)
+  end)
+end)

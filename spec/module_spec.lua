@@ -88,7 +88,8 @@ end)
 
 describe("alloy.check_option", function()
   -- name, a bad value, the exact message
-  local URL_RULE = "must be an http:// or https:// URL without spaces or control characters"
+  local URL_RULE = "must be an http:// or https:// URL: a host, an optional port (1-65535) and path; no user:password@,"
+    .. " query (?), fragment (#), spaces or control characters"
   local bad = {
     { "api_key", "short", "api_key must be at least 8 characters, without spaces, CR, LF or NUL" },
     { "api_key", "key 0123456789", "api_key must be at least 8 characters, without spaces, CR, LF or NUL" },
@@ -98,6 +99,32 @@ describe("alloy.check_option", function()
     { "base_url", "ftp://x", "base_url " .. URL_RULE },
     { "base_url", "http://a b", "base_url " .. URL_RULE },
     { "embedded_url", "https://x\n", "embedded_url " .. URL_RULE },
+    { "base_url", "http://h.test?x=1", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test/v?", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test#f", "base_url " .. URL_RULE },
+    { "base_url", "http://user:pa55word@h.test", "base_url " .. URL_RULE },
+    { "base_url", "https://token@h.test/", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test:0", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test:65536", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test:99999999999", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test:junk", "base_url " .. URL_RULE },
+    { "base_url", "http://h.test:", "base_url " .. URL_RULE },
+    { "base_url", "http://:8080", "base_url " .. URL_RULE },
+    { "base_url", "http://[::1", "base_url " .. URL_RULE },
+    { "base_url", "file:///etc/passwd", "base_url " .. URL_RULE },
+    { "base_url", "javascript:alert(1)", "base_url " .. URL_RULE },
+    { "base_url", "HTTP://h.test", "base_url " .. URL_RULE },
+    { "embedded_url", "http://h.test\27[2J", "embedded_url " .. URL_RULE },
+    { "embedded_url", "http://h.test\\@evil.test", "embedded_url " .. URL_RULE },
+    { "embedded_url", "https://h.test:443?evil=1#/users", "embedded_url " .. URL_RULE },
+    { "api_version", "2025-09?evil=1", "api_version must be a version date YYYY-MM (e.g. 2025-09)" },
+    { "api_version", "2025-09#", "api_version must be a version date YYYY-MM (e.g. 2025-09)" },
+    { "api_version", "2025/09", "api_version must be a version date YYYY-MM (e.g. 2025-09)" },
+    { "api_version", "x?evil=1#", "api_version must be a version date YYYY-MM (e.g. 2025-09)" },
+    { "api_version", 202509, "api_version must be a version date YYYY-MM (e.g. 2025-09)" },
+    { "retries", 50, "retries must be a whole number from 0 to 10" },
+    { "retries", 0 / 0, "retries must be a whole number from 0 to 10" },
+    { "timeout", 1 / 0, "timeout must be a number of seconds from 0.001 to 86400" },
     { "timeout", 0, "timeout must be a number of seconds from 0.001 to 86400" },
     { "timeout", "30", "timeout must be a number of seconds from 0.001 to 86400" },
     { "connect_timeout", 86401, "connect_timeout must be a number of seconds from 0.001 to 86400" },
@@ -136,6 +163,24 @@ describe("alloy.check_option", function()
   it("never shows the api_key value", function()
     local _, msg = alloy.check_option("api_key", "sk-secret value")
     assert.is_nil(msg:find("secret", 1, true))
+  end)
+
+  it("never shows a URL's password", function()
+    local urls = { "http://u:s3cretPass@h.test", "https://s3cretPass@h.test:8443/x", "http://u:s3cretPass@h.test?q" }
+    for _, url in ipairs(urls) do
+      local _, msg = alloy.check_option("base_url", url)
+      assert.is_nil(msg:find("s3cretPass", 1, true))
+      local ok, err = pcall(alloy.new, { api_key = KEY, embedded_url = url })
+      assert.is_false(ok)
+      assert.is_nil(tostring(err):find("s3cretPass", 1, true))
+    end
+  end)
+
+  it("takes the URLs a base can be: a name, an address, [IPv6], a port, a path", function()
+    for _, url in ipairs { "http://h.test", "https://h.test:1/a/b", "http://127.0.0.1:65535", "http://[::1]:8080/x",
+                           "https://production.runalloy.com", "http://h.test/a%20b" } do
+      assert.equals(url, alloy.check_option("base_url", url))
+    end
   end)
 
   it("returns the normalised value, and the default for nil", function()
@@ -385,5 +430,164 @@ describe("alloy.file_info and alloy.replace_file", function()
     assert.is_string(msg2)
     assert.equals("ENOENT", errno2)
     assert.same({}, listing())
+  end)
+end)
+
+describe("path parameters of the named operations", function()
+  local sb, c
+  setup(function() sb = Sandbox.start() end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    c = sb:client { retries = 0 }
+  end)
+
+  local RULE = "must be a non-empty id (a string without control characters, '/', '?' or '#', or a whole number)"
+
+  it("refuses numbers not whole, and ids with '/', '?', '#' or control characters, naming the argument", function()
+    local bad = { 0 / 0, 1 / 0, -1 / 0, 1.5, -0.25, 2 ^ 60, "a/b", "../users", "a?b", "a#b", "?", "#", "/",
+                  "a\27[2Jb", "a\tb", "a\127b" }
+    for _, v in ipairs(bad) do
+      local value, msg, code, res = c:user_token(v)
+      assert.is_nil(value, tostring(v))
+      assert.equals("INVALID_ARGUMENT", code, tostring(v))
+      assert.equals("INVALID_ARGUMENT: path parameter 'userId' " .. RULE, msg)
+      assert.is_nil(res)
+      _, msg, code = c:delete_credential("5f0000000000000000000000", v)
+      assert.equals("INVALID_ARGUMENT", code)
+      assert.equals("INVALID_ARGUMENT: path parameter 'credentialId' " .. RULE, msg)
+      _, msg, code = c:request { path = "/users/{userId}", params = { userId = v } }
+      assert.equals("INVALID_ARGUMENT", code)
+      assert.equals("INVALID_ARGUMENT: path parameter 'userId' " .. RULE, msg)
+      _, msg, code = c:user_token(v, { version_in_path = true })
+      assert.equals("INVALID_ARGUMENT", code)
+      assert.equals("INVALID_ARGUMENT: path parameter 'userId' " .. RULE, msg)
+      local results = c:batch { { op = "get_user", args = { v } } }
+      assert.equals("INVALID_ARGUMENT", results[1].code)
+    end
+    assert.same({}, sb:requests())
+  end)
+
+  it("sends a whole number as an integer", function()
+    for _, case in ipairs { { 12345, "12345" }, { 2 ^ 53, "9007199254740992" }, { -7, "-7" }, { 3.0, "3" } } do
+      sb:clear_requests()
+      local _, _, code = c:user_token(case[1])
+      assert.equals("HTTP_404", code)
+      assert.equals("/users/" .. case[2] .. "/token", sb:requests()[1].path)
+    end
+  end)
+end)
+
+describe("client method misuse", function()
+  it("names the method in argument errors, counting from the first argument after self", function()
+    local c = alloy.new { api_key = KEY, base_url = "http://127.0.0.1:" .. closed_port() }
+    local cases = {
+      { function() return c:request(5) end, "bad argument #1 to 'client:request' (table expected, got number)" },
+      { function() return c:create_user("x") end,
+        "bad argument #1 to 'client:create_user' (table expected, got string)" },
+      { function() return c:user_token("u", 5) end,
+        "bad argument #2 to 'client:user_token' (table expected, got number)" },
+      { function() return c:batch(true) end, "bad argument #1 to 'client:batch' (table expected, got boolean)" },
+      { function() return c.request(5) end,
+        "calling 'client:request' on bad self (alloy.client expected, got number)" },
+      { function() return c.user_token({}, "u") end,
+        "calling 'client:user_token' on bad self (alloy.client expected, got table)" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(case[1])
+      assert.is_false(ok)
+      assert.equals(case[2], (err:gsub("^[^:]*:%d+: ", ""))) -- Lua adds the caller's position, as for its own
+    end
+    local ok, err = pcall(c.request, c, 5)
+    assert.is_false(ok)
+    assert.equals("bad argument #1 to 'client:request' (table expected, got number)", err)
+    ok, err = pcall(c.request, 5)
+    assert.is_false(ok)
+    assert.equals("calling 'client:request' on bad self (alloy.client expected, got number)", err)
+    c:close()
+  end)
+end)
+
+describe("failure messages that say what happened", function()
+  local sb, c, uid
+  setup(function() sb = Sandbox.start() end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    c = sb:client { retries = 0 }
+    uid = sb:create_user { username = "msg-user" }
+  end)
+
+  it("a response header line over libcurl's cap is HEADERS_TOO_LARGE, a documented code", function()
+    for _, size in ipairs { 200 * 1024, 1024 * 1024 } do
+      sb:fault { path = "/token$", status = 200, headers = { ["X-Big"] = string.rep("a", size) },
+                 body = '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2ln"}' }
+      local token, msg, code = c:user_token(uid)
+      assert.is_nil(token)
+      assert.equals("HEADERS_TOO_LARGE", code)
+      assert.is_string(alloy.codes[code])
+      assert.equals("HEADERS_TOO_LARGE: a response header line is larger than libcurl accepts (100 KB) (GET /users/"
+        .. uid .. "/token)", msg)
+    end
+  end)
+
+  it("a redirect names its Location, scrubbed, and is not followed", function()
+    for _, status in ipairs { 301, 302, 307, 308 } do
+      sb:fault { path = "/token$", status = status, headers = { Location = "https://elsewhere.test/a b\tc" },
+                 body = "" }
+      local token, msg, code, res = c:user_token(uid)
+      assert.is_nil(token)
+      assert.equals("HTTP_" .. status, code)
+      assert.equals(status, res.status)
+      assert.matches("^HTTP_" .. status .. ": redirect not followed %(Location: https://elsewhere%.test/", msg)
+      assert.is_nil(msg:find("%c"))
+    end
+    sb:fault { path = "/token$", status = 302, headers = { Location = "/login" }, body = { message = "Moved" } }
+    local _, msg = c:user_token(uid)
+    assert.equals("HTTP_302: Moved; redirect not followed (Location: /login) (GET /users/" .. uid .. "/token)", msg)
+    local asked = sb:requests()
+    assert.equals(5, #asked) -- one each: no redirect was followed
+    for _, r in ipairs(asked) do assert.equals("/users/" .. uid .. "/token", r.path) end
+  end)
+
+  it("a JSON_DECODE excerpt shows no raw binary, control bytes or invalid UTF-8", function()
+    for _, body in ipairs { "\0\1\2binary\255\254", "x\27[2Jcleared\194\155", "\239\187\191<html>\128\129",
+                            "bad \237\160\128 surrogate \192\175 overlong" } do
+      sb:fault { path = "/token$", status = 200, body = body }
+      local _, msg, code = c:user_token(uid)
+      assert.equals("JSON_DECODE", code)
+      assert.is_nil(msg:find("%c"), msg)
+      assert.is_nil(msg:find("\255", 1, true), msg)
+      assert.is_nil(msg:find("\194\155", 1, true), msg)
+      assert.is_nil(msg:find("\237\160\128", 1, true), msg)
+      assert.is_nil(msg:find("\192\175", 1, true), msg)
+      assert.is_nil(msg:find("\128", 1, true) and not msg:find("\239\187\191", 1, true), msg)
+    end
+  end)
+end)
+
+describe("alloy.redact", function()
+  local KEY_ = "sk/live+Abc123Def456Ghi789"
+  it("masks the key and every 8-character piece of it, in any case, percent-encoded or JSON-escaped", function()
+    local forms = { KEY_, KEY_:upper(), KEY_:lower(), "sk%2Flive%2BAbc123Def456Ghi789",
+                    "sk%2flive%2babc123def456ghi789",
+                    "sk\\/live+Abc123Def456Ghi789", "sk\\u002flive\\u002bAbc123Def456Ghi789",
+                    "sk%252Flive%252BAbc123Def456Ghi789", KEY_:sub(1, 8), KEY_:sub(-8), KEY_:sub(5, 15) }
+    for _, form in ipairs(forms) do
+      assert.equals("a [REDACTED] b", alloy.redact("a " .. form .. " b", KEY_), form)
+    end
+    assert.equals("[REDACTED] and [REDACTED]", alloy.redact(KEY_ .. " and " .. KEY_:upper(), KEY_))
+  end)
+
+  it("leaves other text, and pieces shorter than 8, as they are", function()
+    assert.equals("sk/live Abc123D x", alloy.redact("sk/live Abc123D x", KEY_))
+    assert.equals("text \0 with \27 bytes", alloy.redact("text \0 with \27 bytes", KEY_))
+    assert.equals("", alloy.redact("", KEY_))
+    assert.equals("abcdefgh", alloy.redact("abcdefgh", "abc")) -- too short a secret to tell from text
+  end)
+
+  it("needs a secret without NUL", function()
+    assert.has_error(function() alloy.redact("x") end)
+    assert.has_error(function() alloy.redact("x", "a\0bcdefghij") end)
   end)
 end)

@@ -411,8 +411,9 @@ describe("reliability", function()
       local seen = {}
       for _, r in ipairs(sb:requests()) do seen[r.path] = true end
       for i, id in ipairs(ids) do
-        -- "a\tb" holds a control character: refused before sending
-        if id:find("%c") then
+        -- a control character, '/', '?' or '#': refused before sending (no Alloy id holds one,
+        -- and a server that decodes %2F before routing would see another path)
+        if id:find("[%c/?#]") then
           assert.equals("INVALID_ARGUMENT", results[i].code, id)
         else
           assert.equals("HTTP_404", results[i].code, id)
@@ -434,7 +435,7 @@ describe("reliability", function()
         local t = {}
         for k = 1, math.random(1, 24) do t[k] = string.char(math.random(0x20, 0xFF)) end
         ids[i] = table.concat(t)
-        ids[i] = ids[i]:gsub("\127", "~")
+        ids[i] = ids[i]:gsub("\127", "~"):gsub("[/?#]", "%%") -- refused, by the test above
         if ids[i] == "." or ids[i] == ".." then ids[i] = "x" .. ids[i] end
         reqs[i] = { path = "/users/{userId}/token", service = "embedded", params = { userId = ids[i] } }
       end

@@ -1,8 +1,28 @@
 -- The API key must appear in no output of any script, in any failure mode, with or
--- without --verbose.  This spec drives every script through every failure mode itself,
--- then also checks every script run recorded so far by the rest of the suite.
+-- without --verbose: not whole, and not any 8-character piece of it in any form a server may
+-- echo it in.  This spec drives every script through every failure mode itself, then also
+-- checks every script run recorded so far by the rest of the suite (for the whole key).
 local Sandbox = require "sandbox"
 local run = require "run"
+
+-- The forms a server may echo a secret in: as is, other case, percent-encoded (once, twice),
+-- JSON-escaped.
+local function forms(key)
+  local function each(fmt) return (key:gsub("[^%w]", function(c) return fmt:format(c:byte()) end)) end
+  return { key, key:upper(), key:lower(), each("%%%02X"), each("%%%02x"), (key:gsub("/", "\\/")), each("\\u%04x"),
+           each("%%25%02X") }
+end
+
+-- The first 8-character piece of any form of key found in text (letter case ignored), or nil.
+local function piece_in(text, key)
+  local lower = text:lower()
+  for _, form in ipairs(forms(key)) do
+    for i = 1, #form - 7 do
+      local w = form:sub(i, i + 7):lower()
+      if lower:find(w, 1, true) then return w end
+    end
+  end
+end
 
 describe("the API key never appears in script output", function()
   local sb, dir
@@ -101,11 +121,10 @@ describe("the API key never appears in script output", function()
                                              secrets = s.secrets })
           runs[#runs + 1] = r
           local label = s[1] .. " " .. table.concat(args, " ") .. " [" .. mode[1] .. "]"
-          assert.is_nil(r.stdout:find(sb.api_key, 1, true), "key in stdout of " .. label)
-          assert.is_nil(r.stderr:find(sb.api_key, 1, true), "key in stderr of " .. label)
-          assert.is_nil(r.stdout:find(WRONG_KEY, 1, true), "wrong key in stdout of " .. label)
-          assert.is_nil(r.stderr:find(WRONG_KEY, 1, true), "wrong key in stderr of " .. label)
-          assert.is_nil((r.stdout .. r.stderr):find(FIELD_SECRET, 1, true), "connector secret in output of " .. label)
+          local out = r.stdout .. "\n" .. r.stderr
+          assert.is_nil(piece_in(out, sb.api_key), "a piece of the key in the output of " .. label)
+          assert.is_nil(piece_in(out, WRONG_KEY), "a piece of the wrong key in the output of " .. label)
+          assert.is_nil(piece_in(out, FIELD_SECRET), "a piece of the connector secret in the output of " .. label)
           -- (--probe recovers from a fault on its first attempts: its exit code is not the point)
           -- (list_connectors and users need no user id)
           if not mode.ok and not (mode.partial and s[2][1] == "--probe") and not (s.no_user and mode.no_user) then
@@ -141,5 +160,100 @@ describe("the API key never appears in script output", function()
     for _, h in ipairs(bad) do names[#names + 1] = h.name .. " " .. table.concat(h.args or {}, " ") end
     assert.same({}, names)
     assert.is_true(#run.history > 0)
+  end)
+end)
+
+-- A hostile server echoes the key back in the forms a server plausibly uses (as sent, upper
+-- case, percent-encoded, JSON-escaped), in bodies and headers, at and across the points where
+-- an excerpt is cut. No output may hold any 8-character piece of the key in any of them.
+describe("the API key never appears, even when a hostile server echoes it", function()
+  local Nginx = require "nginx"
+  local KEY = "sk/live+" .. Nginx.random_key(24) .. "=/x" -- '/', '+' and '=' change when encoded
+  local sb, uid
+
+  setup(function() sb = Sandbox.start { api_key = KEY } end)
+  teardown(function() if sb then sb:stop() end end)
+  before_each(function()
+    sb:reset()
+    uid = sb:create_user { username = "echo-user" }
+  end)
+
+  it("the check itself finds a piece in every form", function()
+    for _, form in ipairs(forms(KEY)) do
+      assert.is_string(piece_in("x" .. form:sub(5, 12) .. "y", KEY), form)
+    end
+    assert.is_nil(piece_in("HTTP_401: [REDACTED] (GET /users/x/token)", KEY))
+  end)
+
+  local P = { "{key}", "{key_upper}", "{key_pct}", "{key_pct_lower}", "{key_json}", "{key_json_u}" }
+  local function pad(n) return string.rep("x", n) end
+  -- name, fault: each placeholder in turn, in faults that reach every failure path
+  local FAULTS = {
+    { "401 JSON message", function(p) return { status = 401, body = '{"message":"Invalid key ' .. p .. '"}' } end },
+    { "401 text body, key across the 160-byte cut", function(p)
+      return { status = 401, body = pad(150) .. p .. " rejected" } end },
+    { "401 text body, key right at the cut", function(p) return { status = 401, body = pad(158) .. p } end },
+    { "500 error.message, key across the message cap", function(p)
+      return { status = 500, body = '{"error":{"message":"' .. pad(300) .. p .. '"}}' } end },
+    { "200 not JSON, key across the excerpt cut", function(p)
+      return { status = 200, body = "<html>" .. pad(40) .. p .. "</html>" } end },
+    { "200 token that is not a JWT", function(p) return { status = 200, body = '{"token":"' .. p .. '"}' } end,
+      token = true }, -- for the token commands only: to the others it is a fine object
+    { "302 Location with the key", function(p)
+      return { status = 302, headers = { Location = "https://evil.example/?k=" .. p }, body = "" } end },
+    { "400 header and body", function(p)
+      return { status = 400, headers = { ["X-Echo"] = p }, body = '{"message":"bad ' .. p .. '"}' } end },
+  }
+  local SCRIPTS = {
+    { "get_jwt_token", {}, token = true }, { "get_jwt_token", { "--json" }, token = true },
+    { "list_connections", { "--json" } }, { "users", { "list" } }, { "alloy_main", { "token" }, token = true },
+    { "list_actions", { "slack" } },
+    { "describe_action", { "slack", "chat_postMessage", "--json" } },
+  }
+
+  for _, fault in ipairs(FAULTS) do
+    it(fault[1] .. ": no piece of the key in any output, with or without --verbose or --json", function()
+      local runs = 0
+      for i, script in ipairs(SCRIPTS) do
+        local applies = script.token or not fault.token
+        for _, verbose in ipairs(applies and { false, true } or {}) do
+          local f = fault[2](P[(i + (verbose and 1 or 0)) % #P + 1])
+          f.path, f.echo, f.times = ".", true, 10
+          sb:reset()
+          uid = sb:create_user { username = "echo-user" }
+          sb:fault(f)
+          local args = {}
+          for _, a in ipairs(script[2]) do args[#args + 1] = a end
+          if verbose then args[#args + 1] = "--verbose" end
+          local r = run.script(script[1], args, { env = run.env(sb, uid) })
+          runs = runs + 1
+          local label = script[1] .. " " .. table.concat(args, " ") .. " [" .. fault[1] .. "]"
+          assert.is_true(r.code == 1 or r.code == 2, label .. " exited " .. tostring(r.code) .. "\n" .. r.stderr)
+          assert.matches("error: ", r.stderr, 1, true)
+          local leaked = piece_in(r.stdout .. "\n" .. r.stderr, KEY)
+          assert.is_nil(leaked, label .. " printed " .. tostring(leaked) .. ":\n" .. r.stdout .. r.stderr)
+          assert.is_true(#sb:requests() > 0, label .. ": the hostile server was never asked")
+          if verbose then assert.is_truthy(r.stderr:find("\n< ", 1, true), label .. ": no response headers shown") end
+        end
+      end
+      assert.is_true(runs >= 6)
+    end)
+  end
+
+  it("every form of the key, in every position of a message, from the Lua API", function()
+    local c = sb:client { retries = 0 }
+    for _, p in ipairs(P) do
+      for _, n in ipairs { 0, 1, 7, 100, 150, 155, 159, 160, 161, 300, 350, 380, 395 } do
+        sb:fault { path = ".", echo = true, status = 401, body = pad(n) .. p .. pad(20) }
+        sb:fault { path = ".", echo = true, status = 401, body = '{"message":"' .. pad(n) .. p .. '"}' }
+        sb:fault { path = ".", echo = true, status = 200, body = "!" .. pad(n % 60) .. p }
+        for _ = 1, 3 do
+          local token, msg = c:user_token(uid)
+          assert.is_nil(token)
+          assert.is_nil(piece_in(msg, KEY), p .. " at " .. n .. ": " .. msg)
+          assert.is_true(#msg <= 400)
+        end
+      end
+    end
   end)
 end)

@@ -106,17 +106,8 @@ describe("TLS", function()
     -- The certificate covers IP 127.0.0.1 and DNS localhost. The IPv4-mapped IPv6 form of the
     -- same address reaches the same listener under a name it does not cover; if this machine
     -- has no IPv6, any other /etc/hosts alias of 127.0.0.1 will do.
-    local candidates = { "[::ffff:127.0.0.1]" }
-    for line in io.lines("/etc/hosts") do
-      local ip, names = line:match("^%s*(127%.0%.0%.1)%s+([^#]+)")
-      if ip then
-        for name in names:gmatch("%S+") do
-          if name ~= "localhost" then candidates[#candidates + 1] = name end
-        end
-      end
-    end
     local tried = {}
-    for _, host in ipairs(candidates) do
+    for _, host in ipairs(require("run").other_loopback_names()) do
       local _, msg, code = client { ca_file = sb.ca_file, base_url = "https://" .. host .. ":" .. port }
         :request { path = "/users" }
       tried[#tried + 1] = host .. " -> " .. tostring(code)

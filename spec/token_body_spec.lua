@@ -1,6 +1,5 @@
 -- The token call's body as documented: {"token": ...} and the bare JSON string the
 -- reference page renders. Both must give the token to client:user_token and get_jwt_token.lua.
--- (The bare string needs alloy.so to accept it: the C side is changed at integration.)
 local Sandbox = require "sandbox"
 local run = require "run"
 local cjson = require "cjson"
@@ -43,7 +42,7 @@ describe("the token body", function()
 
   it("BAD_RESPONSE, not the value, for a body that holds no usable token", function()
     local bodies = { '""', '"a\\u0000b"', '"eyJ.x\\r\\nX-Evil: 1"', '"two words"', "12", "null",
-      '{"token":""}', '{"token":12}', '{"token":"a\\nb"}', '{"token":"\\u001b[2J"}' }
+      '{"token":""}', '{"token":12}', '{"token":"a\\nb"}', '{"token":"\\u001b[2J"}', '"eyJ0.eyJ1.c2ln"' }
     for _, body in ipairs(bodies) do
       sb:fault { path = "/token$", status = 200, body = body }
       local token, msg, code, res = sb:client():user_token(uid)
@@ -52,8 +51,45 @@ describe("the token body", function()
       assert.matches("no 'token' field", msg, 1, true)
       assert.equals(200, res.status)
     end
-    sb:fault { path = "/token$", status = 200, body = '"eyJ0.eyJ1.c2ln"' }
-    assert.equals("eyJ0.eyJ1.c2ln", sb:client():user_token(uid))
+    sb:fault { path = "/token$", status = 200, body = '"eyJhIjoxfQ.eyJiIjoyfQ.c2ln"' }
+    assert.equals("eyJhIjoxfQ.eyJiIjoyfQ.c2ln", sb:client():user_token(uid))
+  end)
+
+  -- Not a JWT (three non-empty base64url parts, JSON header and payload): each reached
+  -- stdout, a file or a terminal as given, with exit 0.
+  local NOT_JWT = { '{"token":12345}', '{"token":1e400}', '{"token":-0}', '{"token":""}', '{"token":true}',
+    '{"token":null}', '{"token":["eyJhIjoxfQ.eyJiIjoyfQ.c2ln"]}', '{"token":{"a":1}}',
+    '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2ln\\n"}', '{"token":"eyJhIjoxfQ.eyJi\\nIjoyfQ.c2ln"}',
+    '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.\\u001b[2J"}', '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2\255\254"}',
+    '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2\\u00e9"}', '{"token":"eyJhIjoxfQ.eyJiIjoyfQ."}',
+    '{"token":"eyJhIjoxfQ..c2ln"}', '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2ln.eHh4"}', '{"token":"abc"}',
+    '{"token":"a.b.c"}', '{"token":"W10.W10.c2ln"}', '{"token":"eyJhIjoxfQ eyJiIjoyfQ c2ln"}',
+    '"abc"', '"a.b.c"', '""', '"eyJhIjoxfQ.eyJiIjoyfQ.c2ln\\r\\nX-Evil: 1"', "12", "true" }
+
+  it("client:user_token: BAD_RESPONSE for every value that is not a JWT, the body kept in res", function()
+    local c = sb:client { retries = 0 }
+    for _, body in ipairs(NOT_JWT) do
+      sb:fault { path = "/token$", status = 200, body = body }
+      local token, msg, code, res = c:user_token(uid)
+      assert.is_nil(token, body)
+      assert.equals("BAD_RESPONSE", code, body)
+      assert.matches("^BAD_RESPONSE: unexpected response shape: no 'token' field with a JWT", msg)
+      assert.equals(body, res.body)
+    end
+    sb:fault { path = "/token$", status = 200, body = '{"token":"eyJhIjoxfQ.eyJiIjoyfQ.c2ln"}' }
+    assert.equals("eyJhIjoxfQ.eyJiIjoyfQ.c2ln", (c:user_token(uid)))
+  end)
+
+  it("get_jwt_token.lua: exit 1, BAD_RESPONSE on stderr and nothing on stdout, with or without --json", function()
+    for i, body in ipairs(NOT_JWT) do
+      local args = i % 2 == 0 and { "--json" } or {}
+      sb:fault { path = "/token$", status = 200, body = body }
+      local r = run.script("get_jwt_token", args, { env = run.env(sb, uid) })
+      assert.equals(1, r.code, body .. "\n" .. r.stdout .. r.stderr)
+      assert.equals("", r.stdout, body)
+      assert.matches("^error: BAD_RESPONSE: ", r.stderr)
+      assert.is_nil(r.stderr:gsub("\n", ""):find("%c"), body .. ": a control character in " .. r.stderr)
+    end
   end)
 
   it("refuses an unknown token_shape", function()

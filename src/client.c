@@ -78,9 +78,18 @@ static int client_gc(lua_State *L) {
 }
 
 /* Every client method but close runs through here, in protected mode, so busy is right even
- * when the method raises; upvalue: the method, a closure over its own upvalues. */
+ * when the method raises; upvalues: the method, a closure over its own upvalues, and its name. */
 static int client_guarded(lua_State *L) {
-  client *c = luaL_checkudata(L, 1, CLIENT_MT);
+  client *c = lua_touserdata(L, 1);
+  int is_client = c && lua_getmetatable(L, 1);
+  if (is_client) {
+    luaL_getmetatable(L, CLIENT_MT);
+    is_client = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!is_client) /* named here: luaL_checkudata would say '?' when called from C (pcall) */
+    luaL_error(L, "calling 'client:%s' on bad self (alloy.client expected, got %s)",
+               lua_tostring(L, lua_upvalueindex(2)), luaL_typename(L, 1));
   if (c->closed) luaL_error(L, "alloy: client is closed");
   int n = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(1));
@@ -89,7 +98,10 @@ static int client_guarded(lua_State *L) {
   int rc = lua_pcall(L, n, LUA_MULTRET, 0);
   c->busy--;
   if (c->closed && c->busy == 0) client_release(L, c);
-  if (rc != 0) return lua_error(L);
+  if (rc != 0) {
+    alloy_name_arg_error(L, lua_tostring(L, lua_upvalueindex(2)));
+    return lua_error(L);
+  }
   return lua_gettop(L);
 }
 
@@ -258,7 +270,8 @@ void client_open(lua_State *L, const alloy_open_ctx *o) {
   lua_setfield(L, o->module, "operations");
   lua_pushnil(L);
   while (lua_next(L, o->methods)) {
-    lua_pushcclosure(L, client_guarded, 1);
+    lua_pushvalue(L, -2); /* the method's name, for argument errors */
+    lua_pushcclosure(L, client_guarded, 2);
     lua_pushvalue(L, -2);
     lua_insert(L, -2);
     lua_rawset(L, o->methods); /* an existing key: allowed while traversing */

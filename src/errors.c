@@ -13,8 +13,10 @@ static const struct code_row {
   [CODE_TRANSPORT_ERROR] = {"TRANSPORT_ERROR", -1, "the transport option's function failed or returned no valid status"},
   [CODE_INVALID_ARGUMENT] = {"INVALID_ARGUMENT", -1, "a value (id, header) cannot be sent as given; nothing was sent"},
   [CODE_JSON_DECODE] = {"JSON_DECODE", -1, "a 2xx response body is not valid JSON"},
-  [CODE_BAD_RESPONSE] = {"BAD_RESPONSE", -1, "a 2xx JSON response lacks the field or list the operation returns"},
+  [CODE_BAD_RESPONSE] = {"BAD_RESPONSE", -1, "a 2xx JSON response lacks the field or list the operation returns (user_token: a JWT)"},
   [CODE_BODY_TOO_LARGE] = {"BODY_TOO_LARGE", CURLE_FILESIZE_EXCEEDED, "the response body is larger than max_body"},
+  /* 100: CURLE_TOO_LARGE (libcurl 8.6+); older ones say CURLE_OUT_OF_MEMORY (response.c) */
+  [CODE_HEADERS_TOO_LARGE] = {"HEADERS_TOO_LARGE", 100, "a response header line is larger than libcurl accepts (100 KB)"},
   [CODE_JWT_DECODE] = {"JWT_DECODE", -1, "alloy.jwt_claims: not a JWT with a base64url JSON object payload"},
   {"UNSUPPORTED_PROTOCOL", CURLE_UNSUPPORTED_PROTOCOL, "the URL's scheme is not http or https"},
   {"URL_MALFORMAT", CURLE_URL_MALFORMAT, "the URL cannot be parsed"},
@@ -62,64 +64,137 @@ void alloy_push_codes(lua_State *L) {
   }
 }
 
-/* Appends s with control bytes as spaces and runs of spaces collapsed, so a multi-line body
- * stays one line, keeping out->len within limit. Text cut short ends in "..." and never in
- * half a UTF-8 sequence. */
+/* The length of the well-formed UTF-8 sequence at s (1 for ASCII), or 0 for an invalid one:
+ * a stray continuation byte, a truncated, overlong or surrogate form, or beyond U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  size_t k = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : (c & 0xF0) == 0xE0 ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  if (k == 0 || k > n) return 0;
+  for (size_t j = 1; j < k; j++)
+    if ((s[j] & 0xC0) != 0x80) return 0;
+  if (k == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))) return 0;
+  if (k == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))) return 0;
+  return k;
+}
+
+/* Appends s as one printable line, keeping out->len within limit: control bytes (C0, DEL,
+ * and the C1 range U+0080..U+009F, which terminals obey too) become spaces, runs of spaces
+ * collapse, and each byte of an invalid UTF-8 sequence becomes '?'. Text cut short ends in
+ * "..." and never in half a UTF-8 sequence. */
 static void add_clean(abuf *out, const char *s, size_t n, size_t limit) {
+  const unsigned char *u = (const unsigned char *)s;
   size_t start = out->len, i = 0;
-  for (; i < n && out->len < limit; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char ch = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    if (ch == ' ' && out->len > 0 && out->data[out->len - 1] == ' ') continue;
-    abuf_add(out, &ch, 1);
-  }
   int cut = 0;
-  for (; i < n && !cut; i++) cut = (unsigned char)s[i] > 0x20 && (unsigned char)s[i] != 0x7f;
+  while (i < n && !cut) {
+    size_t k = utf8_len(u + i, n - i);
+    const char *piece = s + i;
+    int space = k == 1 ? (u[i] < 0x20 || u[i] == 0x7f || u[i] == ' ') : k == 2 && u[i] == 0xC2 && u[i + 1] < 0xA0;
+    if (k == 0) piece = "?", k = 1;
+    if (space && out->len > 0 && out->data[out->len - 1] == ' ') {
+      i += k;
+      continue;
+    }
+    if (space) piece = " ";
+    size_t shown = space ? 1 : k;
+    if (out->len + shown > limit) {
+      cut = 1;
+      break;
+    }
+    abuf_add(out, piece, shown);
+    i += k;
+  }
   if (!cut) return;
-  out->len = limit >= start + 3 && out->len > limit - 3 ? limit - 3 : out->len;
-  size_t j = out->len, cont = 0;
-  while (j > start && cont < 3 && ((unsigned char)out->data[j - 1] & 0xC0) == 0x80) j--, cont++;
-  if (j > start && (unsigned char)out->data[j - 1] >= 0xC0) {
-    unsigned char lead = (unsigned char)out->data[j - 1];
-    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    if (cont + 1 < want) out->len = j - 1;
+  for (cut = 0; i < n && !cut; i++) cut = u[i] > 0x20 && u[i] != 0x7f;
+  if (!cut) return;
+  /* Room for "...": drop whole characters from the end. */
+  while (out->len > start && out->len + 3 > limit) {
+    out->len--;
+    while (out->len > start && ((unsigned char)out->data[out->len] & 0xC0) == 0x80) out->len--;
   }
   out->data[out->len] = '\0';
   if (out->len + 3 <= limit) abuf_add(out, "...", 3);
 }
 
-/* Replaces every copy of secret in s with a mask; returns the text to use (s itself when the
- * secret is absent, else tmp's data) and its length in *n. */
-static const char *redacted(abuf *tmp, const char *s, size_t *n, const char *secret) {
-  static const char mask[] = "[REDACTED]";
-  size_t k = secret ? strlen(secret) : 0;
-  size_t len = *n, from = 0;
-  /* A very short "key" would blank out ordinary words; real keys are long. */
-  if (k < 8 || len < k) return s;
-  for (size_t i = 0; i + k <= len;) {
-    if (memcmp(s + i, secret, k) == 0) {
-      abuf_add(tmp, s + from, i - from);
-      abuf_add(tmp, mask, sizeof mask - 1);
-      i += k;
-      from = i;
-    } else {
-      i++;
-    }
-  }
-  if (from == 0) return s;
-  abuf_add(tmp, s + from, len - from);
-  *n = tmp->len;
-  return tmp->data;
+static int hex_value(unsigned char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c |= 0x20;
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-static void redact(abuf *out, const char *secret) {
-  abuf tmp = {0};
-  size_t n = out->len;
-  const char *s = redacted(&tmp, out->data, &n, secret);
-  if (s != out->data) {
-    abuf_clear(out);
-    abuf_add(out, s, n);
+static int hex_pair(const unsigned char *s) {
+  int hi = hex_value(s[0]), lo = hi < 0 ? -1 : hex_value(s[1]);
+  return lo < 0 ? -1 : hi * 16 + lo;
+}
+
+static unsigned char fold(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c; }
+
+/* The length of the encoded form of byte want at s (percent-encoded once or twice, a JSON
+ * escape \uXXXX, \/, \\ or \", or '+' for a space), or 0. Letter case is ignored. */
+static size_t encoded_len(const unsigned char *s, size_t n, unsigned char want) {
+  if (n >= 3 && s[0] == '%') {
+    int v = hex_pair(s + 1);
+    if (v >= 0 && fold((unsigned char)v) == fold(want)) return 3;
+    if (v == '%' && n >= 5 && (v = hex_pair(s + 3)) >= 0 && fold((unsigned char)v) == fold(want)) return 5;
   }
+  if (n >= 2 && s[0] == '\\') {
+    if (s[1] == want && (want == '/' || want == '\\' || want == '"')) return 2;
+    if (n >= 6 && s[1] == 'u' && hex_pair(s + 2) == 0) {
+      int v = hex_pair(s + 4);
+      if (v >= 0 && fold((unsigned char)v) == fold(want)) return 6;
+    }
+  }
+  if (s[0] == '+' && want == ' ') return 1;
+  return 0;
+}
+
+/* How far (in bytes of s) the secret's bytes from secret[j] on match at s, in any mix of the
+ * forms encoded_len knows and plain bytes; *count gets how many secret bytes matched. */
+static size_t match_span(const unsigned char *s, size_t n, const unsigned char *secret, size_t k,
+                         size_t j, size_t *count) {
+  size_t i = 0, m = 0;
+  while (j + m < k && i < n) {
+    size_t e = encoded_len(s + i, n - i, secret[j + m]);
+    if (e == 0 && fold(s[i]) == fold(secret[j + m])) e = 1;
+    if (e == 0) break;
+    i += e, m++;
+  }
+  *count = m;
+  return i;
+}
+
+/* A piece shorter than this is not masked: too short to tell from ordinary text (keys are
+ * at least this long, options.c). */
+#define REDACT_MIN 8
+
+void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
+  static const char mask[] = "[REDACTED]";
+  const unsigned char *u = (const unsigned char *)s, *key = (const unsigned char *)secret;
+  size_t k = secret ? strlen(secret) : 0, from = 0;
+  for (size_t i = 0; k >= REDACT_MIN && i + REDACT_MIN <= n;) {
+    size_t best = 0;
+    for (size_t j = 0; j + REDACT_MIN <= k; j++) {
+      size_t count, span = match_span(u + i, n - i, key, k, j, &count);
+      if (count >= REDACT_MIN && span > best) best = span;
+    }
+    if (best == 0) {
+      i++;
+      continue;
+    }
+    abuf_add(out, s + from, i - from);
+    abuf_add(out, mask, sizeof mask - 1);
+    i += best;
+    from = i;
+  }
+  abuf_add(out, s + from, n - from);
+}
+
+void alloy_excerpt(abuf *out, const char *s, size_t n, size_t limit, const char *secret) {
+  abuf tmp = {0};
+  /* Enough input for limit bytes of output even when some is masked or collapsed, plus a
+   * whole secret in its longest encoding (6 bytes each) straddling that. */
+  size_t k = secret ? strlen(secret) : 0, window = 4 * limit + 6 * k + 16;
+  alloy_redact(&tmp, s, n < window ? n : window, secret);
+  add_clean(out, tmp.data ? tmp.data : "", tmp.len, out->len + limit);
   abuf_free(&tmp);
 }
 
@@ -127,22 +202,20 @@ void alloy_format_message(abuf *out, const char *code, const char *detail, size_
                           const char *method, const char *path, size_t path_len, int attempts,
                           const char *secret) {
   char tail[48] = "";
-  abuf d = {0}, p = {0}, shown_path = {0};
-  /* Redact before cleaning and cutting: a key cut in half by the length cap would no longer
-   * match afterwards, and half a key is still a leak. */
-  detail = redacted(&d, detail, &detail_len, secret);
+  abuf shown_path = {0}, whole = {0};
   if (attempts > 1) snprintf(tail, sizeof tail, " after %d attempts", attempts);
   size_t fixed = strlen(code) + 2 + strlen(tail) + (method && path ? strlen(method) + 4 : 0);
   size_t room = fixed < ALLOY_MSG_MAX ? ALLOY_MSG_MAX - fixed : 0;
+  /* Each piece is redacted before it is cleaned and cut: a key cut in half by the length
+   * cap would no longer match afterwards, and half a key is still a leak. */
   if (method && path) {
-    path = redacted(&p, path, &path_len, secret);
-    add_clean(&shown_path, path, path_len, room / 2); /* the path gets at most half */
+    alloy_excerpt(&shown_path, path, path_len, room / 2, secret); /* the path gets at most half */
     room -= shown_path.len;
   }
   abuf_clear(out);
   abuf_adds(out, code);
   abuf_adds(out, ": ");
-  add_clean(out, detail, detail_len, out->len + room);
+  alloy_excerpt(out, detail, detail_len, room, secret);
   while (out->len > 0 && out->data[out->len - 1] == ' ') out->data[--out->len] = '\0';
   if (method && path) {
     abuf_adds(out, " (");
@@ -152,9 +225,13 @@ void alloy_format_message(abuf *out, const char *code, const char *detail, size_
     abuf_adds(out, ")");
   }
   abuf_adds(out, tail);
-  redact(out, secret); /* belt and braces: the pieces were redacted one by one above */
-  abuf_free(&d);
-  abuf_free(&p);
+  /* Belt and braces: the pieces were redacted one by one above. */
+  alloy_redact(&whole, out->data, out->len, secret);
+  if (whole.len != out->len || memcmp(whole.data, out->data, out->len) != 0) {
+    abuf_clear(out);
+    add_clean(out, whole.data, whole.len, ALLOY_MSG_MAX);
+  }
+  abuf_free(&whole);
   abuf_free(&shown_path);
 }
 
@@ -174,7 +251,7 @@ static int string_field(lua_State *L, int t, const char *name, abuf *out) {
 }
 
 void alloy_server_detail(lua_State *L, int json_idx, const char *body, size_t body_len,
-                         abuf *out) {
+                         const char *secret, abuf *out) {
   json_idx = ac_absindex(L, json_idx);
   if (lua_istable(L, json_idx)) {
     if (string_field(L, json_idx, "message", out)) return;
@@ -185,10 +262,10 @@ void alloy_server_detail(lua_State *L, int json_idx, const char *body, size_t bo
     lua_pop(L, 1);
     if (found) return;
   }
-  size_t n = body_len < 160 ? body_len : 160;
+  size_t n = body_len < ALLOY_EXCERPT_MAX ? body_len : ALLOY_EXCERPT_MAX;
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)body[i] < 0x09) return; /* binary: say nothing rather than garbage */
-  abuf_add(out, body, n);
+  alloy_excerpt(out, body, body_len, ALLOY_EXCERPT_MAX, secret);
 }
 
 int alloy_push_failure(lua_State *L, const char *msg, const char *code, int res_idx) {
@@ -201,4 +278,14 @@ int alloy_push_failure(lua_State *L, const char *msg, const char *code, int res_
   else
     lua_pushnil(L);
   return 4;
+}
+
+void alloy_name_arg_error(lua_State *L, const char *method) {
+  size_t n;
+  const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+  const char *to = msg ? strstr(msg, " to '?'") : NULL;
+  int arg = 0, used = 0;
+  if (to == NULL || sscanf(msg, "bad argument #%d%n", &arg, &used) != 1 || msg + used != to || arg < 2) return;
+  lua_pushfstring(L, "bad argument #%d to 'client:%s'%s", arg - 1, method, to + 7);
+  lua_remove(L, -2);
 }

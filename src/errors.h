@@ -14,12 +14,28 @@ void alloy_format_message(abuf *out, const char *code, const char *detail, size_
                           const char *secret);
 
 /* The server's own explanation: message, error.message or a string error of the decoded
- * body at json_idx (any Lua value), else a printable excerpt of the raw body. */
+ * body at json_idx (any Lua value), else a printable excerpt of the raw body (at most
+ * ALLOY_EXCERPT_MAX bytes, secret redacted; nothing for a binary body). */
+#define ALLOY_EXCERPT_MAX 160
 void alloy_server_detail(lua_State *L, int json_idx, const char *body, size_t body_len,
-                         abuf *out);
+                         const char *secret, abuf *out);
+
+/* Appends s with every copy of secret masked, and every piece of it of 8 bytes or more:
+ * as given, in other letter case, percent-encoded (once or twice), JSON-escaped (\uXXXX,
+ * \/) or in any mix of these. One rule for every message and the --verbose output. */
+void alloy_redact(abuf *out, const char *s, size_t n, const char *secret);
+/* Appends s redacted, then as one printable line (control bytes as spaces, invalid UTF-8 as
+ * '?') of at most limit bytes, ending in "..." when cut: redacting first, so a key the cut
+ * would halve is masked whole. */
+void alloy_excerpt(abuf *out, const char *s, size_t n, size_t limit, const char *secret);
 
 /* Pushes nil, msg, code and res (the value at res_idx, or nil when 0); returns 4. */
 int alloy_push_failure(lua_State *L, const char *msg, const char *code, int res_idx);
+
+/* A client method runs inside the guard's lua_pcall, so Lua names it '?' in argument errors:
+ * rewrites "bad argument #n to '?' (...)" on top of the stack to name client:<method> and
+ * count from its first argument after self, as a method call would. */
+void alloy_name_arg_error(lua_State *L, const char *method);
 
 /* The failure codes alloy.so produces itself; libcurl's have their own rows (alloy_curl_code). */
 typedef enum alloy_code {
@@ -28,6 +44,7 @@ typedef enum alloy_code {
   CODE_JSON_DECODE,
   CODE_BAD_RESPONSE,
   CODE_BODY_TOO_LARGE,
+  CODE_HEADERS_TOO_LARGE,
   CODE_JWT_DECODE
 } alloy_code;
 

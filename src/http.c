@@ -57,23 +57,13 @@ static int starts_with_ci(const char *s, size_t n, const char *prefix) {
   return n >= k && strncasecmp(s, prefix, k) == 0;
 }
 
-/* Writes one debug line with every copy of secret replaced. */
+/* Writes one debug line as messages are written (errors.c): the key masked in every form,
+ * control bytes and invalid UTF-8 from the server scrubbed. */
 static void debug_line(const char *prefix, const char *s, size_t n, const char *secret) {
-  size_t k = secret ? strlen(secret) : 0, from = 0;
-  if (k < 8) k = 0; /* as in errors.c: too short to be a key, too common to hide */
-  fputs(prefix, stderr);
-  for (size_t i = 0; k && i + k <= n;) {
-    if (memcmp(s + i, secret, k) == 0) {
-      fwrite(s + from, 1, i - from, stderr);
-      fputs("[REDACTED]", stderr);
-      i += k;
-      from = i;
-    } else {
-      i++;
-    }
-  }
-  fwrite(s + from, 1, n - from, stderr);
-  fputc('\n', stderr);
+  abuf line = {0};
+  alloy_excerpt(&line, s, n, 2 * n + 16, secret);
+  fprintf(stderr, "%s%s\n", prefix, line.data ? line.data : "");
+  abuf_free(&line);
 }
 
 /* Prints headers to stderr with credentials replaced, line by line: the Authorization

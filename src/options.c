@@ -24,9 +24,11 @@ static const option_rule option_rules[OPT_COUNT] = {
   [OPT_API_VERSION] = {"api_version", OPT_VERSION, "2025-09", 0, 0, 0,
                        "api_version must be a version date YYYY-MM (e.g. 2025-09)"},
   [OPT_BASE_URL] = {"base_url", OPT_URL, "https://production.runalloy.com", 0, 0, 0,
-                    "base_url must be an http:// or https:// URL without spaces or control characters"},
+                    "base_url must be an http:// or https://"
+                    " URL: a host, an optional port (1-65535) and path; no user:password@, query (?), fragment (#), spaces or control characters"},
   [OPT_EMBEDDED_URL] = {"embedded_url", OPT_URL, "https://embedded.runalloy.com", 0, 0, 0,
-                        "embedded_url must be an http:// or https:// URL without spaces or control characters"},
+                        "embedded_url must be an http:// or https://"
+                        " URL: a host, an optional port (1-65535) and path; no user:password@, query (?), fragment (#), spaces or control characters"},
   [OPT_TIMEOUT] = {"timeout", OPT_NUMBER, NULL, 30, 0.001, 86400,
                    "timeout must be a number of seconds from 0.001 to 86400"},
   [OPT_CONNECT_TIMEOUT] = {"connect_timeout", OPT_NUMBER, NULL, 10, 0.001, 86400,
@@ -79,6 +81,35 @@ static int is_version_date(const char *s, size_t n) {
   return month >= 1 && month <= 12;
 }
 
+/* 1 when s is a base URL requests can be built on by appending a path: http(s)://, a host
+ * (a name, an IPv4 address or [IPv6]), an optional port 1-65535, then only a path. Userinfo
+ * would be printed wherever the URL is (and sent); a query or fragment would swallow the
+ * path appended after it. */
+static int is_base_url(const char *s, size_t n) {
+  size_t i = n > 8 && strncmp(s, "https://", 8) == 0 ? 8 : n > 7 && strncmp(s, "http://", 7) == 0 ? 7 : 0;
+  if (i == 0) return 0;
+  for (size_t j = 0; j < n; j++) {
+    unsigned char c = (unsigned char)s[j];
+    if (c <= ' ' || c == 0x7f || c == '?' || c == '#' || c == '@' || c == '\\') return 0;
+  }
+  size_t host = i;
+  if (s[i] == '[') {
+    const char *close = memchr(s + i, ']', n - i);
+    if (close == NULL) return 0;
+    i = (size_t)(close - s) + 1;
+  } else {
+    while (i < n && s[i] != ':' && s[i] != '/' && s[i] != '[' && s[i] != ']') i++;
+  }
+  if (i == host || (i < n && s[i] != ':' && s[i] != '/')) return 0;
+  if (i < n && s[i] == ':') {
+    long port = 0;
+    size_t digits = 0;
+    for (i++; i < n && s[i] >= '0' && s[i] <= '9' && digits < 6; i++, digits++) port = port * 10 + (s[i] - '0');
+    if (digits == 0 || port < 1 || port > 65535) return 0;
+  }
+  return i == n || s[i] == '/';
+}
+
 /* Checks the value at idx against rule r: pushes the normalised value (the default for nil)
  * and returns NULL, or pushes nothing and returns what the rule checks. */
 static const char *option_check(lua_State *L, const option_rule *r, int idx) {
@@ -97,10 +128,7 @@ static const char *option_check(lua_State *L, const option_rule *r, int idx) {
       if (!s || !is_version_date(s, n)) return r->msg;
       break;
     case OPT_URL:
-      if (!s || !((n > 7 && strncmp(s, "http://", 7) == 0) || (n > 8 && strncmp(s, "https://", 8) == 0)))
-        return r->msg;
-      for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) return r->msg;
+      if (!s || !is_base_url(s, n)) return r->msg;
       while (n > 0 && s[n - 1] == '/') n--;
       lua_pushlstring(L, s, n);
       return NULL;

@@ -60,6 +60,24 @@ typedef struct param_lookup {
   anchors *a;
 } param_lookup;
 
+/* The path form of the number at idx, pushed: a whole number as an integer ("12", never
+ * "12.0" or "1.2e+13"); any other number (nan, inf, 1.5) as a value url_param_ok refuses,
+ * so the request fails naming the parameter instead of asking for /users/nan. */
+static const char *number_param(lua_State *L, int idx, size_t *len) {
+#if LUA_VERSION_NUM >= 503
+  if (lua_isinteger(L, idx)) {
+    lua_pushvalue(L, idx);
+    return lua_tolstring(L, -1, len);
+  }
+#endif
+  lua_Number v = lua_tonumber(L, idx);
+  char digits[24] = "\x01"; /* a control byte: url_param_ok refuses it */
+  if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (lua_Number)(long long)v)
+    snprintf(digits, sizeof digits, "%lld", (long long)v);
+  lua_pushstring(L, digits);
+  return lua_tolstring(L, -1, len);
+}
+
 static const char *lookup_param(void *ud, const char *name, size_t name_len, size_t *value_len) {
   param_lookup *pl = ud;
   if (pl->params == 0) return NULL;
@@ -67,7 +85,13 @@ static const char *lookup_param(void *ud, const char *name, size_t name_len, siz
   lua_pushlstring(pl->L, name, name_len);
   lua_rawget(pl->L, pl->params);
   /* A number's string form is new: anchor it before it can be collected. */
-  const char *v = scalar_string(pl->L, -1, value_len);
+  const char *v;
+  if (lua_type(pl->L, -1) == LUA_TNUMBER) {
+    v = number_param(pl->L, -1, value_len);
+    lua_remove(pl->L, -2);
+  } else {
+    v = scalar_string(pl->L, -1, value_len);
+  }
   anchor(pl->a);
   return v;
 }
@@ -87,9 +111,8 @@ static const char *lookup_arg(void *ud, const char *name, size_t name_len, size_
   int t = i <= al->last ? lua_type(L, i) : LUA_TNIL;
   if (t == LUA_TSTRING) return lua_tolstring(L, i, value_len);
   if (t == LUA_TNUMBER) {
-    luaL_checkstack(L, 1, "path parameters");
-    lua_pushvalue(L, i); /* converted on a copy: the caller's argument stays a number */
-    const char *v = lua_tolstring(L, -1, value_len);
+    luaL_checkstack(L, 2, "path parameters");
+    const char *v = number_param(L, i, value_len); /* a copy: the caller's argument stays a number */
     anchor(al->a);
     return v;
   }
@@ -303,7 +326,7 @@ static void build_request(lua_State *L, client *c, const request_input *in, anch
     char name[48];
     if (url_expand(url, in->path, in->path_len, in->lookup, in->lookup_ud, &err, name, sizeof name) != 0) {
       if (strcmp(err, "invalid path parameter") != 0) luaL_error(L, "%s: %s '%s'", who, err, name);
-      set_failure(L, p, a, "path parameter '%s' must be a non-empty id without control characters", name);
+      set_failure(L, p, a, "path parameter '%s' must be a non-empty id (a string without control characters, '/', '?' or '#', or a whole number)", name);
     }
   }
   if (in->query) append_query(L, in->query, url);

@@ -1,7 +1,9 @@
 /* Answers -> Lua values: the response table (res.headers built lazily), the value a named
- * operation returns, or the failure tuple nil, msg, code, res. */
+ * operation returns, or the failure tuple nil, msg, code, res; and alloy.redact, the rule
+ * that keeps the key out of them, for the Lua side. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "alloy_int.h"
 #include "errors.h"
@@ -87,15 +89,46 @@ static int fail(lua_State *L, client *c, const prepared *p, const http_response 
   return alloy_push_failure(L, c->scratch.data, code, res);
 }
 
-/* A bearer token (RFC 6750: base64url, dots, a few more) is printable ASCII without spaces;
- * anything else (a number, "", a NUL, CR LF) would reach a header or a terminal as given. */
-static int is_token(lua_State *L, int idx) {
-  size_t n = 0;
+/* A JWT (RFC 7519 compact form): three non-empty base64url parts, the first two JSON
+ * objects. Anything else (a number, "", a NUL, CR LF, ESC, non-ASCII) would reach a header,
+ * a file or a terminal as given. */
+static int is_jwt(lua_State *L, int idx) {
+  size_t n = 0, part = 0, from = 0;
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : NULL;
-  if (s == NULL || n == 0) return 0;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) return 0;
-  return 1;
+  if (s == NULL) return 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && s[i] != '.') {
+      unsigned char c = (unsigned char)s[i];
+      if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' || c == '_')) return 0;
+      continue;
+    }
+    if (i == from || part == 3) return 0;
+    if (part < 2) {
+      abuf json = {0};
+      int ok = b64url_decode(&json, s + from, i - from) == 0 && json.len > 0 &&
+               json.data[strspn(json.data, " \t\r\n")] == '{' && json.data[json.len - 1] == '}';
+      abuf_free(&json);
+      if (!ok) return 0;
+    }
+    part++;
+    from = i + 1;
+  }
+  return part == 3;
+}
+
+/* A redirect is not followed (it could carry the key elsewhere): say where it pointed. */
+static void redirect_detail(const http_response *r, const char *secret, abuf *out) {
+  const char *cursor = r->headers.data ? r->headers.data : "";
+  header_field f;
+  abuf_adds(out, out->len ? "; redirect not followed" : "redirect not followed");
+  while (header_next(&cursor, cursor + strlen(cursor), &f)) {
+    if (f.name_len == 8 && strncasecmp(f.name, "location", 8) == 0) {
+      abuf_adds(out, " (Location: ");
+      alloy_excerpt(out, f.value, f.value_len, ALLOY_EXCERPT_MAX, secret);
+      abuf_adds(out, ")");
+      break;
+    }
+  }
 }
 
 /* Leaves the value a named operation returns on top of the stack, or returns 0 when the
@@ -112,7 +145,7 @@ static int shape_result(lua_State *L, const alloy_op *op, int json) {
       lua_getfield(L, json, op->field);
     else
       lua_pushvalue(L, json);
-    if (is_token(L, -1)) return 1;
+    if (is_jwt(L, -1)) return 1;
     lua_pop(L, 1);
     return 0;
   }
@@ -143,9 +176,18 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
     return fail(L, c, p, r, alloy_code_name(CODE_TRANSPORT_ERROR), r->errbuf, strlen(r->errbuf), 0);
   if (r->curl_code != CURLE_OK) {
     char other[24];
-    const char *code = r->too_large ? alloy_code_name(CODE_BODY_TOO_LARGE)
-                                    : alloy_curl_code((int)r->curl_code, other, sizeof other);
-    const char *text = r->too_large ? "response body is larger than max_body" : r->errbuf;
+    const char *code = alloy_curl_code((int)r->curl_code, other, sizeof other);
+    const char *text = r->errbuf;
+    if (r->too_large) {
+      code = alloy_code_name(CODE_BODY_TOO_LARGE);
+      text = "response body is larger than max_body";
+    } else if (strcmp(code, alloy_code_name(CODE_HEADERS_TOO_LARGE)) == 0 ||
+               (r->curl_code == CURLE_OUT_OF_MEMORY && r->headers.len > 0)) {
+      /* libcurl before 8.6 reports a header line over its 100 KB cap as out of memory; once
+       * the status line is in, that is what it was. */
+      code = alloy_code_name(CODE_HEADERS_TOO_LARGE);
+      text = "a response header line is larger than libcurl accepts (100 KB)";
+    }
     return fail(L, c, p, r, code, text, strlen(text), 0);
   }
 
@@ -172,13 +214,14 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
   if (r->status >= 300 || r->status < 200) {
     char code[24];
     alloy_http_code(r->status, code, sizeof code);
-    alloy_server_detail(L, json, r->body.data ? r->body.data : "", r->body.len, &detail);
+    alloy_server_detail(L, json, r->body.data ? r->body.data : "", r->body.len, c->api_key, &detail);
+    if (r->status >= 300 && r->status < 400) redirect_detail(r, c->api_key, &detail);
     if (detail.len == 0) abuf_adds(&detail, "no explanation in the response");
     n = fail(L, c, p, r, code, detail.data, detail.len, res);
   } else if (json_err[0]) {
     abuf_adds(&detail, json_err);
     abuf_adds(&detail, "; body starts: ");
-    abuf_add(&detail, r->body.data, r->body.len < 40 ? r->body.len : 40);
+    alloy_excerpt(&detail, r->body.data, r->body.len, 60, c->api_key);
     n = fail(L, c, p, r, alloy_code_name(CODE_JSON_DECODE), detail.data, detail.len, res);
   } else if (p->op == NULL) {
     lua_pushvalue(L, res);
@@ -191,7 +234,7 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
     if (p->op->result == RESULT_FIELD) {
       abuf_adds(&detail, "no '");
       abuf_adds(&detail, p->op->field);
-      abuf_adds(&detail, "' field with a token (printable ASCII, no spaces)");
+      abuf_adds(&detail, "' field with a JWT (three base64url parts)");
     } else {
       abuf_adds(&detail, "no list (an array, or data/credentials/metadata/connectors)");
     }
@@ -201,8 +244,23 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
   return n;
 }
 
+/* alloy.redact(text, secret) -> text with every piece of secret (8 bytes or more, in any
+ * form errors.c knows) masked: the messages' rule, for what the Lua side prints itself. */
+static int alloy_redact_lua(lua_State *L) {
+  size_t n, k;
+  const char *text = luaL_checklstring(L, 1, &n);
+  const char *secret = luaL_checklstring(L, 2, &k);
+  abuf out = {0};
+  if (k != strlen(secret)) luaL_argerror(L, 2, "secret contains NUL");
+  alloy_redact(&out, text, n, secret);
+  lua_pushlstring(L, out.data ? out.data : "", out.len);
+  abuf_free(&out);
+  return 1;
+}
+
 void response_open(lua_State *L, const alloy_open_ctx *o) {
-  (void)o;
+  lua_pushcfunction(L, alloy_redact_lua);
+  lua_setfield(L, o->module, "redact");
   luaL_newmetatable(L, RESPONSE_MT);
   lua_pushcfunction(L, response_index);
   lua_setfield(L, -2, "__index");

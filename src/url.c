@@ -34,7 +34,7 @@ int url_param_ok(const char *s, size_t n) {
   if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) return 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c < 0x20 || c == 0x7f) return 0;
+    if (c < 0x20 || c == 0x7f || c == '/' || c == '?' || c == '#') return 0;
   }
   return 1;
 }

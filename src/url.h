@@ -9,7 +9,9 @@
 /* Appends s percent-encoded: everything but RFC 3986 unreserved characters. */
 int url_encode(abuf *out, const char *s, size_t n);
 
-/* A path parameter must be non-empty, not "." or "..", and free of control bytes. */
+/* A path parameter must be non-empty, not "." or "..", and free of control bytes and of
+ * '/', '?' and '#': encoded they could not break the URL, but servers and proxies that
+ * decode %2F before routing would see another path, and no Alloy id contains them. */
 int url_param_ok(const char *s, size_t n);
 
 /* Looks a template parameter up by name; returns its value (and length) or NULL. */

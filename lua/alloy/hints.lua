@@ -25,7 +25,13 @@ local function network(_, ctx, code)
     .. url_hint(ctx) .. extra
 end
 
-local function tls(_, ctx)
+local function tls(msg, ctx)
+  -- libcurl: "no alternative certificate subject name matches target host name '...'", or
+  -- "certificate subject name '...' does not match target host name '...'"
+  if msg:lower():find("host ?name") then
+    return "TLS failed: the server's certificate is not for this host name; check the host in"
+      .. " ALLOY_BASE_URL / ALLOY_EMBEDDED_URL" .. url_hint(ctx) .. " (a CA bundle cannot fix a name mismatch)"
+  end
   return "TLS failed: point ALLOY_CA_FILE (or CURL_CA_BUNDLE) at a CA bundle that trusts the server" .. url_hint(ctx)
 end
 
@@ -73,6 +79,10 @@ M.BY_CODE = {
   HTTP_422 = rejected,
   HTTP_429 = "rate limited by the API; wait a little and retry (ALLOY_RETRIES sets automatic retries)",
   ["HTTP_<status>"] = function(_, _, code)
+    if code:match("^HTTP_3%d%d$") then
+      return "the API answered with a redirect, which is not followed (it could carry the key elsewhere);"
+        .. " put the URL it names in ALLOY_BASE_URL / ALLOY_EMBEDDED_URL if you trust it"
+    end
     if code:match("^HTTP_5%d%d$") then
       return "the Alloy API failed on its side; retry later (502/503/504 are retried ALLOY_RETRIES times)"
     end
@@ -83,8 +93,10 @@ M.BY_CODE = {
   PARTIAL_FILE = network,
   SSL_CACERT = tls, SSL_CONNECT_ERROR = tls, SSL_CACERT_BADFILE = tls,
   JSON_DECODE = not_alloy, BAD_RESPONSE = not_alloy, BODY_TOO_LARGE = not_alloy, WEIRD_SERVER_REPLY = not_alloy,
+  HEADERS_TOO_LARGE = not_alloy,
   UNSUPPORTED_PROTOCOL = bad_url, URL_MALFORMAT = bad_url,
-  INVALID_ARGUMENT = "ids and header values must not contain control characters (CR, LF, NUL)",
+  INVALID_ARGUMENT = "ids are non-empty, without control characters, '/', '?' or '#' (or whole numbers);"
+    .. " header values have no CR, LF or NUL",
 }
 
 -- Codes that get the generic advice on purpose: a specific hint would only guess.

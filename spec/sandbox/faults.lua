@@ -14,7 +14,7 @@ local REASON = {
 
 local FIELDS = { path = "string", method = "string", times = "number", status = "number",
   headers = "table", body = true, delay = "number", drop = "boolean", stall = "number",
-  finish = "boolean", huge = "number", chunked = "boolean", match = "string" }
+  finish = "boolean", huge = "number", chunked = "boolean", match = "string", echo = "boolean" }
 
 -- Validate at injection time so a typo fails the spec that made it, not a later one.
 function M.check(f)
@@ -59,8 +59,33 @@ local function fault_body(f, status)
   return util.encode { message = REASON[status] or ("Injected fault " .. status) }
 end
 
+-- The forms a hostile server may echo a secret in: {key} as sent, {key_upper},
+-- {key_pct} / {key_pct_lower} (every byte but letters and digits percent-encoded),
+-- {key_json} ('/' as '\/'), {key_json_u} (every byte but letters and digits as \u00xx).
+local function key_forms(key)
+  local function each(fmt) return (key:gsub("[^%w]", function(c) return fmt:format(c:byte()) end)) end
+  return { key = key, key_upper = key:upper(), key_pct = each("%%%02X"), key_pct_lower = each("%%%02x"),
+           key_json = (key:gsub("/", "\\/")), key_json_u = each("\\u%04x") }
+end
+
+-- With echo, {key...} placeholders in the body and header values become the bearer token of
+-- the request in that form.
+local function echoed(f)
+  local bearer = (ngx.req.get_headers().authorization or ""):match("^[Bb]earer%s+(.*)$") or ""
+  local forms = key_forms(bearer)
+  local function fill(v) return (tostring(v):gsub("{([%w_]+)}", function(k) return forms[k] end)) end
+  local copy = {}
+  for k, v in pairs(f) do copy[k] = v end
+  if type(f.body) == "string" then copy.body = fill(f.body) end
+  if type(f.body) == "table" then copy.body = fill(util.encode(f.body)) end
+  copy.headers = {}
+  for k, v in pairs(f.headers or {}) do copy.headers[k] = fill(v) end
+  return copy
+end
+
 -- Returns true when the fault answered (or dropped) the request; false to go on normally.
 function M.apply(f)
+  if f.echo then f = echoed(f) end
   if f.delay and f.delay > 0 then ngx.sleep(f.delay) end
   if f.drop then return ngx.exit(444) end -- nginx closes without a response
   if not (f.status or f.body ~= nil or f.huge or f.stall) then return false end

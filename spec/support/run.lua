@@ -341,6 +341,19 @@ function M.closed_port()
   return tonumber(port)
 end
 
+-- Host names that reach 127.0.0.1 but are neither "127.0.0.1" nor "localhost" (what the
+-- sandbox's TLS certificate names): the IPv4-mapped IPv6 form, then /etc/hosts aliases.
+function M.other_loopback_names()
+  local names = { "[::ffff:127.0.0.1]" }
+  for line in io.lines("/etc/hosts") do
+    local aliases = line:match("^%s*127%.0%.0%.1%s+([^#]+)")
+    for name in (aliases or ""):gmatch("%S+") do
+      if name ~= "localhost" then names[#names + 1] = name end
+    end
+  end
+  return names
+end
+
 -- One HTTP GET the way a browser's first hop goes: no redirect following.
 -- -> status (number or nil), headers (lower-case), body, err
 function M.get(url, headers)
