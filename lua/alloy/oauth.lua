@@ -3,9 +3,10 @@
 -- 1. (with listening) open the loopback listener first, so a busy port fails before
 --    anything is created, and snapshot the user's credentials;
 -- 2. POST /connectors/{connector}/credentials -> oauthUrl, printed on stdout;
--- 3. (with listening) wait for the browser's redirect to the redirect URI, answer it
---    with a small HTML page, confirm by listing the credentials again and comparing with
---    the snapshot (or by the credentialId the redirect carried), print the new id.
+-- 3. (with listening) wait for the browser's redirect to the redirect URI (a GET), answer
+--    it with a small HTML page, and confirm by listing the credentials again: only one that
+--    is new since the snapshot and of this connector counts (the redirect's credentialId
+--    picks among those); a request that brings none leaves the flow waiting. Print the id.
 -- Alloy does the code exchange itself: nothing is "exchanged" here.
 --
 -- M.run{ args, cfg, client, connector, redirect_uri, data =, auth_config_id =, on_confirmed = }
@@ -115,7 +116,7 @@ function M.settings(args, uri)
   local timeout = DEFAULT_TIMEOUT
   if args.timeout then
     timeout = tonumber(args.timeout)
-    if not timeout or timeout <= 0 then
+    if not timeout or timeout <= 0 or timeout >= math.huge then
       return nil, failure.usage(("--timeout must be a positive number of seconds, got %q"):format(args.timeout))
     end
   end
@@ -143,43 +144,51 @@ local function open_listener(client, cfg, r, ctx)
   return L, before
 end
 
+-- The credential a redirect announces: one that is new since the snapshot and of this
+-- connector (the redirect's credentialId when it is one of those, else the newest of them).
+-- A redirect is only a cue to look: any local page can send one, with any id in it.
+local function confirmed(before, after, connector, id)
+  local fresh = credentials.for_connector(credentials.added(before, after), connector)
+  return (id and credentials.find(fresh, id)) or credentials.newest(fresh)
+end
+
 -- Wait for the browser and find the new credential.  -> outcome | nil, err
 local function catch_redirect(L, o, r, timeout, before, ctx)
   local cfg, client, connector, uri = o.cfg, o.client, o.connector, o.redirect_uri
   cli.say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
     timeout, uri, r.port)
-  local outcome
+  local outcome, early = nil, 0
   local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
     local q = rq.query
     if q.error or q.success == "false" then
+      -- a denial can only cancel the flow; nothing tells a real one from a forged one
       local why = q.error_description or q.error or "authorization was not completed"
       outcome = failure.new("authorization failed: " .. why,
         "try again; if it keeps failing, check the app's OAuth settings in Alloy")
-      return 400, page_fail(connector, "Authorization failed: " .. why)
+      return 400, page_fail(connector, "Authorization failed: " .. why), true
     end
     local after, lerr = credentials.list(client, cfg.user_id, ctx)
     if not after then
       outcome = lerr
-      return 502, page_fail(connector, "Could not confirm the connection: " .. lerr.message)
+      return 502, page_fail(connector, "Could not confirm the connection: " .. lerr.message), true
     end
-    local cred
-    if q.credentialId and q.credentialId ~= "" then cred = credentials.find(after, q.credentialId) end
+    local cred = confirmed(before, after, connector, q.credentialId)
     if not cred then
-      local added = credentials.added(before, after)
-      cred = credentials.newest(credentials.for_connector(added, connector)) or credentials.newest(added)
-    end
-    if not cred then
-      outcome = failure.new(("the browser came back, but no new %s connection appeared for user %s")
-        :format(connector, cfg.user_id), "the authorization may have been cancelled; run again, or check"
-        .. " " .. commands.invocation("list_connections"))
-      return 400, page_fail(connector, "No new connection was found for this user.")
+      early = early + 1
+      cli.say("A request came to %s, but no new %s connection has appeared for user %s; still waiting...",
+        uri, connector, cfg.user_id)
+      return 409, listener.page("No new " .. connector .. " connection yet", {
+        "The terminal is still waiting for the authorization to finish.",
+      }), false
     end
     outcome = { cred = cred, query = q }
-    return 200, page_ok(connector, cred)
+    return 200, page_ok(connector, cred), true
   end }
   if not req then
-    return nil, failure.new(("no redirect arrived on %s within %g s (%s)"):format(uri, timeout, werr or "timeout"),
-      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)"
+    local came = early > 0 and (", and the %d request%s that came brought no new %s connection"):format(early,
+      early == 1 and "" or "s", connector) or ""
+    return nil, failure.new(("no redirect arrived on %s within %g s (%s)%s"):format(uri, timeout, werr or "timeout",
+      came), "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)"
         .. (o.replacing and "; the old connection was kept" or ""))
   end
   if failure.is(outcome) then return nil, outcome end
