@@ -10,8 +10,8 @@
 --   L:close()   (idempotent; the port is free again afterwards)
 --
 -- Bound to 127.0.0.1 only.  Requests for other paths (favicon.ico, ...) get a 404, other
--- methods than GET on `path` a 405, and the listener keeps waiting; connections that never send a request (browser preconnects)
--- do not block it, because every socket is driven by select().
+-- methods than GET on `path` a 405, and the listener keeps waiting; connections that never
+-- send a request (browser preconnects) do not block it: every socket is driven by select().
 local socket = require "socket"
 
 local M = {}
