@@ -94,7 +94,7 @@ function RUN.delete(client, args)
   local id, ierr = checked_id(u.userId)
   if not id then return nil, ierr end
   cli.say("User (deleting it deletes its connections too):")
-  cli.say("%s", (cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }):gsub("\n$", "")))
+  cli.say_table({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) })
   local ok, aerr = prompt.approve(args.yes, "Delete this user?", "user " .. args.target)
   if not ok then return nil, aerr end
   local done, msg, code, res = client:delete_user(id)

@@ -57,6 +57,19 @@ function M.add_options(p)
   p:option("--auth-config-id", "Custom OAuth app config id (authConfigId)."):argname("<id>")
 end
 
+-- Server data that goes to stdout, a browser and maybe xdg-open: an https:// URL (or an
+-- http:// one on this machine, as a local sandbox serves) of printable ASCII without blanks,
+-- quotes or backslashes, and nothing else (no file:, javascript:, data:, no second line).
+function M.openable(url)
+  if type(url) ~= "string" or not url:match("^[\33-\126]+$") or url:find("[\"'\\`<>]") then return false end
+  local scheme, host = url:lower():match("^(https?)://([^/?#]+)")
+  -- no user part: "https://accounts.example.com@evil.test/" is a different host than it reads
+  if not host or host:find("@", 1, true) then return false end
+  if scheme == "https" then return host:match("^[%w%.%-%[%]:]+$") ~= nil end
+  return host:match("^127%.0%.0%.1:?%d*$") ~= nil or host:match("^localhost:?%d*$") ~= nil
+    or host:match("^%[::1%]:?%d*$") ~= nil
+end
+
 local function open_browser(url)
   local display = os.getenv("DISPLAY") or os.getenv("WAYLAND_DISPLAY")
   if not display or display == "" then
@@ -218,8 +231,7 @@ function M.run(o)
     if created == nil then return nil, failure.api(msg, code, res, ctx) end
     return nil, failure.new("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION")
   end
-  -- Server data goes to stdout, a browser and maybe xdg-open: an http(s) URL and nothing else.
-  if not oauth_url:match("^[hH][tT][tT][pP][sS]?://[^%s%c/?#]+[^%s%c]*$") then
+  if not M.openable(oauth_url) then
     if L then L:close() end
     return nil, failure.new("the API answered with an oauthUrl that is not an http(s) URL; not shown or opened",
       "check ALLOY_BASE_URL (run with --verbose to see the answer)")
