@@ -311,7 +311,10 @@ describe("a hostile server's strings, over every command", function()
           sb:fault { method = "POST", path = "^/connectors/notion/credentials$", status = 200,
                      body = { oauthUrl = bad } }
           local args = { "--redirect-uri", "http://localhost:" .. port .. "/cb", "--open", "--save", "--timeout", "5" }
-          if script_name == "initiate_oauth" then table.insert(args, 1, "--connector"); table.insert(args, 2, "notion") end
+          if script_name == "initiate_oauth" then
+            table.insert(args, 1, "--connector")
+            table.insert(args, 2, "notion")
+          end
           local r = script(script_name, args, extra)
           assert.equal(1, r.code, bad .. ": " .. r.stderr)
           assert.equal("", r.stdout)
