@@ -11,6 +11,18 @@ local function is_root()
   return id == "0"
 end
 
+-- Runs a script as a user runs it; when this is root (who reads and writes anything), as
+-- nobody (the checkout must be readable by others).
+local function as_user(script, args, opts)
+  if is_root() then
+    local argv = { "exec setpriv --reuid=65534 --regid=65534 --clear-groups", run.quote(run.lua),
+                   run.quote(run.root .. "/lua/" .. script .. ".lua") }
+    for _, a in ipairs(args) do argv[#argv + 1] = run.quote(a) end
+    opts.shell = table.concat(argv, " ")
+  end
+  return run.script(script, args, opts)
+end
+
 describe("a .env that cannot be an env file", function()
   local sb, uid, dir
   Sandbox.per_test_user("erin", function(s, u) sb, uid = s, u end)
@@ -49,6 +61,12 @@ describe("a .env that cannot be an env file", function()
         assert.is_nil(r.stderr:find("nil", 1, true), r.stderr)
         assert.is_nil(r.stderr:find("ALLOY_API_KEY is not set", 1, true), r.stderr)
       end
+      -- --save never gets as far as writing (nor says it did)
+      local r0 = run.script("initiate_oauth", { "--connector", "notion", "--redirect-uri",
+        "http://localhost:" .. run.closed_port() .. "/cb", "--save" }, { env = env, cwd = dir })
+      assert.equal(2, r0.code, r0.stderr)
+      assert.matches(want, r0.stderr, 1, true)
+      assert.is_nil(r0.stderr:find("Saved", 1, true))
       -- --env-file naming it says the same
       sh("mv .env other.env 2>/dev/null || true")
       local r = run.script("list_connections", { "--env-file", "other.env" }, { env = env, cwd = dir })
@@ -59,16 +77,29 @@ describe("a .env that cannot be an env file", function()
   end
 
   it("unreadable (mode 000): exit 2, one line naming it, not skipped", function()
-    if is_root() then
-      pending("root reads a mode-000 file; the check needs an ordinary user")
-      return
-    end
     run.write(dir .. "/.env", "ALLOY_USER_ID=" .. uid .. "\n", "000")
-    local r = run.script("list_connections", {}, { env = run.env(sb, uid, { ALLOY_API_KEY = false }), cwd = dir })
+    os.execute("chmod 755 " .. run.quote(dir))
+    local r = as_user("list_connections", {}, { env = run.env(sb, uid, { ALLOY_API_KEY = false }), cwd = dir })
     assert.equal(2, r.code, r.stderr)
     assert.equal(2, #run.lines(r.stderr), r.stderr)
     assert.matches("^error: cannot read the env file: %.env", r.stderr)
     assert.is_nil(r.stderr:find("nil", 1, true), r.stderr)
+  end)
+
+  it("--save into a read-only directory: one error line, no shell noise, never \"Saved\"", function()
+    run.write(dir .. "/.env", "ALLOY_USER_ID=" .. uid .. "\n", "644")
+    assert(os.execute("chmod 555 " .. run.quote(dir)))
+    local args = { "--connector", "acuityScheduling", "--field", "userId=1", "--save", "--new" }
+    local r = as_user("initiate_oauth", args, { env = run.env(sb, uid), cwd = dir, stdin = "acuity-secret-1\n" })
+    os.execute("chmod 755 " .. run.quote(dir))
+    assert.equal(1, r.code, r.stderr)
+    local lines = run.lines(r.stderr)
+    assert.matches("^Connected: acuityScheduling%-apiKey connection %x+ ", lines[#lines - 2])
+    assert.equal("error: could not save CONNECTION_ID to .env: .env: cannot create a temporary file: Permission"
+      .. " denied", lines[#lines - 1])
+    assert.matches("^hint: add CONNECTION_ID=%x+ to it by hand$", lines[#lines])
+    assert.is_nil(r.stderr:find("Saved", 1, true))
+    assert.equal("ALLOY_USER_ID=" .. uid .. "\n", run.read(dir .. "/.env"))
   end)
 
   it("a parse error names the line, never the key on it", function()
