@@ -39,7 +39,7 @@ end
 local function checked_id(id)
   if cli.object_id(id) then return id end
   return nil, failure.new(("the API answered with a user id that is not 24 hex digits: %s")
-    :format(cli.printable(tostring(id):sub(1, 40))), "check ALLOY_BASE_URL")
+    :format(cli.excerpt(id)), "check ALLOY_BASE_URL")
 end
 
 local function get(client, target)

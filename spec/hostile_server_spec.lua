@@ -222,6 +222,18 @@ describe("a hostile server's strings, over every command", function()
     assert.matches("\nDeleted user " .. victim, "\n" .. r.stderr, 1, true)
   end)
 
+  it("users create: an answer without a user id says so, never nil or false", function()
+    for _, body in ipairs { {}, { userId = false }, { userId = 12345 }, { userId = EVIL } } do
+      sb:fault { method = "POST", path = "^/users$", status = 200, body = body }
+      local r = script("users", { "create", "eve" })
+      assert.equal(1, r.code, r.stderr)
+      assert.equal("", r.stdout)
+      assert.matches("^error: the API answered with a user id that is not 24 hex digits: %S", r.stderr)
+      assert.is_nil(r.stderr:find("nil", 1, true), r.stderr)
+      assert.is_nil(r.stderr:find("false", 1, true), r.stderr)
+    end
+  end)
+
   it("delete_connection: the connection shown and the JSON", function()
     local c = credential()
     local r = script("delete_connection", { c.credentialId, "--yes", "--json" })

@@ -231,6 +231,14 @@ function M.table(rows)
   return table.concat(out)
 end
 
+-- A server's value quoted in a message: its first 40 bytes as one printable line, or what
+-- it is instead of a string ("none" for a missing one, never "nil").
+function M.excerpt(v)
+  if v == nil or v == false or v == M.null then return "none" end
+  if type(v) ~= "string" then return "a " .. type(v) end
+  return M.line(v:sub(1, 40))
+end
+
 -- Whether v has the documented shape of a user or credential id: 24 hex digits (a
 -- MongoDB ObjectId). Ids from a server are checked before they reach stdout, .env or a URL.
 function M.object_id(v)

@@ -276,7 +276,7 @@ function M.report(o, cred, extra)
   -- the id goes to stdout and maybe .env: it must have the documented shape (24 hex)
   if not cli.object_id(cred.credentialId) then
     return nil, failure.new(("the new connection's id from the API is not a 24-hex id: %s")
-      :format(cli.printable(tostring(cred.credentialId):sub(1, 40))), "check ALLOY_BASE_URL")
+      :format(cli.excerpt(cred.credentialId)), "check ALLOY_BASE_URL")
   end
   cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
     cred.name and (" (" .. cred.name .. ")") or "")
