@@ -129,7 +129,7 @@ function M.settings(args, uri)
   local timeout = DEFAULT_TIMEOUT
   if args.timeout then
     timeout = tonumber(args.timeout)
-    if not timeout or timeout <= 0 or timeout >= math.huge then
+    if not timeout or not (timeout > 0 and timeout < math.huge) then -- NaN too (LuaJIT reads "nan")
       return nil, failure.usage(("--timeout must be a positive number of seconds, got %q"):format(args.timeout))
     end
   end
