@@ -13,6 +13,7 @@
 -- M.find(list, credential_id)  -> entry | nil
 -- M.rows(list)                 -> { {"ID", "TYPE", "NAME", "CREATED"}, {id, type, name, created}, ... }
 --                                 (a script prints them with alloy.cli.table)
+-- M.table(list)                -> those rows as aligned text under the header (alloy.cli.columns)
 local M = {}
 
 local function str(v)
@@ -102,6 +103,10 @@ function M.rows(list)
     rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
   end
   return rows
+end
+
+function M.table(list)
+  return require("alloy.cli").columns(M.rows(list))
 end
 
 return M
