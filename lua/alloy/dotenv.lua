@@ -14,7 +14,7 @@
 -- M.load(path)             -> vars, entries | nil, msg, errno ("ENOENT" when the file is missing)
 -- M.set(path, key, value)  -> true | nil, msg   update in place (atomic; 0600 if created)
 -- M.mode(path)             -> "644" style octal permission string | nil
--- M.readable_kind(path)    -> alloy.file_info of a file or symlink | nil, msg, errno
+-- M.readable_kind(path)    -> alloy.file_info of a regular file, through a symlink | nil, msg, errno
 -- M.exposed(path)          -> warnings for a file holding the key: readable by others, not ignored by git
 -- Like io.open these return a plain message (and an errno name); the caller knows the hint.
 -- Files are examined and replaced by alloy.so (alloy.file_info, alloy.replace_file), never
@@ -146,7 +146,7 @@ local KIND = { directory = "a directory", fifo = "a FIFO", socket = "a socket", 
 M.MAX_SIZE = 1024 * 1024
 
 -- A path that can be read like a file: info of a regular file, or of what a symlink leads
--- to | nil, msg, errno. A FIFO would block a read forever, a directory has no text, a
+-- to (info.via says so, for messages) | nil, msg, errno. A FIFO would block a read forever, a directory has no text, a
 -- device (/dev/zero) no end. A link that leads nowhere is not a missing file: "ENOENT"
 -- means nothing is there at all.
 function M.readable_kind(path)
@@ -169,9 +169,7 @@ function M.readable_kind(path)
   if KIND[info.type] then
     return nil, ("%s is %s%s, not a regular file"):format(path, KIND[info.type], via), "EINVAL"
   end
-  if info.size > M.MAX_SIZE then
-    return nil, ("%s is larger than %d bytes%s: not an env file"):format(path, M.MAX_SIZE, via), "EFBIG"
-  end
+  info.via = via
   return info
 end
 
@@ -179,6 +177,9 @@ end
 local function read_file(path)
   local info, ierr, errno = M.readable_kind(path)
   if not info then return nil, ierr, errno end
+  if info.size > M.MAX_SIZE then
+    return nil, ("%s is larger than %d bytes%s: not an env file"):format(path, M.MAX_SIZE, info.via), "EFBIG"
+  end
   local f, err = io.open(path, "rb")
   if not f then
     return nil, tostring(err):find(path, 1, true) and err or (path .. ": cannot be read"), "EIO"
