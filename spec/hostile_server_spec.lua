@@ -269,6 +269,14 @@ describe("a hostile server's strings, over every command", function()
     for _, q in ipairs(sb:requests()) do assert.not_equal("DELETE", q.method) end
   end)
 
+  it("connect: authentication types from the metadata are not offered as a command", function()
+    sb:fault { method = "GET", path = "^/connectors/airtable/credentials/metadata$", status = 200, body = {
+      metadata = { { authenticationType = "$(touch " .. pwned .. ")" }, { authenticationType = EVIL } } } }
+    local r = script("initiate_oauth", { "--connector", "airtable" })
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("\nhint: pick one with --auth-type <type>\n$", r.stderr)
+  end)
+
   it("an error_description on the redirect and an API error message", function()
     local port = run.closed_port()
     local h = run.spawn("initiate_oauth", { "--connector", "notion", "--redirect-uri",

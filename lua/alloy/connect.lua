@@ -53,7 +53,8 @@ local function pick_type(args, connector, entries)
   if #entries == 1 then return entries[1] end
   if not prompt.interactive() then
     return nil, failure.usage(("connector %s offers several authentication types: %s"):format(connector,
-      table.concat(names, ", ")), "pick one with --auth-type " .. names[1])
+      table.concat(names, ", ")), "pick one with --auth-type "
+      .. (names[1]:match("^[%w_%-]+$") and names[1] or "<type>")) -- a command to copy: no server text in it
   end
   local t, err = prompt.choose(("Authentication type for %s: "):format(connector), names)
   if not t then return nil, err end
