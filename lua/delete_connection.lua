@@ -44,7 +44,7 @@ local function main()
       "list the user's connections with " .. commands.invocation("list_connections"))
   end
   cli.say("Connection of user %s:", cfg.user_id)
-  cli.say("%s", (credentials.table({ cred }):gsub("\n$", "")))
+  cli.say_table(credentials.rows({ cred }))
   local ok, aerr = prompt.approve(args.yes, "Delete it?", "connection " .. id)
   if not ok then client:close(); return nil, aerr end
   local done, msg, code, res = client:delete_credential(cfg.user_id, id)

@@ -38,12 +38,19 @@ local function now()
   return clock()
 end
 
--- Expiry from the token's exp claim: iso string and "in 59m", or nil.
+-- The last second os.date can show in four digits (9999-12-31T23:59:59Z).
+local MAX_TIME = 253402300799
+
+-- Expiry from the token's exp claim: iso string and "in 59m" | nil, why (no claim, or one
+-- that is not a time: a server may send 1e300, NaN, a string). An expired token: iso, "5m ago".
 local function expiry(alloy, token)
   local claims = alloy.jwt_claims(token)
-  local exp = claims and tonumber(claims.exp)
-  if not exp then return nil end
-  return cli.iso_time(exp), cli.relative(exp - os.time()), claims
+  local exp = claims and claims.exp
+  if exp == nil then return nil, "the token carries no exp claim" end
+  if type(exp) ~= "number" or exp ~= exp or exp < 0 or exp > MAX_TIME then
+    return nil, "the token's exp claim is not a time"
+  end
+  return cli.iso_time(exp), cli.relative(exp - os.time()), exp <= os.time()
 end
 
 -- The user id the token is for (its userId claim), else what was asked for.
@@ -60,14 +67,15 @@ local function typed(alloy, token, asked)
 end
 
 local function summary(user, method, url, version_text, token, alloy)
-  local iso, rel = expiry(alloy, token)
+  local iso, rel, expired = expiry(alloy, token)
   cli.say("user:        %s", user)
   cli.say("endpoint:    %s %s", method, url)
   cli.say("api version: %s", version_text)
   if iso then
     cli.say("expires:     %s (%s)", iso, rel)
+    if expired then cli.warn("the token has already expired (%s, %s)", iso, rel) end
   else
-    cli.say("expires:     unknown (the token carries no exp claim)")
+    cli.say("expires:     unknown (%s)", rel)
   end
   return iso
 end

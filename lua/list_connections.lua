@@ -59,7 +59,9 @@ local function main()
   end
   if not args.json then cli.out(cli.table(credentials.rows(list))) end
   cli.say("%d %s%s for user %s", #list, what, #list == 1 and "" or "s", cfg.user_id)
-  cli.say("To use one, put it in .env: CONNECTION_ID=%s", list[#list].credentialId or "<id>")
+  -- a line to copy into .env: only an id of the documented shape
+  local last = list[#list].credentialId
+  cli.say("To use one, put it in .env: CONNECTION_ID=%s", cli.object_id(last) and last or "<id>")
   return cli.OK
 end
 

@@ -57,7 +57,12 @@ local function main()
   for _, c in ipairs(list) do
     if types[c.id] == false then cli.warn("could not read the authentication types of %s", c.id) end
   end
-  cli.say("Connect one with: %s --connector %s", commands.invocation("initiate_oauth"), list[1].id)
+  -- a command to copy: only an id that is a plain word (a server's id could be "$(...)")
+  local example = "notion"
+  for _, c in ipairs(list) do
+    if c.id:match("^[%w_%.%-]+$") then example = c.id; break end
+  end
+  cli.say("Connect one with: %s --connector %s", commands.invocation("initiate_oauth"), example)
   return cli.OK
 end
 

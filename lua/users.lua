@@ -39,7 +39,7 @@ end
 local function checked_id(id)
   if cli.object_id(id) then return id end
   return nil, failure.new(("the API answered with a user id that is not 24 hex digits: %s")
-    :format(cli.printable(tostring(id):sub(1, 40))), "check ALLOY_BASE_URL")
+    :format(cli.excerpt(id)), "check ALLOY_BASE_URL")
 end
 
 local function get(client, target)
@@ -94,7 +94,7 @@ function RUN.delete(client, args)
   local id, ierr = checked_id(u.userId)
   if not id then return nil, ierr end
   cli.say("User (deleting it deletes its connections too):")
-  cli.say("%s", (cli.columns({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) }):gsub("\n$", "")))
+  cli.say_table({ { "ID", "USERNAME", "FULL NAME" }, user_row(u) })
   local ok, aerr = prompt.approve(args.yes, "Delete this user?", "user " .. args.target)
   if not ok then return nil, aerr end
   local done, msg, code, res = client:delete_user(id)

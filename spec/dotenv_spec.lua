@@ -52,7 +52,29 @@ describe("alloy.dotenv.parse", function()
     assert.equal("e:1: unexpected text after the closing quote of A", err)
     v, err = dotenv.parse("A=1\n9X=2\n", "e")
     assert.is_nil(v)
-    assert.equal('e:2: invalid variable name "9X"', err)
+    assert.equal("e:2: invalid variable name (letters, digits and _ only, not starting with a digit)", err)
+  end)
+
+  it("a parse error names the line, never its text (it may be a secret)", function()
+    local secret = "sk_live/Ab+Cd9Ef=Gh"
+    for _, text in ipairs {
+      "ALLOY_API_KEY=\n" .. secret .. "\n",
+      "ALLOY_API_KEY=\n" .. secret .. "==\n",
+      "ALLOY_API_KEY=\n  " .. secret .. " = x\n",
+      "A=1\n" .. secret .. ": x\n",
+      "A=1\n'" .. secret .. "\n",
+      'A="' .. secret .. '" ' .. secret .. "\n",
+      "A='" .. secret .. "\n",
+      "export " .. secret .. "=1\n",
+      "9" .. secret .. "=1\n",
+    } do
+      local v, err = dotenv.parse(text, "e")
+      assert.is_nil(v, text)
+      assert.matches("^e:%d+: ", err)
+      for i = 1, #secret - 5 do
+        assert.is_nil(err:find(secret:sub(i, i + 5), 1, true), err)
+      end
+    end
   end)
 end)
 
@@ -167,6 +189,57 @@ describe("alloy.dotenv files (set, load)", function()
     assert.is_nil(vars)
     assert.matches("missing.env", err, 1, true)
     assert.equal("ENOENT", errno)
+  end)
+
+  it("set writes hostile values so that a shell sourcing the file and load both get them back as they were",
+    function()
+      local path = dir .. "/.env"
+      local pwned = dir .. "/pwned"
+      for _, value in ipairs {
+        "$(touch " .. pwned .. ")", "`touch " .. pwned .. "`", "a\\b", "it's", 'say "hi"', "$HOME", "x\ny",
+        "'$(touch " .. pwned .. ")'", "\"$(touch " .. pwned .. ")\"", "a b $(touch " .. pwned .. ") 'q'",
+        "tab\there", "back\\`touch " .. pwned .. "`", "${HOME}",
+      } do
+        assert(dotenv.set(path, "A", value))
+        assert.equal(value, dotenv.load(path).A)
+        local p = io.popen("cd " .. run.quote(dir) .. " && env -i sh -c '. ./.env; printf %s \"$A\"'")
+        local got = p:read("*a")
+        p:close()
+        assert.equal(value, got)
+        assert.is_nil(io.open(pwned, "rb"), value)
+      end
+      -- what has no safe written form is refused, and the file is left as it was
+      local before = run.read(path)
+      for _, value in ipairs { "a\rb", "\27[2J", "nul\0x", "del\127" } do
+        local ok, err = dotenv.set(path, "A", value)
+        assert.is_nil(ok)
+        assert.equal("the value for A has control characters; not written to " .. path, err)
+        assert.equal(before, run.read(path))
+      end
+    end)
+
+  it("load refuses what is not a regular file, through a symlink too, with one line and no ENOENT", function()
+    local function q(p) return run.quote(dir .. "/" .. p) end
+    assert(os.execute("mkfifo " .. q("f") .. " && mkdir " .. q("d") .. " && ln -s /dev/zero " .. q("zero")
+      .. " && ln -s f " .. q("to-fifo") .. " && ln -s d " .. q("to-dir") .. " && ln -s nowhere " .. q("dangling")
+      .. " && ln -s loop " .. q("loop") .. " && ln -s dangling/x " .. q("deeper")))
+    run.write(dir .. "/big", string.rep("# comment\n", 110000))
+    assert(os.execute("ln -s big " .. q("to-big")))
+    for name, want in pairs {
+      zero = "zero is a device (through a symbolic link), not a regular file",
+      ["to-fifo"] = "to-fifo is a FIFO (through a symbolic link), not a regular file",
+      ["to-dir"] = "to-dir is a directory (through a symbolic link), not a regular file",
+      dangling = "dangling is a symbolic link to nothing (its target does not exist)",
+      deeper = "deeper is a symbolic link to nothing (its target does not exist)",
+      loop = "loop is a symbolic link that loops",
+      big = "big is larger than 1048576 bytes: not an env file",
+      ["to-big"] = "to-big is larger than 1048576 bytes (through a symbolic link): not an env file",
+    } do
+      local vars, err, errno = dotenv.load(dir .. "/" .. name)
+      assert.is_nil(vars, name)
+      assert.equal(dir .. "/" .. want, err)
+      assert.not_equal("ENOENT", errno, name)
+    end
   end)
 
   it("load refuses a FIFO (without blocking), a directory and a socket with one line", function()

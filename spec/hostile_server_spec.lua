@@ -120,3 +120,244 @@ describe("a hostile server", function()
     assert.is_nil(io.open(dir .. "/pwned"))
   end)
 end)
+
+-- Every command against a server whose strings are hostile: escape sequences, CR and
+-- newlines that would fake a line or a table row, C1 and bidi controls, "$(touch FILE)" ids,
+-- and oauthUrls that are not web pages. Nothing a terminal acts on reaches stdout or stderr
+-- (tabs only as the separators of piped tables), --json keeps the data intact but escaped,
+-- FILE is never created, xdg-open is only ever handed an http(s) URL.
+describe("a hostile server's strings, over every command", function()
+  local sb, uid, dir, pwned
+  local cjson = require "cjson"
+  -- ESC clear-screen and retitle, BEL, CR+LF with a fake error line and a tab, a C1 CSI,
+  -- RIGHT-TO-LEFT OVERRIDE, LEFT-TO-RIGHT ISOLATE, LINE SEPARATOR, ARABIC LETTER MARK
+  local EVIL = "\27[2J\27]0;owned\7\r\nerror: fake\tcell\194\155" .. "31m\226\128\174gnp.exe\226\129\166x"
+    .. "\226\128\168y\216\156z\127"
+
+  Sandbox.per_test_user("mallory", function(s, u) sb, uid = s, u end)
+  before_each(function()
+    dir = run.tmpdir()
+    pwned = dir .. "/pwned"
+  end)
+  after_each(function() run.rmdir(dir) end)
+
+  local function assert_clean(text, tabs_allowed)
+    -- tabs separate the cells of a piped table; anywhere else they are a control too
+    local t = tabs_allowed and text:gsub("\t", " ") or text
+    assert.is_nil(t:find("[%z\1-\8\9\11-\31\127]"), ("raw control byte in %q"):format(text))
+    assert.is_nil(text:find("\194[\128-\159]"), ("C1 control in %q"):format(text))
+    assert.is_nil(text:find("\226\128[\142\143\168-\174]"), ("bidi/separator in %q"):format(text))
+    assert.is_nil(text:find("\226\129[\166-\169]"), ("bidi isolate in %q"):format(text))
+    assert.is_nil(text:find("\216\156", 1, true), ("letter mark in %q"):format(text))
+    assert.is_nil(("\n" .. text):find("\nerror: fake", 1, true), ("a faked line in %q"):format(text))
+    assert.is_nil(io.open(pwned, "rb"), "a server's text ran as a command")
+  end
+
+  local function script(name, args, extra, opts)
+    opts = opts or {}
+    opts.env, opts.cwd = run.env(sb, uid, extra), dir
+    local r = run.script(name, args, opts)
+    assert_clean(r.stderr)
+    return r
+  end
+
+  local function credential(connector)
+    return sb:create_credential { userId = uid, connector = connector or "notion", name = EVIL, type = EVIL }
+  end
+
+  it("list_connections: table (piped and on a terminal), --json, the .env suggestion", function()
+    credential()
+    sb:create_credential { userId = uid, connector = "slack", name = EVIL }
+    local r = script("list_connections", {})
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout, true)
+    assert.equal(2, #run.lines(r.stdout))
+    for _, l in ipairs(run.lines(r.stdout)) do assert.equal(4, select(2, l:gsub("\t", "")) + 1, l) end
+    r = script("list_connections", {}, nil, { tty = true })
+    assert.equal(0, r.code, r.stdout)
+    assert_clean(r.stdout)
+    assert.equal(5, #run.lines(r.stdout), r.stdout) -- header, two rows, count, suggestion
+    r = script("list_connections", { "--json" })
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout)
+    local doc = cjson.decode(r.stdout)
+    assert.equal(EVIL, doc.connections[1].name, "the data is kept, escaped")
+    assert.equal(EVIL, doc.connections[1].type)
+    -- a hostile id is never offered as a line for .env
+    sb:fault { method = "GET", path = "^/credentials/users/", status = 200, body = { data = { {
+      credentialId = "$(touch " .. pwned .. ")", type = "notion-oauth2", name = EVIL } } } }
+    r = script("list_connections", {})
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout, true)
+    assert.matches("put it in .env: CONNECTION_ID=<id>", r.stderr, 1, true)
+  end)
+
+  it("list_connectors: names and ids in the table, warnings and the suggested command", function()
+    local body = { data = { { id = EVIL, name = EVIL }, { id = "$(touch " .. pwned .. ")", name = "x" } } }
+    for _, args in ipairs { {}, { "--json" } } do
+      sb:fault { method = "GET", path = "^/connectors$", status = 200, body = body }
+      local r = script("list_connectors", args)
+      assert.equal(0, r.code, r.stderr)
+      assert_clean(r.stdout, #args == 0)
+      assert.matches("--connector notion\n$", r.stderr)
+      assert.matches("warning: could not read the authentication types of ", r.stderr, 1, true)
+      if args[1] == "--json" then assert.equal(EVIL, cjson.decode(r.stdout).connectors[1].id) end
+    end
+  end)
+
+  it("users list, get and delete: usernames and full names", function()
+    sb:create_user { username = EVIL, fullName = EVIL }
+    local victim = sb:create_user { username = "v" .. EVIL:sub(1, 4), fullName = EVIL }
+    for _, args in ipairs { { "list" }, { "list", "--json" }, { "get", victim }, { "get", victim, "--json" } } do
+      local r = script("users", args)
+      assert.equal(0, r.code, r.stderr)
+      assert_clean(r.stdout, args[3] == nil)
+    end
+    local r = script("users", { "list" }, nil, { tty = true })
+    assert.equal(0, r.code, r.stdout)
+    assert_clean(r.stdout)
+    r = script("users", { "delete", victim, "--yes" })
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout)
+    assert.matches("\nDeleted user " .. victim, "\n" .. r.stderr, 1, true)
+  end)
+
+  it("users create: an answer without a user id says so, never nil or false", function()
+    for _, body in ipairs { {}, { userId = false }, { userId = 12345 }, { userId = EVIL } } do
+      sb:fault { method = "POST", path = "^/users$", status = 200, body = body }
+      local r = script("users", { "create", "eve" })
+      assert.equal(1, r.code, r.stderr)
+      assert.equal("", r.stdout)
+      assert.matches("^error: the API answered with a user id that is not 24 hex digits: %S", r.stderr)
+      assert.is_nil(r.stderr:find("nil", 1, true), r.stderr)
+      assert.is_nil(r.stderr:find("false", 1, true), r.stderr)
+    end
+  end)
+
+  it("delete_connection: the connection shown and the JSON", function()
+    local c = credential()
+    local r = script("delete_connection", { c.credentialId, "--yes", "--json" })
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout)
+    assert.equal(EVIL, cjson.decode(r.stdout).credential.name)
+  end)
+
+  it("connect: the existing connections shown, and --replace with a hostile old id", function()
+    sb:create_credential { userId = uid, connector = "notion", name = EVIL }
+    local port = run.closed_port()
+    local h = run.spawn("initiate_oauth", { "--connector", "notion", "--redirect-uri",
+      "http://localhost:" .. port .. "/cb", "--timeout", "10", "--new" }, { env = run.env(sb, uid), cwd = dir })
+    run.browse(h:line())
+    local r = h:wait()
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stderr)
+    assert_clean(r.stdout)
+    assert.matches("already has 1 notion connection", r.stderr, 1, true)
+    -- the old connection's id from the list is "$(touch FILE)": not deleted, not suggested
+    sb:reset()
+    uid = sb:create_user { username = "m2" }
+    local list = "^/credentials/users/"
+    sb:fault { method = "GET", path = list, status = 200, times = 2, body = { data = { {
+      credentialId = "$(touch " .. pwned .. ")", type = "notion-oauth2", name = EVIL } } } }
+    h = run.spawn("initiate_oauth", { "--connector", "notion", "--redirect-uri",
+      "http://localhost:" .. port .. "/cb", "--timeout", "10", "--replace" }, { env = run.env(sb, uid), cwd = dir })
+    run.browse(h:line())
+    r = h:wait()
+    assert.equal(1, r.code, r.stderr)
+    assert_clean(r.stderr)
+    assert.matches("an old connection's id from the API is not 24 hex digits; it was not deleted", r.stderr, 1, true)
+    for _, q in ipairs(sb:requests()) do assert.not_equal("DELETE", q.method) end
+  end)
+
+  it("connect: authentication types from the metadata are not offered as a command", function()
+    sb:fault { method = "GET", path = "^/connectors/airtable/credentials/metadata$", status = 200, body = {
+      metadata = { { authenticationType = "$(touch " .. pwned .. ")" }, { authenticationType = EVIL } } } }
+    local r = script("initiate_oauth", { "--connector", "airtable" })
+    assert.equal(2, r.code, r.stderr)
+    assert.equal("hint: pick one with --auth-type <type>\n", r.stderr:match("\n(hint: .*)$"))
+  end)
+
+  it("an error_description on the redirect and an API error message", function()
+    local port = run.closed_port()
+    local h = run.spawn("initiate_oauth", { "--connector", "notion", "--redirect-uri",
+      "http://localhost:" .. port .. "/cb", "--timeout", "10" }, { env = run.env(sb, uid), cwd = dir })
+    h:line()
+    local esc = EVIL:gsub("[^%w]", function(ch) return ("%%%02X"):format(ch:byte()) end)
+    local st = run.get("http://127.0.0.1:" .. port .. "/cb?error=access_denied&error_description=" .. esc)
+    assert.equal(400, st)
+    local r = h:wait()
+    assert.equal(1, r.code, r.stderr)
+    assert_clean(r.stderr)
+    assert.equal(2, #run.lines(r.stderr:match("\n(error: .*)$")), r.stderr)
+    sb:fault { method = "GET", path = "^/credentials/users/", status = 400, body = { message = EVIL } }
+    r = script("list_connections", {})
+    assert.equal(1, r.code, r.stderr)
+  end)
+
+  it("a token whose claims are hostile: --json escapes them", function()
+    local mime = require "mime"
+    local function b64url(s) return (mime.b64(s):gsub("=+$", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) end
+    local token = b64url('{"alg":"HS256"}') .. "." .. b64url(cjson.encode { userId = EVIL, exp = 4102444800 })
+      .. "." .. b64url("sig")
+    for _, args in ipairs { {}, { "--json" } } do
+      sb:fault { method = "GET", path = "/token$", status = 200, body = { token = token } }
+      local r = script("get_jwt_token", args)
+      assert.equal(0, r.code, r.stderr)
+      assert_clean(r.stdout)
+      if args[1] then assert.equal(EVIL, cjson.decode(r.stdout).userId) end
+    end
+  end)
+
+  describe("oauthUrl, --open and --save", function()
+    local log, extra
+
+    before_each(function()
+      log = dir .. "/xdg-open.log"
+      assert(os.execute("mkdir " .. run.quote(dir .. "/bin")))
+      run.write(dir .. "/bin/xdg-open", "#!/bin/sh\nprintf '%s\\n' \"$@\" >> " .. run.quote(log) .. "\n", "755")
+      extra = { PATH = dir .. "/bin:" .. (os.getenv("PATH") or "/usr/bin:/bin"), DISPLAY = ":99" }
+    end)
+
+    local BAD = { "file:///etc/passwd", "javascript:alert(1)", "data:text/html,<script>x</script>",
+                  "http://evil.test/authorize", "https://accounts.example.com@evil.test/", "https://ok.test/a b",
+                  "https://ok.test/\nfile:///etc/passwd", "https://ok.test/\27[2J", "https://ok.test/\194\155x",
+                  "https://ok.test/'$(touch " .. pwned .. ")'", "https://ok.test/`touch " .. pwned .. "`",
+                  "HTTPS://ok.test/\226\128\174x", "ftp://ok.test/", "//ok.test/x", "https:///x" }
+
+    for _, script_name in ipairs { "initiate_oauth", "test_oauth" } do
+      it(script_name .. ": an oauthUrl that is not a web page is neither printed, opened nor acted on", function()
+        local port = run.closed_port()
+        for _, bad in ipairs(BAD) do
+          sb:fault { method = "POST", path = "^/connectors/notion/credentials$", status = 200,
+                     body = { oauthUrl = bad } }
+          local args = { "--redirect-uri", "http://localhost:" .. port .. "/cb", "--open", "--save", "--timeout", "5" }
+          if script_name == "initiate_oauth" then
+            table.insert(args, 1, "--connector")
+            table.insert(args, 2, "notion")
+          end
+          local r = script(script_name, args, extra)
+          assert.equal(1, r.code, bad .. ": " .. r.stderr)
+          assert.equal("", r.stdout)
+          assert.matches("oauthUrl that is not an http(s) URL", r.stderr, 1, true)
+          assert.is_nil(io.open(log, "rb"), "xdg-open was called for " .. bad)
+          assert.is_nil(io.open(dir .. "/.env", "rb"))
+        end
+      end)
+    end
+
+    it("a genuine URL is opened once, as one argument; --save writes the checked id", function()
+      local port = run.closed_port()
+      sb:set { oauth_redirect = "success" }
+      local h = run.spawn("initiate_oauth", { "--connector", "notion", "--redirect-uri",
+        "http://localhost:" .. port .. "/cb", "--timeout", "10", "--open", "--save" },
+        { env = run.env(sb, uid, extra), cwd = dir })
+      local url = h:line()
+      assert(run.wait_for(function() return io.open(log, "rb") end, 10), "xdg-open was not called")
+      run.browse(url)
+      local r = h:wait()
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(url .. "\n", run.read(log))
+      assert.matches("^CONNECTION_ID=%x+\n$", run.read(dir .. "/.env"))
+    end)
+  end)
+end)

@@ -53,12 +53,14 @@ static const char *check_path(lua_State *L, const char *who) {
   return path;
 }
 
-/* alloy.file_info(path) -> {type, mode = "600", size} | nil, msg, errno_name (lstat: a
- * symlink is "link", never what it points at) */
+/* alloy.file_info(path [, follow]) -> {type, mode = "600", size} | nil, msg, errno_name
+ * (lstat: a symlink is "link", never what it points at; with follow, stat: what the link
+ * leads to, so a reader can refuse a FIFO before an open blocks on it) */
 static int file_info(lua_State *L) {
   const char *path = check_path(L, "alloy.file_info");
+  int follow = lua_toboolean(L, 2);
   struct stat st;
-  if (lstat(path, &st) != 0) return push_errno(L, path, NULL, errno);
+  if ((follow ? stat(path, &st) : lstat(path, &st)) != 0) return push_errno(L, path, NULL, errno);
   char mode[8];
   snprintf(mode, sizeof mode, "%03o", (unsigned)(st.st_mode & 07777));
   lua_createtable(L, 0, 3);

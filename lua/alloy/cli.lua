@@ -22,6 +22,8 @@ local failure = require "alloy.failure"
 
 local M = {}
 
+local unpack_ = table.unpack or unpack
+
 M.OK, M.FAILURE, M.USAGE = failure.OK, failure.FAILURE, failure.USAGE
 
 M.quiet = false
@@ -34,36 +36,68 @@ function M.out(s)
   io.stdout:flush()
 end
 
--- Narrative line on stderr (suppressed by --quiet).
--- Text for the terminal: control characters other than newline and tab (escape sequences
--- in a server's names or messages would drive the terminal), C1 controls too, become "?".
-function M.printable(s)
-  return (tostring(s):gsub("[%z\1-\8\11-\31\127]", "?"):gsub("\194[\128-\159]", "?"))
+-- Text for the terminal. A server's names and messages are data: the characters a terminal
+-- acts on become "?" -- C0 controls but newline and tab (ESC sequences clear the screen or
+-- retitle the window), DEL, C1 controls (U+0080-U+009F, as UTF-8) and the bidirectional and
+-- line-separator format characters (U+061C, U+200E/F, U+2028-U+202E, U+2066-U+2069: they
+-- reorder or break what is shown).
+local CONTROLS = { "[%z\1-\8\11-\31\127]", "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]",
+                   "\226\129[\166-\169]" }
+
+local function scrub(s, with)
+  s = tostring(s)
+  for _, pat in ipairs(CONTROLS) do s = s:gsub(pat, with) end
+  return s
 end
 
--- A prompt, or one of its choices: one line (titles and names in it may come from a server).
-function M.prompt_text(s)
+function M.printable(s)
+  return scrub(s, "?")
+end
+
+-- One printable line: also newlines and tabs become blanks (a server's text must not start
+-- a line of its own that looks like ours, e.g. "error: ..." or a table row).
+function M.line(s)
   return M.printable((tostring(s):gsub("[\r\n\t]", " ")))
 end
 
+-- A prompt, or one of its choices: one line (titles and names in it may come from a server).
+M.prompt_text = M.line
+
+-- The arguments of a narrative format, each made one printable line (they carry server
+-- text); the format itself is ours and may hold newlines.
+local function narrative(fmt, ...)
+  local n = select("#", ...)
+  if n == 0 then return M.printable(fmt) end
+  local args = { ... }
+  for i = 1, n do
+    if type(args[i]) == "string" then args[i] = M.line(args[i]) end
+  end
+  return M.printable(fmt:format(unpack_(args, 1, n)))
+end
+
+-- Narrative line on stderr (suppressed by --quiet).
 function M.say(fmt, ...)
   if M.quiet then return end
-  local s = select("#", ...) > 0 and fmt:format(...) or fmt
-  io.stderr:write(M.printable(s), "\n")
+  io.stderr:write(narrative(fmt, ...), "\n")
+end
+
+-- Rows of cells (rows[1] the header) as aligned lines of narrative on stderr (M.columns).
+function M.say_table(rows)
+  if M.quiet then return end
+  io.stderr:write(M.columns(rows))
 end
 
 -- Always shown (warnings).
 function M.warn(fmt, ...)
-  local s = select("#", ...) > 0 and fmt:format(...) or fmt
-  io.stderr:write("warning: ", M.printable(s), "\n")
+  io.stderr:write("warning: ", narrative(fmt, ...), "\n")
 end
 
 -- The one place that ends the process (scripts only): a failure's error and hint lines,
 -- then its exit status.
 local function exit_with(status, err)
   if err then
-    io.stderr:write("error: ", M.printable((tostring(err):gsub("[\r\n]+", " "))), "\n")
-    if err.hint and err.hint ~= "" then io.stderr:write("hint: ", M.printable(err.hint), "\n") end
+    io.stderr:write("error: ", M.line(err), "\n")
+    if err.hint and err.hint ~= "" then io.stderr:write("hint: ", M.line(err.hint), "\n") end
   end
   io.stdout:flush()
   io.stderr:flush()
@@ -124,9 +158,21 @@ local function encode(v)
   return cjson().encode(v)
 end
 
+-- The characters lua-cjson leaves raw that a terminal acts on, as \u escapes (JSON read
+-- on a terminal is still a server's data; they can only occur inside strings).
+local JSON_ESCAPES = { "\127", "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]", "\226\129[\166-\169]" }
+
+local function json_escape(c)
+  local b1, b2, b3 = c:byte(1, -1)
+  local code = #c == 1 and b1 or #c == 2 and (b1 % 32) * 64 + b2 % 64 or ((b1 % 16) * 64 + b2 % 64) * 64 + b3 % 64
+  return ("\\u%04x"):format(code)
+end
+
 -- One JSON document; "/" is not escaped (lua-cjson escapes it, which is legal but noisy).
 function M.json(v)
-  return (encode(v):gsub("\\/", "/"))
+  local s = encode(v):gsub("\\/", "/")
+  for _, pat in ipairs(JSON_ESCAPES) do s = s:gsub(pat, json_escape) end
+  return s
 end
 
 -- M.null: cjson.null, JSON's null.
@@ -146,7 +192,7 @@ end
 -- A cell as one line of text: control characters (tabs and newlines would break the rows,
 -- escape sequences would drive the terminal), C1 controls included, become spaces.
 local function cell_text(v)
-  return (tostring(v):gsub("%c", " "):gsub("\194[\128-\159]", " "))
+  return scrub((tostring(v):gsub("%c", " ")), " ")
 end
 
 -- Rows of cells as aligned text columns (two spaces apart), one line per row; each cell
@@ -183,6 +229,14 @@ function M.table(rows)
     out[#out + 1] = table.concat(cells, "\t") .. "\n"
   end
   return table.concat(out)
+end
+
+-- A server's value quoted in a message: its first 40 bytes as one printable line, or what
+-- it is instead of a string ("none" for a missing one, never "nil").
+function M.excerpt(v)
+  if v == nil or v == false or v == M.null then return "none" end
+  if type(v) ~= "string" then return "a " .. type(v) end
+  return M.line(v:sub(1, 40))
 end
 
 -- Whether v has the documented shape of a user or credential id: 24 hex digits (a
@@ -237,8 +291,6 @@ local function recorder()
   calls_of[rec] = calls
   return rec
 end
-
-local unpack_ = table.unpack or unpack
 
 local function replay(rec, target, from)
   local calls = calls_of[rec]

@@ -53,7 +53,8 @@ local function pick_type(args, connector, entries)
   if #entries == 1 then return entries[1] end
   if not prompt.interactive() then
     return nil, failure.usage(("connector %s offers several authentication types: %s"):format(connector,
-      table.concat(names, ", ")), "pick one with --auth-type " .. names[1])
+      table.concat(names, ", ")), "pick one with --auth-type "
+      .. (names[1]:match("^[%w_%-]+$") and names[1] or "<type>")) -- a command to copy: no server text in it
   end
   local t, err = prompt.choose(("Authentication type for %s: "):format(connector), names)
   if not t then return nil, err end
@@ -146,7 +147,7 @@ local function duplicates(args, cfg, client, connector)
   local existing = credentials.for_connector(list, connector)
   if #existing == 0 then return existing, nil end
   cli.say("User %s already has %d %s connection%s:", cfg.user_id, #existing, connector, #existing == 1 and "" or "s")
-  cli.say("%s", (credentials.table(existing):gsub("\n$", "")))
+  cli.say_table(credentials.rows(existing))
   if args.new then return existing, "new" end
   if args.replace then return existing, "replace" end
   if not prompt.interactive() then
@@ -164,7 +165,12 @@ end
 local function replace(client, cfg, old, new)
   local deleted = {}
   for _, c in ipairs(old) do
-    if c.credentialId ~= new.credentialId then
+    if not cli.object_id(c.credentialId) then
+      -- a server's id goes into no request path and no suggested command unchecked
+      return nil, failure.new(("connected (%s), but an old connection's id from the API is not 24 hex digits;"
+        .. " it was not deleted"):format(new.credentialId), "check the connections with "
+        .. commands.invocation("list_connections"))
+    elseif c.credentialId ~= new.credentialId then
       local ok, msg, code, res = client:delete_credential(cfg.user_id, c.credentialId)
       if ok == nil then
         local f = failure.api(msg, code, res, { user_id = cfg.user_id })

@@ -13,7 +13,7 @@
 -- M.find(list, credential_id)  -> entry | nil
 -- M.rows(list)                 -> { {"ID", "TYPE", "NAME", "CREATED"}, {id, type, name, created}, ... }
 --                                 (a script prints them with alloy.cli.table)
--- M.table(list)                 -> those rows as aligned text under the header (alloy.cli.columns)
+-- M.table(list)                -> those rows as aligned text under the header (alloy.cli.columns)
 local M = {}
 
 local function str(v)

@@ -3,17 +3,18 @@
 -- Accepted syntax, one assignment per line:
 --   KEY=value            unquoted; a " #" (blank then #) starts a comment; trimmed
 --   export KEY=value     the `export ` prefix is allowed and ignored
---   KEY="a\nb"           double quotes: \n \r \t \" \\ \$ escapes; may span lines
+--   KEY="a\nb"           double quotes: \n \r \t \" \\ \$ \` escapes; may span lines
 --   KEY='raw $text'      single quotes (and `backticks`): literal; may span lines
 --   # comment, blank lines, CRLF line ends and a UTF-8 BOM are fine.
 -- Later duplicates win.  A line that is none of these is an error reported as
--- "path:LINE: message" (the file is not half-used).
+-- "path:LINE: message" (the file is not half-used); the message never quotes the line.
+-- Only a regular file (or a symlink to one) of at most M.MAX_SIZE bytes is read.
 --
 -- M.parse(text, name)      -> vars, entries | nil, "name:LINE: message"
 -- M.load(path)             -> vars, entries | nil, msg, errno ("ENOENT" when the file is missing)
 -- M.set(path, key, value)  -> true | nil, msg   update in place (atomic; 0600 if created)
 -- M.mode(path)             -> "644" style octal permission string | nil
--- M.readable_kind(path)    -> alloy.file_info of a file or symlink | nil, msg, errno
+-- M.readable_kind(path)    -> alloy.file_info of a regular file, through a symlink | nil, msg, errno
 -- M.exposed(path)          -> warnings for a file holding the key: readable by others, not ignored by git
 -- Like io.open these return a plain message (and an errno name); the caller knows the hint.
 -- Files are examined and replaced by alloy.so (alloy.file_info, alloy.replace_file), never
@@ -44,7 +45,7 @@ local function strip_eol(line)
   return (line:gsub("\r?\n$", ""))
 end
 
-local ESCAPES = { n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["$"] = "$" }
+local ESCAPES = { n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["$"] = "$", ["`"] = "`" }
 
 -- Scan a quoted value starting right after the opening quote at `s:sub(i)`.
 -- Returns value, rest-after-closing-quote or nil when the quote does not close on `s`.
@@ -89,9 +90,10 @@ function M.parse(text, name)
         if body:match("^[%a_][%w_%.%-]*%s*$") or body:match("^[%a_][%w_%.%-]*%s*:") then
           return nil, ("%s:%d: expected KEY=VALUE"):format(name, i)
         end
-        local k = body:match("^([^=%s]+)%s*=")
-        if k then
-          return nil, ("%s:%d: invalid variable name %q"):format(name, i, k)
+        -- never the line's text: it may be a secret (a key on the line after `ALLOY_API_KEY=`)
+        if body:match("^[^=%s]+%s*=") then
+          return nil, ("%s:%d: invalid variable name (letters, digits and _ only, not starting with a digit)")
+            :format(name, i)
         end
         return nil, ("%s:%d: expected KEY=VALUE"):format(name, i)
       end
@@ -140,14 +142,34 @@ end
 local KIND = { directory = "a directory", fifo = "a FIFO", socket = "a socket", device = "a device",
                other = "something else" }
 
--- A path that can be read like a file: info of a regular file or a symlink (read through
--- it) | nil, msg, errno. A FIFO would block a read forever, a directory has no text.
+-- An env file is text a person wrote: anything bigger is not one (and is not read whole).
+M.MAX_SIZE = 1024 * 1024
+
+-- A path that can be read like a file: info of a regular file, or of what a symlink leads
+-- to (info.via says so, for messages) | nil, msg, errno. A FIFO would block a read forever, a directory has no text, a
+-- device (/dev/zero) no end. A link that leads nowhere is not a missing file: "ENOENT"
+-- means nothing is there at all.
 function M.readable_kind(path)
-  local info, ierr, errno = require("alloy").file_info(path)
+  local alloy = require "alloy"
+  local info, ierr, errno = alloy.file_info(path)
   if not info then return nil, ierr, errno end
-  if KIND[info.type] then
-    return nil, ("%s is %s, not a regular file"):format(path, KIND[info.type]), "EINVAL"
+  local via = ""
+  if info.type == "link" then
+    via = " (through a symbolic link)"
+    info, ierr, errno = alloy.file_info(path, true)
+    if not info then
+      if errno == "ENOENT" or errno == "ENOTDIR" then
+        return nil, path .. " is a symbolic link to nothing (its target does not exist)", "EDANGLING"
+      elseif errno == "ELOOP" then
+        return nil, path .. " is a symbolic link that loops", errno
+      end
+      return nil, ierr, errno
+    end
   end
+  if KIND[info.type] then
+    return nil, ("%s is %s%s, not a regular file"):format(path, KIND[info.type], via), "EINVAL"
+  end
+  info.via = via
   return info
 end
 
@@ -155,11 +177,21 @@ end
 local function read_file(path)
   local info, ierr, errno = M.readable_kind(path)
   if not info then return nil, ierr, errno end
+  if info.size > M.MAX_SIZE then
+    return nil, ("%s is larger than %d bytes%s: not an env file"):format(path, M.MAX_SIZE, info.via), "EFBIG"
+  end
   local f, err = io.open(path, "rb")
-  if not f then return nil, err, "EIO" end
-  local text, rerr = f:read("*a")
+  if not f then
+    return nil, tostring(err):find(path, 1, true) and err or (path .. ": cannot be read"), "EIO"
+  end
+  -- a cap on the read too: the file may have grown since it was looked at
+  local text, rerr = f:read(M.MAX_SIZE + 1)
   f:close()
-  if not text then return nil, ("%s: %s"):format(path, tostring(rerr)), "EIO" end
+  text = text or (rerr == nil and "" or nil)
+  if not text then return nil, ("%s: cannot be read (%s)"):format(path, tostring(rerr)), "EIO" end
+  if #text > M.MAX_SIZE then
+    return nil, ("%s is larger than %d bytes: not an env file"):format(path, M.MAX_SIZE), "EFBIG"
+  end
   return text
 end
 
@@ -231,12 +263,14 @@ function M.exposed(path)
   return out
 end
 
--- A value as it should be written: bare when that is unambiguous, else double-quoted.
+-- A value as it should be written, so that neither a dotenv reader nor a shell sourcing
+-- the file expands anything in it (newlines and tabs stay literal inside the quotes): bare
+-- when that is unambiguous; single-quoted when it has $ or ` (a shell would run "$(...)")
+-- and no single quote; else double-quoted with \\ \" \$ \` escaped.
 local function format_value(value)
   if value:match("^[%w_%-%.%/:@%+,=%%~]*$") then return value end
-  return '"' .. value:gsub('[\\"\n\r\t]', {
-    ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-  }) .. '"'
+  if value:find("[%$`]") and not value:find("'", 1, true) then return "'" .. value .. "'" end
+  return '"' .. value:gsub('[\\"%$`]', "\\%0") .. '"'
 end
 
 -- Set KEY=value in the file at `path`, keeping every other line (comments, blank lines,
@@ -246,6 +280,10 @@ end
 function M.set(path, key, value)
   assert(type(key) == "string" and key:match("^[%a_][%w_]*$"), "dotenv.set: bad key")
   value = tostring(value)
+  -- other control characters have no form both a shell and a dotenv reader give back
+  if value:find("[%z\1-\8\11-\31\127]") then
+    return nil, ("the value for %s has control characters; not written to %s"):format(key, path)
+  end
   local info = require("alloy").file_info(path)
   if info and info.type == "link" then
     return nil, path .. " is a symbolic link, which would be replaced by a plain file (edit its target instead)"

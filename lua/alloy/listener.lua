@@ -3,14 +3,15 @@
 --   local L, err, code = listener.open("127.0.0.1", 3000)
 --       code: "EADDRINUSE", "EACCES" or "EBIND"
 --   local req, err = L:wait{ path = "/oauth/callback", timeout = 300, respond = fn }
---       fn(req) -> status, html   (called once, for the first request on `path`)
+--       fn(req) -> status, html, done   (called for each GET on `path`; waiting goes on
+--       until it says done: any local page can send a request there)
 --       req = { method, target, path, query = {k = v}, headers = {lower = v} }
---       err = "timeout" when nobody came back in time
+--       err = "timeout" when nothing ended the wait in time
 --   L:close()   (idempotent; the port is free again afterwards)
 --
--- Bound to 127.0.0.1 only.  Requests for other paths (favicon.ico, ...) get a 404 and the
--- listener keeps waiting; connections that never send a request (browser preconnects)
--- do not block it, because every socket is driven by select().
+-- Bound to 127.0.0.1 only.  Requests for other paths (favicon.ico, ...) get a 404, other
+-- methods than GET on `path` a 405, and the listener keeps waiting; connections that never
+-- send a request (browser preconnects) do not block it: every socket is driven by select().
 local socket = require "socket"
 
 local M = {}
@@ -82,11 +83,11 @@ end
 local REASONS = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [405] = "Method Not Allowed",
                   [500] = "Internal Server Error", [502] = "Bad Gateway" }
 
-local function send(c, status, html)
+local function send(c, status, html, extra_header)
   c:settimeout(5)
   c:send(("HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n"
-    .. "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s"):format(
-      status, REASONS[status] or "OK", #html, html))
+    .. "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s"):format(
+      status, REASONS[status] or "OK", #html, extra_header or "", html))
   c:close()
 end
 
@@ -145,17 +146,22 @@ function Listener:wait(opts)
           send(s, 400, M.page("Bad request", { "This listener only understands the OAuth redirect." }))
         elseif req then
           self.clients[s] = nil
-          if norm_path(req.path) == want and (req.method == "GET" or req.method == "POST") then
-            local okr, status, html = pcall(opts.respond, req)
+          if norm_path(req.path) ~= want then
+            send(s, 404, M.page("Not found", { "Waiting for the OAuth redirect on <code>"
+              .. M.html_escape(want) .. "</code>." }))
+          elseif req.method ~= "GET" then
+            -- the browser comes back with a GET; a form or script posting here is not it
+            send(s, 405, req.method == "HEAD" and "" or M.page("Method not allowed",
+              { "The OAuth redirect is a GET." }), "Allow: GET\r\n")
+          else
+            local okr, status, html, done = pcall(opts.respond, req)
             if not okr then
               send(s, 500, M.page("Internal error", { M.html_escape(status) }))
               error(status, 0)
             end
             send(s, status or 200, html or M.page("Done", { "You can close this window." }))
-            return req
+            if done then return req end
           end
-          send(s, 404, M.page("Not found", { "Waiting for the OAuth redirect on <code>"
-            .. M.html_escape(want) .. "</code>." }))
         elseif err == "closed" then
           self.clients[s] = nil
           s:close()

@@ -3,9 +3,10 @@
 -- 1. (with listening) open the loopback listener first, so a busy port fails before
 --    anything is created, and snapshot the user's credentials;
 -- 2. POST /connectors/{connector}/credentials -> oauthUrl, printed on stdout;
--- 3. (with listening) wait for the browser's redirect to the redirect URI, answer it
---    with a small HTML page, confirm by listing the credentials again and comparing with
---    the snapshot (or by the credentialId the redirect carried), print the new id.
+-- 3. (with listening) wait for the browser's redirect to the redirect URI (a GET), answer
+--    it with a small HTML page, and confirm by listing the credentials again: only one that
+--    is new since the snapshot and of this connector counts (the redirect's credentialId
+--    picks among those); a request that brings none leaves the flow waiting. Print the id.
 -- Alloy does the code exchange itself: nothing is "exchanged" here.
 --
 -- M.run{ args, cfg, client, connector, redirect_uri, data =, auth_config_id =, on_confirmed = }
@@ -54,6 +55,19 @@ function M.add_options(p)
   p:flag("--save", "Write CONNECTION_ID=<new id> into the .env file (other lines are kept).")
   p:flag("--open", "Open the URL with xdg-open when a display is available.")
   p:option("--auth-config-id", "Custom OAuth app config id (authConfigId)."):argname("<id>")
+end
+
+-- Server data that goes to stdout, a browser and maybe xdg-open: an https:// URL (or an
+-- http:// one on this machine, as a local sandbox serves) of printable ASCII without blanks,
+-- quotes or backslashes, and nothing else (no file:, javascript:, data:, no second line).
+function M.openable(url)
+  if type(url) ~= "string" or not url:match("^[\33-\126]+$") or url:find("[\"'\\`<>]") then return false end
+  local scheme, host = url:lower():match("^(https?)://([^/?#]+)")
+  -- no user part: "https://accounts.example.com@evil.test/" is a different host than it reads
+  if not host or host:find("@", 1, true) then return false end
+  if scheme == "https" then return host:match("^[%w%.%-%[%]:]+$") ~= nil end
+  return host:match("^127%.0%.0%.1:?%d*$") ~= nil or host:match("^localhost:?%d*$") ~= nil
+    or host:match("^%[::1%]:?%d*$") ~= nil
 end
 
 local function open_browser(url)
@@ -115,7 +129,7 @@ function M.settings(args, uri)
   local timeout = DEFAULT_TIMEOUT
   if args.timeout then
     timeout = tonumber(args.timeout)
-    if not timeout or timeout <= 0 then
+    if not timeout or not (timeout > 0 and timeout < math.huge) then -- NaN too (LuaJIT reads "nan")
       return nil, failure.usage(("--timeout must be a positive number of seconds, got %q"):format(args.timeout))
     end
   end
@@ -143,43 +157,51 @@ local function open_listener(client, cfg, r, ctx)
   return L, before
 end
 
+-- The credential a redirect announces: one that is new since the snapshot and of this
+-- connector (the redirect's credentialId when it is one of those, else the newest of them).
+-- A redirect is only a cue to look: any local page can send one, with any id in it.
+local function confirmed(before, after, connector, id)
+  local fresh = credentials.for_connector(credentials.added(before, after), connector)
+  return (id and credentials.find(fresh, id)) or credentials.newest(fresh)
+end
+
 -- Wait for the browser and find the new credential.  -> outcome | nil, err
 local function catch_redirect(L, o, r, timeout, before, ctx)
   local cfg, client, connector, uri = o.cfg, o.client, o.connector, o.redirect_uri
   cli.say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
     timeout, uri, r.port)
-  local outcome
+  local outcome, early = nil, 0
   local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
     local q = rq.query
     if q.error or q.success == "false" then
+      -- a denial can only cancel the flow; nothing tells a real one from a forged one
       local why = q.error_description or q.error or "authorization was not completed"
       outcome = failure.new("authorization failed: " .. why,
         "try again; if it keeps failing, check the app's OAuth settings in Alloy")
-      return 400, page_fail(connector, "Authorization failed: " .. why)
+      return 400, page_fail(connector, "Authorization failed: " .. why), true
     end
     local after, lerr = credentials.list(client, cfg.user_id, ctx)
     if not after then
       outcome = lerr
-      return 502, page_fail(connector, "Could not confirm the connection: " .. lerr.message)
+      return 502, page_fail(connector, "Could not confirm the connection: " .. lerr.message), true
     end
-    local cred
-    if q.credentialId and q.credentialId ~= "" then cred = credentials.find(after, q.credentialId) end
+    local cred = confirmed(before, after, connector, q.credentialId)
     if not cred then
-      local added = credentials.added(before, after)
-      cred = credentials.newest(credentials.for_connector(added, connector)) or credentials.newest(added)
-    end
-    if not cred then
-      outcome = failure.new(("the browser came back, but no new %s connection appeared for user %s")
-        :format(connector, cfg.user_id), "the authorization may have been cancelled; run again, or check"
-        .. " " .. commands.invocation("list_connections"))
-      return 400, page_fail(connector, "No new connection was found for this user.")
+      early = early + 1
+      cli.say("A request came to %s, but no new %s connection has appeared for user %s; still waiting...",
+        uri, connector, cfg.user_id)
+      return 409, listener.page("No new " .. connector .. " connection yet", {
+        "The terminal is still waiting for the authorization to finish.",
+      }), false
     end
     outcome = { cred = cred, query = q }
-    return 200, page_ok(connector, cred)
+    return 200, page_ok(connector, cred), true
   end }
   if not req then
-    return nil, failure.new(("no redirect arrived on %s within %g s (%s)"):format(uri, timeout, werr or "timeout"),
-      "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)"
+    local came = early > 0 and (", and the %d request%s that came brought no new %s connection"):format(early,
+      early == 1 and "" or "s", connector) or ""
+    return nil, failure.new(("no redirect arrived on %s within %g s (%s)%s"):format(uri, timeout, werr or "timeout",
+      came), "open the URL in a browser and finish the authorization; --timeout sets how long to wait (seconds)"
         .. (o.replacing and "; the old connection was kept" or ""))
   end
   if failure.is(outcome) then return nil, outcome end
@@ -209,8 +231,7 @@ function M.run(o)
     if created == nil then return nil, failure.api(msg, code, res, ctx) end
     return nil, failure.new("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION")
   end
-  -- Server data goes to stdout, a browser and maybe xdg-open: an http(s) URL and nothing else.
-  if not oauth_url:match("^[hH][tT][tT][pP][sS]?://[^%s%c/?#]+[^%s%c]*$") then
+  if not M.openable(oauth_url) then
     if L then L:close() end
     return nil, failure.new("the API answered with an oauthUrl that is not an http(s) URL; not shown or opened",
       "check ALLOY_BASE_URL (run with --verbose to see the answer)")
@@ -255,7 +276,7 @@ function M.report(o, cred, extra)
   -- the id goes to stdout and maybe .env: it must have the documented shape (24 hex)
   if not cli.object_id(cred.credentialId) then
     return nil, failure.new(("the new connection's id from the API is not a 24-hex id: %s")
-      :format(cli.printable(tostring(cred.credentialId):sub(1, 40))), "check ALLOY_BASE_URL")
+      :format(cli.excerpt(cred.credentialId)), "check ALLOY_BASE_URL")
   end
   cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
     cred.name and (" (" .. cred.name .. ")") or "")
