@@ -9,14 +9,7 @@ local socket = require "socket"
 
 describe("Ctrl-C (SIGINT) during a request", function()
   local sb, uid, dir
-
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() if sb then sb:stop() end end)
-  before_each(function()
-    sb:reset()
-    uid = sb:create_user { username = "ctrl-c" }
-    dir = run.tmpdir()
-  end)
+  Sandbox.per_test_user("ctrl-c", function(s, u) sb, uid, dir = s, u, run.tmpdir() end)
   after_each(function() run.rmdir(dir) end)
 
   local function count(pattern)
