@@ -50,6 +50,12 @@ typedef struct client {
   int closed;   /* close() was called: any later use raises */
   int busy;     /* method calls in progress (see client_guarded) */
   int released; /* handles and buffers freed */
+  /* What a call in progress holds; client_guarded restores them when a call ends, however
+   * it ends. A call nested in it (from on_result, a transport, a metamethod, a finaliser)
+   * gets its own scratch and `single` (see client_guarded); a nested batch is refused. */
+  int batch_running;  /* a batch: the multi handle and the pool */
+  int single_running; /* a request on `single`, from sending until its answer is read */
+  int sigint_holds;   /* http_sigint_hold calls not yet released */
 } client;
 
 /* The client of a method call: client_guarded checked argument 1 before the call. */

@@ -21,6 +21,7 @@ static http_transfer *ensure_pool(lua_State *L, client *c, size_t want) {
       curl_easy_setopt(e, CURLOPT_WRITEDATA, &pool[i]);
       curl_easy_setopt(e, CURLOPT_HEADERDATA, &pool[i]);
       curl_easy_setopt(e, CURLOPT_ERRORBUFFER, pool[i].res.errbuf);
+      curl_easy_setopt(e, CURLOPT_XFERINFODATA, &pool[i]);
     }
     c->pool = pool;
     for (size_t i = c->pool_size; i < want; i++) {
@@ -217,6 +218,10 @@ static const char *const batch_options[] = {"concurrency", "on_result"};
  * (with on_result: true, failures; nothing is kept) */
 static int client_batch(lua_State *L) {
   client *c = method_client(L);
+  /* One batch at a time: the multi handle and the pool are the client's. client_guarded
+   * clears this when the call ends, however it ends. */
+  if (c->batch_running) luaL_error(L, "alloy: batch already running on this client");
+  c->batch_running = 1;
   luaL_checktype(L, ARG_REQUESTS, LUA_TTABLE);
   lua_settop(L, SLOT_ON_RESULT);
   int has_options = !lua_isnil(L, SLOT_ON_RESULT);
@@ -276,10 +281,17 @@ static int client_batch(lua_State *L) {
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result */
 
   int rc = 0;
+  http_sigint_hold(); /* released by client_guarded when anything below raises */
+  c->sigint_holds++;
   if (sendable && c->transport_ref != LUA_NOREF) {
+    sig_atomic_t mark = http_sigint_count();
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (b.state[i] != REQ_PENDING) continue;
       if (c->closed) luaL_error(L, "alloy: client is closed"); /* by the transport: the rest are not sent */
+      if (http_sigint_count() != mark) { /* Ctrl-C: the transport may have swallowed lua.c's stop */
+        rc = 2;
+        break;
+      }
       anchors on_stack = {L, 0, 0};
       prepared p;
       http_response r;
@@ -303,13 +315,15 @@ static int client_batch(lua_State *L) {
     if (rc != 0)
       for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
   }
+  http_sigint_release();
+  c->sigint_holds--;
   if (b.failed) return batch_raise(L);
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result: the rest were not sent */
   if (rc != 0) { /* what never finished fails in place */
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
-    aborted.curl_code = CURLE_FAILED_INIT;
-    snprintf(aborted.errbuf, sizeof aborted.errbuf, "batch aborted");
+    aborted.curl_code = rc == 2 ? CURLE_ABORTED_BY_CALLBACK : CURLE_FAILED_INIT;
+    snprintf(aborted.errbuf, sizeof aborted.errbuf, rc == 2 ? "interrupted" : "batch aborted");
     for (size_t i = 0; i < n && !b.failed; i++)
       if (b.state[i] != REQ_DONE) batch_store_fresh(&b, i, &aborted);
     if (b.failed) return batch_raise(L);

@@ -61,8 +61,9 @@ static void client_release(lua_State *L, client *c) {
   abuf_free(&c->scratch);
 }
 
-/* close() and __close: a call in progress (close() reached from a transport, a metamethod
- * or a finaliser it ran) keeps using the handles, so the release then waits for it. */
+/* close(), __close and __gc: a call in progress (close() reached from on_result, a transport,
+ * a metamethod or a finaliser it ran) keeps using the handles, so the release then waits for
+ * it. An unreachable client has no call in progress: __gc releases at once. */
 static int client_close(lua_State *L) {
   client *c = luaL_checkudata(L, 1, CLIENT_MT);
   c->closed = 1;
@@ -70,15 +71,12 @@ static int client_close(lua_State *L) {
   return 0;
 }
 
-/* __gc: no call can be in progress on an unreachable client. */
-static int client_gc(lua_State *L) {
-  client *c = luaL_checkudata(L, 1, CLIENT_MT);
-  client_release(L, c);
-  return 0;
-}
-
-/* Every client method but close runs through here, in protected mode, so busy is right even
- * when the method raises; upvalues: the method, a closure over its own upvalues, and its name. */
+/* Every client method but close runs through here, in protected mode, so what a call holds
+ * is given back even when it raises; upvalues: the method, a closure over its own upvalues,
+ * and its name. A nested call (from on_result, a transport, a metamethod or a finaliser) gets a scratch
+ * buffer of its own, as the outer call may be in the middle of building a URL or a message
+ * in the client's, and its own easy handle when the outer call is reading an answer from
+ * `single`; both are parked here and put back when it ends. */
 static int client_guarded(lua_State *L) {
   client *c = lua_touserdata(L, 1);
   int is_client = c && lua_getmetatable(L, 1);
@@ -94,9 +92,27 @@ static int client_guarded(lua_State *L) {
   int n = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
+  int batch = c->batch_running, single = c->single_running, holds = c->sigint_holds;
+  int nested = c->busy > 0;
+  abuf outer_scratch = c->scratch;
+  http_transfer outer_single = c->single;
+  if (nested) memset(&c->scratch, 0, sizeof c->scratch);
+  if (single) memset(&c->single, 0, sizeof c->single); /* run_single makes one if needed */
+  c->single_running = 0;
   c->busy++;
   int rc = lua_pcall(L, n, LUA_MULTRET, 0);
   c->busy--;
+  for (; c->sigint_holds > holds; c->sigint_holds--) http_sigint_release();
+  c->batch_running = batch;
+  c->single_running = single;
+  if (nested) {
+    abuf_free(&c->scratch);
+    c->scratch = outer_scratch;
+  }
+  if (single) {
+    http_transfer_free(&c->single);
+    c->single = outer_single; /* its easy handle points at c->single again */
+  }
   if (c->closed && c->busy == 0) client_release(L, c);
   if (rc != 0) {
     alloy_name_arg_error(L, lua_tostring(L, lua_upvalueindex(2)));
@@ -208,6 +224,11 @@ static int alloy_new(lua_State *L) {
 static int run_single(lua_State *L, client *c, prepared *p) {
   if (c->closed) luaL_error(L, "alloy: client is closed");
   if (p->fail_code) return alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
+  if (c->transport_ref == LUA_NOREF) { /* held until the answer is read (see client_guarded) */
+    if (c->single.easy == NULL && http_transfer_init(&c->single, &c->conf) != 0)
+      luaL_error(L, "alloy: cannot create a curl handle");
+    c->single_running = 1;
+  }
   http_response own;
   const http_response *r = transport_send(L, c, p, &own);
   int n = response_result(L, c, r, p);
@@ -240,7 +261,7 @@ static int client_op(lua_State *L) {
 }
 
 static const luaL_Reg client_meta[] = {
-  {"__gc", client_gc},
+  {"__gc", client_close},
   {"__close", client_close},
   {"__tostring", client_tostring},
   {NULL, NULL}};

@@ -36,6 +36,7 @@ static const struct code_row {
   {"GOT_NOTHING", CURLE_GOT_NOTHING, "the server closed the connection without answering"},
   {"SEND_ERROR", CURLE_SEND_ERROR, "sending the request failed"},
   {"RECV_ERROR", CURLE_RECV_ERROR, "receiving the response failed"},
+  {"INTERRUPTED", CURLE_ABORTED_BY_CALLBACK, "Ctrl-C (SIGINT) stopped the request or its wait; nothing more was sent"},
   {"HTTP_<status>", -1, "the server answered with this status, not 2xx (res holds the answer)"},
   {"CURL_<n>", -1, "any other libcurl error n (see libcurl-errors(3))"},
 };

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <strings.h>
@@ -15,12 +17,81 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_seconds(double s) {
-  struct timespec ts;
-  if (s <= 0) return;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+/* Ctrl-C. Standalone interpreters (lua.c, luajit.c) catch SIGINT only to stop at the next
+ * Lua instruction, which never comes while libcurl waits: between the first hold and the
+ * last release, our handler counts each SIGINT, then calls the one it replaced, and
+ * transfers and waits stop at the next count. SIG_DFL (the process ends at once) and
+ * SIG_IGN (the host wants no interruption) are left alone. */
+static volatile sig_atomic_t sigint_seen;
+static pthread_mutex_t sigint_lock = PTHREAD_MUTEX_INITIALIZER;
+static int sigint_holders;
+static struct sigaction sigint_prev; /* the disposition ours replaced, or SIG_DFL */
+
+static void on_sigint(int sig, siginfo_t *info, void *ctx) {
+  sigint_seen++;
+  if (sigint_prev.sa_flags & SA_SIGINFO)
+    sigint_prev.sa_sigaction(sig, info, ctx);
+  else if (sigint_prev.sa_handler != SIG_DFL && sigint_prev.sa_handler != SIG_IGN)
+    sigint_prev.sa_handler(sig);
+}
+
+static int is_ours(const struct sigaction *sa) {
+  return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_sigint;
+}
+
+void http_sigint_hold(void) {
+  pthread_mutex_lock(&sigint_lock);
+  if (sigint_holders++ == 0) {
+    struct sigaction prev, ours;
+    sigaction(SIGINT, NULL, &prev);
+    int handled = (prev.sa_flags & SA_SIGINFO) ? prev.sa_sigaction != NULL
+                                               : prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN;
+    if (handled && !is_ours(&prev)) {
+      sigint_prev = prev;
+      ours = prev; /* its mask and flags (SA_RESTART...): poll and nanosleep see EINTR anyway */
+      ours.sa_flags |= SA_SIGINFO;
+      ours.sa_sigaction = on_sigint;
+      sigaction(SIGINT, &ours, NULL);
+    }
+  }
+  pthread_mutex_unlock(&sigint_lock);
+}
+
+void http_sigint_release(void) {
+  pthread_mutex_lock(&sigint_lock);
+  if (--sigint_holders == 0) {
+    struct sigaction now;
+    sigaction(SIGINT, NULL, &now);
+    /* Not ours any more: the handler we called replaced itself (lua.c: SIG_DFL, so that a
+     * second Ctrl-C ends the process), or the host set another. That one stays. */
+    if (is_ours(&now)) sigaction(SIGINT, &sigint_prev, NULL);
+  }
+  pthread_mutex_unlock(&sigint_lock);
+}
+
+sig_atomic_t http_sigint_count(void) { return sigint_seen; }
+
+static int interrupted(sig_atomic_t mark) { return sigint_seen != mark; }
+
+/* libcurl's progress callback: nonzero aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  return interrupted(((const http_transfer *)ud)->sigint_mark);
+}
+
+/* Waits s seconds; returns nonzero, at once, when a SIGINT comes. In slices: one that comes
+ * just before nanosleep starts does not interrupt it. */
+static int sleep_seconds(double s, sig_atomic_t mark) {
+  double end = now_seconds() + s;
+  for (;;) {
+    if (interrupted(mark)) return 1;
+    double left = end - now_seconds();
+    if (left <= 0) return 0;
+    if (left > 0.2) left = 0.2;
+    struct timespec ts;
+    ts.tv_sec = 0;
+    ts.tv_nsec = (long)(left * 1e9);
+    nanosleep(&ts, NULL); /* EINTR: the loop looks again */
   }
 }
 
@@ -112,6 +183,9 @@ int http_transfer_init(http_transfer *t, const http_conf *conf) {
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->res.errbuf);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, t);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, conf->timeout_ms);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, conf->connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -194,8 +268,16 @@ static void transfer_done(http_transfer *t, CURLcode code) {
   t->res.attempts++;
   if (code == CURLE_FILESIZE_EXCEEDED) t->res.too_large = 1;
   if (code == CURLE_OK) t->res.too_large = 0;
-  if (code != CURLE_OK && t->res.errbuf[0] == '\0')
+  if (code == CURLE_ABORTED_BY_CALLBACK) /* on_progress, the only callback that aborts */
+    snprintf(t->res.errbuf, sizeof t->res.errbuf, "interrupted");
+  else if (code != CURLE_OK && t->res.errbuf[0] == '\0')
     snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
+}
+
+/* A wait for a retry was cut short by a SIGINT: the request fails as interrupted. */
+static void interrupt_wait(http_transfer *t) {
+  t->res.curl_code = CURLE_ABORTED_BY_CALLBACK;
+  snprintf(t->res.errbuf, sizeof t->res.errbuf, "interrupted");
 }
 
 static int is_retryable(const http_request *req, CURLcode code, long status, int has_retry_after) {
@@ -262,6 +344,8 @@ static double retry_decision(http_transfer *t, const http_request *req) {
 }
 
 CURLcode http_perform(http_transfer *t, const http_request *req) {
+  http_sigint_hold(); /* no Lua runs in here: the release below is always reached */
+  t->sigint_mark = sigint_seen;
   t->res.attempts = 0;
   t->res.total_time = 0;
   for (;;) {
@@ -269,13 +353,18 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
     transfer_done(t, curl_easy_perform(t->easy));
     double delay = retry_decision(t, req);
     if (delay < 0) break;
-    sleep_seconds(delay);
+    if (sleep_seconds(delay, t->sigint_mark)) {
+      interrupt_wait(t);
+      break;
+    }
   }
+  http_sigint_release();
   return t->res.curl_code;
 }
 
-static void multi_start(CURLM *m, http_transfer *t, const http_request *req) {
+static void multi_start(CURLM *m, http_transfer *t, const http_request *req, sig_atomic_t mark) {
   transfer_setup(t, req);
+  t->sigint_mark = mark;
   /* Over TLS a batch's transfers wait for a connection that may multiplex (HTTP/2, when the
    * server offers it) instead of each opening its own; plain HTTP here is HTTP/1.1 only. */
   curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, (long)(strncmp(req->url, "https:", 6) == 0));
@@ -287,8 +376,10 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
   http_transfer **idle = scratch, **waiting = scratch + pool_size;
   size_t n_idle = pool_size, n_waiting = 0, active = 0;
   int more = 1;
+  sig_atomic_t mark = sigint_seen;
   memcpy(idle, pool, pool_size * sizeof *idle);
   for (;;) {
+    if (interrupted(mark)) return 2; /* nothing more is started, nor waited for */
     while (more && n_idle > 0) {
       http_transfer *t = idle[n_idle - 1];
       int s = start_next(ud, t);
@@ -301,7 +392,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       active++;
       t->res.attempts = 0;
       t->res.total_time = 0;
-      multi_start(m, t, &t->req);
+      multi_start(m, t, &t->req, mark);
     }
     if (active == 0) return 0;
     double now = now_seconds();
@@ -310,7 +401,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       http_transfer *t = waiting[i];
       if (t->retry_at <= now) {
         waiting[i] = waiting[--n_waiting];
-        multi_start(m, t, &t->req);
+        multi_start(m, t, &t->req, mark);
         continue;
       }
       if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;

@@ -4,6 +4,7 @@
 #define ALLOY_HTTP_H
 
 #include <curl/curl.h>
+#include <signal.h>
 #include "curl_api.h"
 #include "buf.h"
 
@@ -52,11 +53,22 @@ typedef struct http_transfer {
   /* Batch bookkeeping. */
   http_request req; /* the request this transfer runs */
   double retry_at;
+  sig_atomic_t sigint_mark; /* the SIGINT count when its call began: a new one aborts it */
 } http_transfer;
 
 /* Creates t's easy handle with conf's settings (libcurl must be loaded); -1 on failure. */
 int http_transfer_init(http_transfer *t, const http_conf *conf);
 void http_transfer_free(http_transfer *t);
+
+/* Ctrl-C while a call blocks: between the first hold and the last release (counted, any
+ * thread), a SIGINT stops transfers and waits at once, then reaches the handler the process
+ * had (lua.c's, a host's); with none (SIG_DFL) or SIG_IGN nothing changes. A stopped request
+ * fails with CURLE_ABORTED_BY_CALLBACK and errbuf "interrupted". http_perform holds it
+ * itself; a caller of http_batch holds it (its callbacks may raise past a release). */
+void http_sigint_hold(void);
+void http_sigint_release(void);
+/* SIGINTs taken so far: a call compares it with the count when it began. */
+sig_atomic_t http_sigint_count(void);
 
 /* Runs req to completion, retrying as the policy allows. Returns res.curl_code. */
 CURLcode http_perform(http_transfer *t, const http_request *req);
@@ -65,8 +77,8 @@ CURLcode http_perform(http_transfer *t, const http_request *req);
  * an idle transfer its next request (sets t->req): HTTP_STARTED, HTTP_NO_MORE, or HTTP_STOP.
  * done(ud, t) is called when t's request has finished, retries included (from this loop,
  * never from inside libcurl; t->res is only valid during the call): 0, or HTTP_STOP.
- * scratch holds 2 * pool_size pointers. Returns 0; 1 when stopped, with the unfinished
- * transfers still on m; -1 when curl_multi failed. */
+ * scratch holds 2 * pool_size pointers. Returns 0; 1 when stopped, or 2 when a SIGINT
+ * stopped it, with the unfinished transfers still on m; -1 when curl_multi failed. */
 enum { HTTP_STARTED, HTTP_NO_MORE, HTTP_STOP };
 typedef int (*http_start_fn)(void *ud, http_transfer *t);
 typedef int (*http_done_fn)(void *ud, http_transfer *t);

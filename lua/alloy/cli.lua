@@ -95,7 +95,9 @@ end
 -- The one place that ends the process (scripts only): a failure's error and hint lines,
 -- then its exit status.
 local function exit_with(status, err)
-  if err then
+  if status == 130 then -- Ctrl-C: one line, whichever way the interruption arrived
+    io.stderr:write("\ninterrupted\n")
+  elseif err then
     io.stderr:write("error: ", M.line(err), "\n")
     if err.hint and err.hint ~= "" then io.stderr:write("hint: ", M.line(err.hint), "\n") end
   end
@@ -464,10 +466,7 @@ function M.main(fn, args)
     if res == nil and err then exit_with(err.status or M.FAILURE, err) end
     exit_with(res or M.OK)
   end
-  if tostring(res):find("interrupted", 1, true) then
-    io.stderr:write("\ninterrupted\n")
-    exit_with(130)
-  end
+  if tostring(res):find("interrupted", 1, true) then exit_with(130) end
   if M.verbose then io.stderr:write(tostring(res), "\n") end
   exit_with(M.FAILURE, failure.new("internal error: " .. tostring(res):match("^[^\n]*"),
     "this is a bug in the script; run with --verbose for a traceback"))

@@ -130,6 +130,8 @@ function M.auth_types(client, ids)
       local types = {}
       for k, e in ipairs(M.entries(r.value)) do types[k] = e.type end
       out[ids[i]] = types
+    elseif r.code == "INTERRUPTED" then
+      error("interrupted", 0) -- Ctrl-C: the batch stops, and the script with it
     else
       out[ids[i]] = false
     end

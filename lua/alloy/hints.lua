@@ -97,6 +97,7 @@ M.BY_CODE = {
   UNSUPPORTED_PROTOCOL = bad_url, URL_MALFORMAT = bad_url,
   INVALID_ARGUMENT = "ids are non-empty, without control characters, '/', '?' or '#' (or whole numbers);"
     .. " header values have no CR, LF or NUL",
+  INTERRUPTED = "stopped by Ctrl-C; nothing more was sent",
 }
 
 -- Codes that get the generic advice on purpose: a specific hint would only guess.
@@ -123,9 +124,11 @@ function M.for_failure(code, msg, ctx)
   return hint or GENERIC
 end
 
--- Exit code for a failure code: 2 for bad input we sent (usage), 1 for API/network.
+-- Exit code for a failure code: 2 for bad input we sent (usage), 130 for Ctrl-C (as a shell
+-- reports it), 1 for API/network.
 function M.exit_code(code)
   if code == "INVALID_ARGUMENT" then return 2 end
+  if code == "INTERRUPTED" then return 130 end
   return 1
 end
 
