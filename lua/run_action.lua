@@ -185,11 +185,11 @@ local function run_each(ctx)
     finished = finished + 1
     flush()
     if progress then
-      io.stderr:write(("\r%d/%d executed, %d failed"):format(finished, #requests, failed))
+      cli.err(("\r%d/%d executed, %d failed"):format(finished, #requests, failed))
       io.stderr:flush()
     end
   end })
-  if progress and #requests > 0 then io.stderr:write("\n") end
+  if progress and #requests > 0 then cli.err("\n") end
   cli.say("%d line%s: %d succeeded, %d failed%s", lines, lines == 1 and "" or "s", lines - failed, failed,
     blank > 0 and (", %d blank skipped"):format(blank) or "")
   if failed > 0 then

@@ -240,6 +240,41 @@ describe("the API key never appears, even when a hostile server echoes it", func
     end)
   end
 
+  -- Success answers are data too: a name, a message or an action's result that holds the key
+  -- (in any form) is printed without it, on stdout and stderr, as a table or as JSON.
+  it("200 answers that echo the key: no piece of it in what any command prints", function()
+    local ID = "0123456789abcdef01234567"
+    local function body(p)
+      local item = ('{"credentialId":"%s","type":"slack-oauth2","name":"%s","id":"slack","userId":"%s",'
+        .. '"username":"%s","actions":[{"id":"list","displayName":"%s","httpMethod":"get"}]}'):format(ID, p, ID, p, p)
+      return ('{"action":{"id":"chat_postMessage","displayName":"%s","description":"%s","httpMethod":"post",'
+        .. '"parameters":[]},"data":[%s],"result":"%s","message":"%s"}'):format(p, p, item, p, p)
+    end
+    local COMMANDS = {
+      { "list_connections", {} }, { "list_connections", { "--json" } }, { "users", { "list" } },
+      { "list_connectors", {} }, { "list_actions", { "slack" } }, { "list_actions", { "slack", "--json" } },
+      { "describe_action", { "slack", "chat_postMessage" } },
+      { "describe_action", { "slack", "chat_postMessage", "--json" } },
+      { "run_action", { "slack", "chat_postMessage", "--body", "{}", "--credential", ID } },
+    }
+    local shown = 0
+    for i, command in ipairs(COMMANDS) do
+      for j, p in ipairs(P) do
+        if (i + j) % 2 == 0 then -- half the pairs, every form and every command still covered
+          sb:reset()
+          uid = sb:create_user { username = "echo-user" }
+          sb:fault { path = ".", echo = true, status = 200, times = 10, body = body(p) }
+          local r = run.script(command[1], command[2], { env = run.env(sb, uid) })
+          local label = command[1] .. " " .. table.concat(command[2], " ") .. " [" .. p .. "]"
+          local leaked = piece_in(r.stdout .. "\n" .. r.stderr, KEY)
+          assert.is_nil(leaked, label .. " printed " .. tostring(leaked) .. ":\n" .. r.stdout .. r.stderr)
+          if r.code == 0 and r.stdout:find("[REDACTED]", 1, true) then shown = shown + 1 end
+        end
+      end
+    end
+    assert.is_true(shown >= #COMMANDS, "the echoed key reached stdout (redacted) in only " .. shown .. " runs")
+  end)
+
   it("every form of the key, in every position of a message, from the Lua API", function()
     local c = sb:client { retries = 0 }
     for _, p in ipairs(P) do

@@ -31,9 +31,28 @@ M.verbose = false
 
 -- ---------------------------------------------------------------- output
 
+-- The API key, once a script has it: everything printed passes through the module's
+-- redaction (any 8-character piece, any case, percent-encoded or JSON-escaped), so a server
+-- that echoes the key inside an answer does not get it printed.
+M.secret = nil
+
+local function redacted(s)
+  s = tostring(s)
+  if M.secret then
+    local alloy = config.alloy()
+    if alloy then s = alloy.redact(s, M.secret) end
+  end
+  return s
+end
+
 function M.out(s)
-  io.stdout:write(s)
+  io.stdout:write(redacted(s))
   io.stdout:flush()
+end
+
+-- Text on stderr (narrative, prompts, errors), redacted like M.out.
+function M.err(...)
+  io.stderr:write(redacted(table.concat({ ... })))
 end
 
 -- Text for the terminal. A server's names and messages are data: the characters a terminal
@@ -78,28 +97,28 @@ end
 -- Narrative line on stderr (suppressed by --quiet).
 function M.say(fmt, ...)
   if M.quiet then return end
-  io.stderr:write(narrative(fmt, ...), "\n")
+  M.err(narrative(fmt, ...), "\n")
 end
 
 -- Rows of cells (rows[1] the header) as aligned lines of narrative on stderr (M.columns).
 function M.say_table(rows)
   if M.quiet then return end
-  io.stderr:write(M.columns(rows))
+  M.err(M.columns(rows))
 end
 
 -- Always shown (warnings).
 function M.warn(fmt, ...)
-  io.stderr:write("warning: ", narrative(fmt, ...), "\n")
+  M.err("warning: ", narrative(fmt, ...), "\n")
 end
 
 -- The one place that ends the process (scripts only): a failure's error and hint lines,
 -- then its exit status.
 local function exit_with(status, err)
   if status == 130 then -- Ctrl-C: one line, whichever way the interruption arrived
-    io.stderr:write("\ninterrupted\n")
+    M.err("\ninterrupted\n")
   elseif err then
-    io.stderr:write("error: ", M.line(err), "\n")
-    if err.hint and err.hint ~= "" then io.stderr:write("hint: ", M.line(err.hint), "\n") end
+    M.err("error: ", M.line(err), "\n")
+    if err.hint and err.hint ~= "" then M.err("hint: ", M.line(err.hint), "\n") end
   end
   io.stdout:flush()
   io.stderr:flush()
@@ -388,14 +407,15 @@ function M.config(args, flags)
   if not cfg then return nil, err end
   for _, w in ipairs(cfg.warnings) do M.warn("%s", w) end
   if M.verbose then
-    io.stderr:write("configuration (", cfg.env_file and ("env file " .. cfg.env_file) or "no env file", "):\n")
-    for _, line in ipairs(config.describe(cfg)) do io.stderr:write("  ", line, "\n") end
+    M.err("configuration (", cfg.env_file and ("env file " .. cfg.env_file) or "no env file", "):\n")
+    for _, line in ipairs(config.describe(cfg)) do M.err("  ", line, "\n") end
   end
   return cfg
 end
 
 -- cfg when it has the API key (and the user id when `need_user`).  -> cfg | nil, err
 function M.require_config(cfg, need_user)
+  M.secret = cfg.api_key
   if not cfg.api_key then
     return nil, failure.usage("ALLOY_API_KEY is not set",
       config.where_to_set(cfg, "ALLOY_API_KEY") .. " (it is never taken as a command-line argument)")
@@ -409,6 +429,7 @@ end
 
 -- A client from the configuration.  -> client, alloy | nil, err (misuse errors of alloy.new: status 2)
 function M.client(cfg, extra)
+  M.secret = cfg.api_key
   local alloy, aerr = config.alloy()
   if not alloy then return nil, aerr end
   local ok, client = pcall(alloy.new, config.client_options(cfg, extra))
@@ -434,7 +455,7 @@ function M.ask(question, what)
     if line ~= "" then return line end
     if not tty then
       -- piped input: an empty line is not an answer either; keep reading
-      io.stderr:write(M.prompt_text(question), "(empty answer, reading the next line)\n")
+      M.err(M.prompt_text(question), "(empty answer, reading the next line)\n")
     end
   end
 end
@@ -443,12 +464,12 @@ end
 -- trimmed; nil at end of input.
 function M.answer(question, tty)
   if tty then
-    io.stderr:write(M.prompt_text(question))
+    M.err(M.prompt_text(question))
     io.stderr:flush()
   end
   local line = io.stdin:read("*l")
   if line == nil then
-    if tty then io.stderr:write("\n") end
+    if tty then M.err("\n") end
     return nil
   end
   return (line:gsub("\r$", ""):match("^%s*(.-)%s*$"))
@@ -467,7 +488,7 @@ function M.main(fn, args)
     exit_with(res or M.OK)
   end
   if tostring(res):find("interrupted", 1, true) then exit_with(130) end
-  if M.verbose then io.stderr:write(tostring(res), "\n") end
+  if M.verbose then M.err(tostring(res), "\n") end
   exit_with(M.FAILURE, failure.new("internal error: " .. tostring(res):match("^[^\n]*"),
     "this is a bug in the script; run with --verbose for a traceback"))
 end

@@ -243,7 +243,7 @@ function M.run(o)
       cli.out(cli.json({ oauthUrl = oauth_url, connector = connector, userId = cfg.user_id,
                          redirectUri = uri }) .. "\n")
     else
-      io.stderr:write(oauth_url, "\n")
+      cli.err(oauth_url, "\n")
     end
   else
     cli.out(oauth_url .. "\n")

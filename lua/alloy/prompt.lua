@@ -26,7 +26,7 @@ end
 
 function M.choose(question, names)
   local cli = require "alloy.cli"
-  for i, n in ipairs(names) do io.stderr:write(("  %d) %s\n"):format(i, cli.prompt_text(n))) end
+  for i, n in ipairs(names) do cli.err(("  %d) %s\n"):format(i, cli.prompt_text(n))) end
   while true do
     local v, err = cli.ask(question, "choice")
     if not v then return nil, err end
@@ -35,7 +35,7 @@ function M.choose(question, names)
     for _, n in ipairs(names) do
       if n:lower() == v:lower() then return n end
     end
-    io.stderr:write(cli.prompt_text("answer one of: " .. table.concat(names, ", ")), "\n")
+    cli.err(cli.prompt_text("answer one of: " .. table.concat(names, ", ")), "\n")
   end
 end
 
@@ -56,13 +56,14 @@ function M.secret(question)
     local read_ok, ready, v = true, nil, nil
     if p then read_ok, ready = pcall(p.read, p, 1) end
     if read_ok and ready == "." then
-      io.stderr:write(question)
+      local cli = require "alloy.cli"
+      cli.err(question)
       io.stderr:flush()
       read_ok, v = pcall(p.read, p, "*a")
     end
     local ok, _, code = true, nil, 0
     if p then ok, _, code = p:close() end
-    if ready == "." then io.stderr:write("\n") end
+    if ready == "." then require("alloy.cli").err("\n") end
     if not read_ok then error(ready == "." and v or ready, 0) end
     if ready ~= "." then
       return nil, failure.usage("cannot read a secret: no terminal", "pipe it on stdin or set it in the environment")
