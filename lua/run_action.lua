@@ -53,12 +53,27 @@ local function pairs_of(list, flag, into)
   return true
 end
 
+-- Bodies are JSON a person or a program wrote; more than this is a mistake (/dev/zero), not input.
+local MAX_INPUT = 64 * 1024 * 1024
+
+-- The text of a file named on the command line (- for stdin). A pipe is fine (`--each <(cmd)`),
+-- a directory or a socket has no text; the read is capped.  -> text | nil, message
 local function read_all(path)
-  if path == "-" then return io.stdin:read("*a") end
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("*a")
-  f:close()
+  local f, err = io.stdin, nil
+  if path ~= "-" then
+    local info, ierr = require("alloy").file_info(path, true)
+    if not info then return nil, ierr end
+    if info.type == "directory" or info.type == "socket" then
+      return nil, ("%s is a %s, not a file"):format(cli.printable(path), info.type)
+    end
+    f, err = io.open(path, "rb")
+    if not f then return nil, err end
+  end
+  local s, rerr = f:read(MAX_INPUT + 1)
+  if f ~= io.stdin then f:close() end
+  if s == nil and rerr then return nil, rerr end
+  s = s or ""
+  if #s > MAX_INPUT then return nil, "more than 64 MiB" end
   return s
 end
 

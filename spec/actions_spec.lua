@@ -139,6 +139,11 @@ describe("actions", function()
       { { "run", "slack", "chat_postMessage", "--each", "-", "--concurrency", "many" }, "--concurrency: " },
       { { "run", "slack", "chat_postMessage", "--each", "-", "--concurrency", "0" }, "--concurrency: " },
       { { "run", "slack", "chat_postMessage", "--each", "no-such-file" }, "cannot read --each" },
+      -- odd files: no text in a directory, no end to /dev/zero
+      { { "run", "slack", "chat_postMessage", "--body", "@." }, "cannot read the body: . is a directory, not a file" },
+      { { "run", "slack", "chat_postMessage", "--each", "/" }, "cannot read --each: / is a directory, not a file" },
+      { { "run", "slack", "chat_postMessage", "--body", "@/dev/zero" }, "cannot read the body: more than 64 MiB" },
+      { { "run", "slack", "chat_postMessage", "--each", "/dev/zero" }, "cannot read --each: more than 64 MiB" },
       { { "run", "slack" }, "give a connector and an action" },
       { { "action", "slack" }, "give a connector and an action" },
       { { "actions" }, "no connector given" },
@@ -291,6 +296,17 @@ describe("actions", function()
     assert.equal(0, r.code, r.stderr)
     assert.equal("", r.stdout)
     assert.matches("0 lines: 0 succeeded, 0 failed\n", r.stderr, 1, true)
+  end)
+
+  it("--each and --body @ read a pipe (a FIFO, as from --each <(cmd))", function()
+    local fifo = dir .. "/lines"
+    assert.is_true(os.execute("mkfifo " .. run.quote(fifo)) ~= false)
+    local writer = io.popen("printf '%s\\n' '{\"channel\":\"C\",\"text\":\"a\"}' > " .. fifo, "w")
+    local r = alloy { "run", "slack", "chat_postMessage", "--each", fifo }
+    writer:close()
+    assert.equal(0, r.code, r.stderr)
+    assert.matches('^{"line":1,"ok":true,"result":', r.stdout)
+    assert.equal(1, #executes())
   end)
 
   it("lists the resources in each shape the API may answer", function()
