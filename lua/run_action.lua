@@ -59,15 +59,16 @@ local MAX_INPUT = 64 * 1024 * 1024
 -- The text of a file named on the command line (- for stdin). A pipe is fine (`--each <(cmd)`),
 -- a directory or a socket has no text; the read is capped.  -> text | nil, message
 local function read_all(path)
-  local f, err = io.stdin, nil
+  local f = io.stdin
   if path ~= "-" then
     local info, ierr = require("alloy").file_info(path, true)
     if not info then return nil, ierr end
     if info.type == "directory" or info.type == "socket" then
       return nil, ("%s is a %s, not a file"):format(cli.printable(path), info.type)
     end
-    f, err = io.open(path, "rb")
-    if not f then return nil, err end
+    local oerr
+    f, oerr = io.open(path, "rb")
+    if not f then return nil, oerr end
   end
   local s, rerr = f:read(MAX_INPUT + 1)
   if f ~= io.stdin then f:close() end
