@@ -22,9 +22,10 @@ description = {
   summary = "Alloy Automation API client for Lua: a libcurl C module and command-line tools",
   detailed = [[
 alloy.so speaks the Alloy Automation HTTP API (user tokens for the embedded frontend, users,
-credentials/connections, connectors, OAuth) over libcurl, with JSON through lua-cjson; the
-alloy.* helpers and the commands alloy-get-jwt-token, alloy-initiate-oauth,
-alloy-test-oauth and alloy-list-connections replace the Node tool's npm scripts.
+credentials/connections, connectors, OAuth, connector actions) over libcurl, with JSON
+through lua-cjson. The alloy command covers a connection's whole life: find a connector,
+connect it, run its actions with the connection, disconnect; each subcommand is also a
+command of its own (alloy-get-jwt-token, alloy-initiate-oauth, alloy-run-action, ...).
 Works on Lua 5.1 (and LuaJIT), 5.3 and 5.4.
 
 Optional, used when installed: lua-term (the commands prompt only when stdin is a
