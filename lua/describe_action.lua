@@ -37,11 +37,11 @@ local function main()
   local cfg = cli.exit_on(cli.config(args))
   cli.exit_on(cli.require_config(cfg, false))
   local client = cli.exit_on(cli.client(cfg, { debug = args.verbose }))
-  local action, body = actions.schema(client, connector, id)
+  local action, res = actions.schema(client, connector, id)
   client:close()
-  if not action then return nil, body end
+  if not action then return nil, res end
   if args.json then
-    cli.out(actions.json(body) .. "\n")
+    cli.out(cli.json_as_sent(res.body) .. "\n")
     return cli.OK
   end
   local params = actions.params(action)

@@ -45,7 +45,7 @@ local function main()
       items[i] = { resource = r.resource, id = r.id, method = r.method or cli.null, name = r.name or cli.null,
                    description = r.description or cli.null }
     end
-    cli.out(actions.json({ connector = connector, search = args.search or cli.null, count = #list,
+    cli.out(cli.json({ connector = connector, search = args.search or cli.null, count = #list,
                            actions = cli.array(items) }) .. "\n")
   elseif #list > 0 then
     local rows = { { "RESOURCE", "ACTION", "METHOD", "NAME" } }

@@ -135,9 +135,16 @@ local function error_of(msg, code, res)
   return { message = msg, code = code or cli.null, status = type(res) == "table" and res.status or cli.null }
 end
 
-local function line_json(n, ok, v)
-  return ('{"line":%d,"ok":%s,"%s":%s}\n'):format(n, ok and "true" or "false", ok and "result" or "error",
-    actions.json(v))
+-- The connector's answer as JSON text: as it was sent when it was JSON (its numbers intact),
+-- else the value.
+local function result_json(value, res)
+  if type(res) == "table" and res.json ~= nil and type(res.body) == "string" then return cli.json_as_sent(res.body) end
+  return cli.json(value == nil and cli.null or value)
+end
+
+-- One output line of --each; `json` is the result's or the error's JSON text.
+local function line_json(n, ok, json)
+  return ('{"line":%d,"ok":%s,"%s":%s}\n'):format(n, ok and "true" or "false", ok and "result" or "error", json)
 end
 
 -- --each: every line accounted for, results printed in line order.
@@ -152,7 +159,7 @@ local function run_each(ctx)
   local requests, line_of = {}, {}
   local function fail_line(ln, msg, code, res)
     failed = failed + 1
-    done[ln] = line_json(ln, false, error_of(msg, code, res))
+    done[ln] = line_json(ln, false, cli.json(error_of(msg, code, res)))
   end
   text = text:gsub("\r\n", "\n")
   if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
@@ -193,7 +200,7 @@ local function run_each(ctx)
   ctx.client:batch(requests, { concurrency = ctx.concurrency, on_result = function(i, r)
     local ln = line_of[i]
     if r.ok then
-      done[ln] = line_json(ln, true, r.value == nil and cli.null or r.value)
+      done[ln] = line_json(ln, true, result_json(r.value, r))
     else
       fail_line(ln, r.error, r.code, r.res)
     end
@@ -268,7 +275,7 @@ local function main()
   if v == nil and type(msg) == "string" then
     return nil, actions.failure(msg, code, res, { connector = connector, user_id = cfg.user_id })
   end
-  cli.out(actions.json(v == nil and cli.null or v) .. "\n")
+  cli.out(result_json(v, msg) .. "\n") -- on success the second value is the response
   cli.say("Executed %s %s with connection %s.", connector, id, credential)
   return cli.OK
 end

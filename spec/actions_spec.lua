@@ -211,6 +211,26 @@ describe("actions", function()
     assert.equal(text, cjson.decode(r.stdout).result.received.requestBody.text)
   end)
 
+  it("the result is printed as the connector sent it: big integers exact, one line, controls escaped", function()
+    local sent = '{\n  "id": 1234567890123456789,\n  "big": 1e400,\n  "t": "a\27b\194\155c"\n}\n'
+    local shown = '{   "id": 1234567890123456789,   "big": 1e400,   "t": "a\\u001bb\\u009bc" }'
+    sb:fault { path = EXECUTE, status = 200, body = sent, times = 3 }
+    local r = alloy { "run", "slack", "chat_postMessage", "--body", '{"channel":"C","text":"x"}' }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal(shown .. "\n", r.stdout)
+    r = alloy({ "run", "slack", "chat_postMessage", "--each", "-" },
+      { stdin = '{"channel":"C","text":"a"}\n{"channel":"C","text":"b"}\n' })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal('{"line":1,"ok":true,"result":' .. shown .. '}\n{"line":2,"ok":true,"result":' .. shown .. '}\n',
+      r.stdout)
+    -- the schema as served, too
+    sb:fault { path = "^/connectors/slack/actions/chat_postMessage$", status = 200,
+               body = '{"action": {"id": "chat_postMessage", "limit": 9007199254740993}}' }
+    r = alloy { "action", "slack", "chat_postMessage", "--json" }
+    assert.equal(0, r.code, r.stderr)
+    assert.equal('{"action": {"id": "chat_postMessage", "limit": 9007199254740993}}\n', r.stdout)
+  end)
+
   it("--verbose shows the exchange with the key redacted", function()
     local r = alloy { "run", "slack", "conversations_history", "--query", "channel=C1", "-v" }
     assert.equal(0, r.code, r.stderr)

@@ -9,8 +9,8 @@
 --                                    documented: a list at the top, or under resources or data;
 --                                    actions as objects or as bare ids)
 -- M.list(client, connector)       -> those rows | nil, err (an unknown connector: status 2)
--- M.schema(client, connector, id) -> action, body | nil, err: the action object ({"action": {...}}
---                                    unwrapped) and the body as served
+-- M.schema(client, connector, id) -> action, res | nil, err: the action object ({"action": {...}}
+--                                    unwrapped) and the response (res.body as served)
 -- M.params(action)                -> { {name=, where="query"|"path"|"header"|"body", type=,
 --                                    required=, description=}, ... }: parameters in their order,
 --                                    then body fields (required first, in order, then by name)
@@ -19,8 +19,6 @@
 --                                    headers are the credential's to fill, the token)
 -- M.failure(msg, code, res, ctx)  -> an execute failure, its hint about the credential when the
 --                                    API refused that (ctx {connector=, user_id=, credential=})
--- M.json(v)                       -> v as one line of JSON safe for a terminal (C1 controls
---                                    escaped too; cjson escapes the others)
 local cli = require "alloy.cli"
 local commands = require "alloy.commands"
 local connectors = require "alloy.connectors"
@@ -128,7 +126,7 @@ function M.schema(client, connector, id)
   if type(action) ~= "table" then
     return nil, failure.new(("the API answered with no schema for action %s"):format(id), "run with --verbose")
   end
-  return action, body
+  return action, msg -- on success the second value is the response
 end
 
 -- "string", "integer", {"string", "null"} -> "string|null"; anything else "?".
@@ -194,10 +192,6 @@ function M.failure(msg, code, res, ctx)
         commands.invocation("list_connections"), ctx.connector, ctx.user_id and "" or " --user <id>")
   end
   return f
-end
-
-function M.json(v)
-  return (cli.json(v):gsub("\194([\128-\159])", function(c) return ("\\u%04x"):format(c:byte()) end))
 end
 
 return M

@@ -196,6 +196,17 @@ function M.json(v)
   return s
 end
 
+-- A server's JSON document as it was sent, for printing: its numbers exactly as written
+-- (decoding makes integers over 2^53 approximations, and 1e400 infinity), on one line and
+-- safe for a terminal. Raw CR, LF and tab can only be whitespace between tokens in JSON;
+-- other controls (lua-cjson accepts them raw inside strings) and what M.json escapes become
+-- \u escapes. Only for text that decoded as JSON.
+function M.json_as_sent(text)
+  local s = text:gsub("[\r\n\t]", " "):gsub("[%z\1-\31]", json_escape)
+  for _, pat in ipairs(JSON_ESCAPES) do s = s:gsub(pat, json_escape) end
+  return (s:match("^%s*(.-)%s*$"))
+end
+
 -- M.null: cjson.null, JSON's null.
 setmetatable(M, { __index = function(_, k) if k == "null" then return cjson().null end end })
 
