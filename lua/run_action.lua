@@ -102,8 +102,8 @@ local function single_body(args)
     where = path == "-" and "stdin" or path
   end
   local v, err = decode(text)
-  if v == nil then
-    return nil, failure.usage(("the body (%s) is not JSON: %s"):format(where, err),
+  if type(v) ~= "table" then
+    return nil, failure.usage(("the body (%s) is not a JSON object%s"):format(where, v == nil and (": " .. err) or ""),
       [[--body '{"name":"value"}' (or @file, or - for stdin)]])
   end
   return v

@@ -128,7 +128,9 @@ describe("actions", function()
   it("bad input is refused before anything is sent (exit 2)", function()
     sb:clear_requests()
     local cases = {
-      { { "run", "slack", "chat_postMessage", "--body", "{not json" }, "the body (--body) is not JSON" },
+      { { "run", "slack", "chat_postMessage", "--body", "{not json" }, "the body (--body) is not a JSON object: " },
+      { { "run", "slack", "chat_postMessage", "--body", '"text"' }, "the body (--body) is not a JSON object" },
+      { { "run", "slack", "chat_postMessage", "--body", "42" }, "the body (--body) is not a JSON object" },
       { { "run", "slack", "chat_postMessage", "--body", "@missing.json" }, "cannot read the body" },
       { { "run", "sl/ack", "chat_postMessage" }, '"sl/ack" is not a valid connector id' },
       { { "run", "slack", "chat\27[2J" }, '"chat?[2J" is not a valid action id' },
