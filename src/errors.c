@@ -173,7 +173,11 @@ void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
   size_t k = secret ? strlen(secret) : 0, from = 0;
   for (size_t i = 0; k >= REDACT_MIN && i + REDACT_MIN <= n;) {
     size_t best = 0;
+    /* Only a key byte (any case) or the start of an encoding can begin a match: the scripts
+     * pass all their output through here, so most offsets are ruled out with one compare. */
+    int encoded = u[i] == '%' || u[i] == '\\' || u[i] == '+';
     for (size_t j = 0; j + REDACT_MIN <= k; j++) {
+      if (!encoded && fold(u[i]) != fold(key[j])) continue;
       size_t count, span = match_span(u + i, n - i, key, k, j, &count);
       if (count >= REDACT_MIN && span > best) best = span;
     }
