@@ -17,17 +17,22 @@ Examples:
   {cmd} slack chat_postMessage --json]], { user = false })
 actions.add_arguments(parser, true)
 
--- An example command line with every required parameter as a placeholder.
+-- An example command line with every required parameter as a placeholder; a name that is not
+-- a plain word (the server's text) is left out, and "…" says so.
 local function example(connector, id, params)
-  local parts, body = { commands.invocation("run_action"), connector, id }, {}
+  local parts, body, left_out = { commands.invocation("run_action"), connector, id }, {}, false
   for _, p in ipairs(params) do
-    if p.required and (p.where == "query" or p.where == "path") then
-      parts[#parts + 1] = ("--%s %s=<%s>"):format(p.where, p.name, p.name)
+    local name = actions.plain(p.name)
+    if p.required and (p.where == "query" or p.where == "path" or p.where == "body") and not name then
+      left_out = true
+    elseif p.required and (p.where == "query" or p.where == "path") then
+      parts[#parts + 1] = ("--%s %s=<%s>"):format(p.where, name, name)
     elseif p.required and p.where == "body" then
-      body[#body + 1] = ("%q:…"):format(p.name)
+      body[#body + 1] = ('"%s":…'):format(name)
     end
   end
   if #body > 0 then parts[#parts + 1] = "--body '{" .. table.concat(body, ",") .. "}'" end
+  if left_out then parts[#parts + 1] = "…" end
   return table.concat(parts, " ")
 end
 

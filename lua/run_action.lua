@@ -118,7 +118,9 @@ end
 local function missing_failure(missing, connector, id)
   local how = {}
   for _, p in ipairs(missing) do
-    how[#how + 1] = p.where == "body" and ("a body with %q"):format(p.name) or ("--%s %s=…"):format(p.where, p.name)
+    local name = actions.plain(p.name)
+    how[#how + 1] = not name and ("the %s parameter named above"):format(p.where)
+      or p.where == "body" and ('a body with "%s"'):format(name) or ("--%s %s=…"):format(p.where, name)
   end
   return failure.usage(("missing required parameter%s: %s (nothing was sent)"):format(#missing == 1 and "" or "s",
     names(missing)), "pass " .. table.concat(how, ", ") .. " (" .. commands.invocation("describe_action") .. " "

@@ -233,6 +233,25 @@ describe("actions", function()
     assert.equal('{"action": {"id": "chat_postMessage", "limit": 9007199254740993}}\n', r.stdout)
   end)
 
+  it("parameter names from the server never reach a suggested command unless they are plain words", function()
+    local schema = cjson.encode { action = { id = "chat_postMessage", httpMethod = "post",
+      parameters = { { name = "$(touch pwned)", ["in"] = "query", required = true },
+                     { name = "channel", ["in"] = "query", required = true } },
+      requestBody = { required = { "a'b;c", "text" }, properties = { text = { type = "string" } } } } }
+    sb:fault { path = "^/connectors/slack/actions/chat_postMessage$", status = 200, body = schema, times = 2 }
+    local r = alloy { "action", "slack", "chat_postMessage" }
+    assert.equal(0, r.code, r.stderr)
+    local run_it = r.stderr:match("Run it: ([^\n]*)")
+    assert.equal("alloy run slack chat_postMessage --query channel=<channel> --body '{\"text\":…}' …", run_it)
+    r = alloy { "run", "slack", "chat_postMessage", "--body", "{}" }
+    assert.equal(2, r.code, r.stderr)
+    local hint = r.stderr:match("hint: ([^\n]*)")
+    assert.matches("pass the query parameter named above, --query channel=…, the body parameter named above, "
+      .. 'a body with "text"', hint, 1, true)
+    assert.is_nil(hint:find("$(", 1, true))
+    assert.same({}, executes())
+  end)
+
   it("--verbose shows the exchange with the key redacted", function()
     local r = alloy { "run", "slack", "conversations_history", "--query", "channel=C1", "-v" }
     assert.equal(0, r.code, r.stderr)

@@ -2,6 +2,9 @@
 --
 -- M.check_id(what, v)             -> v | nil, err (status 2): a connector or action id is a
 --                                    name (letters, digits, - _ .), never "." or "..", at most 128
+-- M.plain(name)                   -> name when it can stand in a suggested command line as is
+--                                    (letters, digits, - _ .), else nil: a parameter name is
+--                                    the server's, and a user may paste what we suggest
 -- M.add_arguments(parser, with_action)       the CONNECTOR [ACTION] arguments of a command
 -- M.checked_args(args, script, with_action)  -> connector, action | nil, err: given and valid
 -- M.normalise(body)               -> { {resource=, id=, name=, method=, description=}, ... } from
@@ -34,6 +37,10 @@ function M.check_id(what, v)
   end
   return nil, failure.usage(("%q is not a valid %s id (letters, digits, - _ . only)"):format(cli.printable(tostring(v)),
     what), what == "connector" and ("list them with: " .. commands.invocation("list_connectors")) or nil)
+end
+
+function M.plain(name)
+  return type(name) == "string" and #name <= 64 and name:match("^[%w_][%w_%.%-]*$") and name or nil
 end
 
 -- The command-line arguments: CONNECTOR, and ACTION when with_action.
