@@ -37,7 +37,7 @@ local function args() return require "alloy.args" end
 local function usage()
   local p = args().command_parser("Alloy from the shell: every lua-alloy command as a subcommand.", script_file)
   p:epilog("`alloy help <command>` (or `alloy <command> --help`) shows a command's options.\n"
-    .. "Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.")
+    .. args().EXIT_CODES)
   return p:get_help() .. "\n"
 end
 

@@ -35,9 +35,12 @@ describe("alloy command", function()
         assert.matches("\n +" .. c.sub:gsub("%p", "%%%0") .. " +" .. c.summary:gsub("%p", "%%%0"), r.stdout)
       end
     end
+    local exit_codes = "Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error, 130 Ctrl-C."
+    assert.matches(exit_codes, r.stdout, 1, true)
     r = alloy { "help", "connections" }
     assert.equal(0, r.code)
     assert.matches("--connector", r.stdout, 1, true)
+    assert.matches(exit_codes, r.stdout, 1, true)
     r = alloy { "disconnect", "--help" }
     assert.equal(0, r.code)
     assert.matches("--yes", r.stdout, 1, true)

@@ -13,6 +13,9 @@ local failure = require "alloy.failure"
 local M = {}
 
 local unpack_ = table.unpack or unpack
+
+-- What every command's exit status means (its help and `alloy --help` say it).
+M.EXIT_CODES = "Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error, 130 Ctrl-C."
 local calls_of, replay = cli._calls_of, cli._replay
 
 -- The defaults are alloy.so's own (alloy.defaults); "?" only when it is not built.
@@ -26,8 +29,7 @@ Variables: ALLOY_API_KEY (never a flag), ALLOY_USER_ID, ALLOY_BASE_URL, ALLOY_EM
 ALLOY_API_VERSION, ALLOY_REGION (eu), CONNECTION_ID, REDIRECT_URI; ALLOY_TIMEOUT (s, default %s),
 ALLOY_RETRIES (default %s), ALLOY_BACKOFF (s, default %s), ALLOY_CA_FILE; ALLOY_FIELD_<NAME>
 (a connector's secret field, for initiate_oauth).
-Exit codes: 0 success, 1 API or network failure, 2 usage or configuration error.]])
-    :format(show("timeout"), show("retries"), show("backoff"))
+]] .. M.EXIT_CODES):format(show("timeout"), show("retries"), show("backoff"))
 end
 
 -- "name (lua-alloy 0.1.0, libcurl 7.88.1, Lua 5.4)": what --version prints.

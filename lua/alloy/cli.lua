@@ -5,7 +5,8 @@
 --     help texts name commands through "{cmd}" (this script) and "{cmd:<script>}"
 --     placeholders, replaced by alloy.commands.invocation: what the user can type here;
 --   * output: stdout carries only the result, narrative goes to stderr;
---   * exit codes: 0 success, 1 API or network failure, 2 usage or configuration error;
+--   * exit codes: 0 success, 1 API or network failure, 2 usage or configuration error, 130
+--     Ctrl-C;
 --   * every function returns its result or nil, err (an alloy.failure); only the scripts end
 --     the process, through exit_on() and main(): one "error: ..." line and one "hint: ..."
 --     line on stderr, then the failure's exit status;
