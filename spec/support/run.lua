@@ -55,9 +55,9 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return "" end
-  local s = f:read("*a")
+  local s = f:read("*a") -- nil when the file went away after the open (/proc of a process that just ended)
   f:close()
-  return s
+  return s or ""
 end
 
 -- os.tmpname() creates the file with mode 0600 (mkstemp) on Lua 5.2+.
