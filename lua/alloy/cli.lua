@@ -61,8 +61,12 @@ end
 -- retitle the window), DEL, C1 controls (U+0080-U+009F, as UTF-8) and the bidirectional and
 -- line-separator format characters (U+061C, U+200E/F, U+2028-U+202E, U+2066-U+2069: they
 -- reorder or break what is shown).
-local CONTROLS = { "[%z\1-\8\11-\31\127]", "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]",
-                   "\226\129[\166-\169]" }
+local MARKS = { "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]", "\226\129[\166-\169]" }
+
+-- MARKS after `first`, a pattern for the one-byte controls meant.
+local function controls(first) return { first, unpack_(MARKS) } end
+
+local CONTROLS = controls("[%z\1-\8\11-\31\127]")
 
 local function scrub(s, with)
   s = tostring(s)
@@ -180,21 +184,27 @@ local function encode(v)
   return cjson().encode(v)
 end
 
--- The characters lua-cjson leaves raw that a terminal acts on, as \u escapes (JSON read
--- on a terminal is still a server's data; they can only occur inside strings).
-local JSON_ESCAPES = { "\127", "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]", "\226\129[\166-\169]" }
+-- The characters lua-cjson leaves raw that a terminal acts on (JSON read on a terminal is
+-- still a server's data; they can only occur inside strings), and, for JSON as a server sent
+-- it, the C0 controls lua-cjson accepts raw inside strings.
+local JSON_ESCAPES = controls("\127")
+local JSON_AS_SENT_ESCAPES = controls("[%z\1-\31\127]")
 
-local function json_escape(c)
-  local b1, b2, b3 = c:byte(1, -1)
-  local code = #c == 1 and b1 or #c == 2 and (b1 % 32) * 64 + b2 % 64 or ((b1 % 16) * 64 + b2 % 64) * 64 + b3 % 64
-  return ("\\u%04x"):format(code)
+-- Each character of s that a pattern of `patterns` matches, as a \u escape.
+local function json_escaped(s, patterns)
+  for _, pat in ipairs(patterns) do
+    s = s:gsub(pat, function(c)
+      local b1, b2, b3 = c:byte(1, -1)
+      local code = #c == 1 and b1 or #c == 2 and (b1 % 32) * 64 + b2 % 64 or ((b1 % 16) * 64 + b2 % 64) * 64 + b3 % 64
+      return ("\\u%04x"):format(code)
+    end)
+  end
+  return s
 end
 
 -- One JSON document; "/" is not escaped (lua-cjson escapes it, which is legal but noisy).
 function M.json(v)
-  local s = encode(v):gsub("\\/", "/")
-  for _, pat in ipairs(JSON_ESCAPES) do s = s:gsub(pat, json_escape) end
-  return s
+  return json_escaped((encode(v):gsub("\\/", "/")), JSON_ESCAPES)
 end
 
 -- A server's JSON document as it was sent, for printing: its numbers exactly as written
@@ -203,8 +213,7 @@ end
 -- other controls (lua-cjson accepts them raw inside strings) and what M.json escapes become
 -- \u escapes. Only for text that decoded as JSON.
 function M.json_as_sent(text)
-  local s = text:gsub("[\r\n\t]", " "):gsub("[%z\1-\31]", json_escape)
-  for _, pat in ipairs(JSON_ESCAPES) do s = s:gsub(pat, json_escape) end
+  local s = json_escaped((text:gsub("[\r\n\t]", " ")), JSON_AS_SENT_ESCAPES)
   return (s:match("^%s*(.-)%s*$"))
 end
 
