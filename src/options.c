@@ -18,17 +18,18 @@ typedef struct option_rule {
   const char *msg;       /* what the rule checks */
 } option_rule;
 
+/* The rule of both host options, after the option's name. */
+#define URL_RULE \
+  " must be an http:// or https:// URL: a host, an optional port (1-65535) and path; no" \
+  " user:password@, query (?), fragment (#), spaces or control characters"
+
 static const option_rule option_rules[OPT_COUNT] = {
   [OPT_API_KEY] = {"api_key", OPT_KEY, NULL, 0, 0, 0,
                    "api_key must be at least 8 characters, without spaces, CR, LF or NUL"},
   [OPT_API_VERSION] = {"api_version", OPT_VERSION, "2025-09", 0, 0, 0,
                        "api_version must be a version date YYYY-MM (e.g. 2025-09)"},
-  [OPT_BASE_URL] = {"base_url", OPT_URL, "https://production.runalloy.com", 0, 0, 0,
-                    "base_url must be an http:// or https://"
-                    " URL: a host, an optional port (1-65535) and path; no user:password@, query (?), fragment (#), spaces or control characters"},
-  [OPT_EMBEDDED_URL] = {"embedded_url", OPT_URL, "https://embedded.runalloy.com", 0, 0, 0,
-                        "embedded_url must be an http:// or https://"
-                        " URL: a host, an optional port (1-65535) and path; no user:password@, query (?), fragment (#), spaces or control characters"},
+  [OPT_BASE_URL] = {"base_url", OPT_URL, "https://production.runalloy.com", 0, 0, 0, "base_url" URL_RULE},
+  [OPT_EMBEDDED_URL] = {"embedded_url", OPT_URL, "https://embedded.runalloy.com", 0, 0, 0, "embedded_url" URL_RULE},
   [OPT_TIMEOUT] = {"timeout", OPT_NUMBER, NULL, 30, 0.001, 86400,
                    "timeout must be a number of seconds from 0.001 to 86400"},
   [OPT_CONNECT_TIMEOUT] = {"connect_timeout", OPT_NUMBER, NULL, 10, 0.001, 86400,
