@@ -35,8 +35,7 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   o.module = lua_gettop(L);
   lua_pushliteral(L, ALLOY_VERSION);
   lua_setfield(L, o.module, "VERSION");
-  alloy_push_codes(L);
-  lua_setfield(L, o.module, "codes");
+  alloy_errors_open(L, o.module);
   options_open(L, &o);
   response_open(L, &o);
   transport_open(L, &o);

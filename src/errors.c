@@ -57,14 +57,6 @@ const char *alloy_http_code(long status, char *buf, size_t size) {
   return buf;
 }
 
-void alloy_push_codes(lua_State *L) {
-  lua_createtable(L, 0, (int)CODE_ROWS);
-  for (size_t i = 0; i < CODE_ROWS; i++) {
-    lua_pushstring(L, code_rows[i].what);
-    lua_setfield(L, -2, code_rows[i].name);
-  }
-}
-
 /* The length of the well-formed UTF-8 sequence at s (1 for ASCII), or 0 for an invalid one:
  * a stray continuation byte, a truncated, overlong or surrogate form, or beyond U+10FFFF. */
 static size_t utf8_len(const unsigned char *s, size_t n) {
@@ -293,4 +285,29 @@ void alloy_name_arg_error(lua_State *L, const char *method) {
   if (to == NULL || sscanf(msg, "bad argument #%d%n", &arg, &used) != 1 || msg + used != to || arg < 2) return;
   lua_pushfstring(L, "bad argument #%d to 'client:%s'%s", arg - 1, method, to + 7);
   lua_remove(L, -2);
+}
+
+/* alloy.redact(text, secret) -> text with every piece of secret (8 bytes or more, in any
+ * form alloy_redact knows) masked: the messages' rule, for what the Lua side prints itself. */
+static int alloy_redact_lua(lua_State *L) {
+  size_t n, k;
+  const char *text = luaL_checklstring(L, 1, &n);
+  const char *secret = luaL_checklstring(L, 2, &k);
+  abuf out = {0};
+  if (k != strlen(secret)) luaL_argerror(L, 2, "secret contains NUL");
+  alloy_redact(&out, text, n, secret);
+  lua_pushlstring(L, out.data ? out.data : "", out.len);
+  abuf_free(&out);
+  return 1;
+}
+
+void alloy_errors_open(lua_State *L, int module) {
+  lua_createtable(L, 0, (int)CODE_ROWS);
+  for (size_t i = 0; i < CODE_ROWS; i++) {
+    lua_pushstring(L, code_rows[i].what);
+    lua_setfield(L, -2, code_rows[i].name);
+  }
+  lua_setfield(L, module, "codes");
+  lua_pushcfunction(L, alloy_redact_lua);
+  lua_setfield(L, module, "redact");
 }

@@ -53,7 +53,8 @@ const char *alloy_code_name(alloy_code code);
 const char *alloy_curl_code(int curl_code, char *buf, size_t size);
 /* Writes "HTTP_<status>" into buf; returns buf. */
 const char *alloy_http_code(long status, char *buf, size_t size);
-/* Pushes alloy.codes: { CODE = "description" } for every code above. */
-void alloy_push_codes(lua_State *L);
+/* Sets alloy.codes ({ CODE = "description" } for every code above) and alloy.redact in the
+ * module table at index module. */
+void alloy_errors_open(lua_State *L, int module);
 
 #endif

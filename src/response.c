@@ -1,6 +1,5 @@
 /* Answers -> Lua values: the response table (res.headers built lazily), the value a named
- * operation returns, or the failure tuple nil, msg, code, res; and alloy.redact, the rule
- * that keeps the key out of them, for the Lua side. */
+ * operation returns, or the failure tuple nil, msg, code, res. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -244,23 +243,8 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
   return n;
 }
 
-/* alloy.redact(text, secret) -> text with every piece of secret (8 bytes or more, in any
- * form errors.c knows) masked: the messages' rule, for what the Lua side prints itself. */
-static int alloy_redact_lua(lua_State *L) {
-  size_t n, k;
-  const char *text = luaL_checklstring(L, 1, &n);
-  const char *secret = luaL_checklstring(L, 2, &k);
-  abuf out = {0};
-  if (k != strlen(secret)) luaL_argerror(L, 2, "secret contains NUL");
-  alloy_redact(&out, text, n, secret);
-  lua_pushlstring(L, out.data ? out.data : "", out.len);
-  abuf_free(&out);
-  return 1;
-}
-
 void response_open(lua_State *L, const alloy_open_ctx *o) {
-  lua_pushcfunction(L, alloy_redact_lua);
-  lua_setfield(L, o->module, "redact");
+  (void)o;
   luaL_newmetatable(L, RESPONSE_MT);
   lua_pushcfunction(L, response_index);
   lua_setfield(L, -2, "__index");
