@@ -140,6 +140,7 @@ describe("actions", function()
       { { "run", "slack", "chat_postMessage", "--each", "x", "--body", "{}" }, "--each and --body" },
       { { "run", "slack", "chat_postMessage", "--each", "-", "--concurrency", "many" }, "--concurrency: " },
       { { "run", "slack", "chat_postMessage", "--each", "-", "--concurrency", "0" }, "--concurrency: " },
+      { { "run", "slack", "chat_postMessage", "--concurrency", "2" }, "--concurrency goes with --each" },
       { { "run", "slack", "chat_postMessage", "--each", "no-such-file" }, "cannot read --each" },
       -- odd files: no text in a directory, no end to /dev/zero
       { { "run", "slack", "chat_postMessage", "--body", "@." }, "cannot read the body: . is a directory, not a file" },
@@ -249,6 +250,17 @@ describe("actions", function()
     assert.matches("pass the query parameter named above, --query channel=…, the body parameter named above, "
       .. 'a body with "text"', hint, 1, true)
     assert.is_nil(hint:find("$(", 1, true))
+    assert.same({}, executes())
+  end)
+
+  it("a schema that is not an object: exit 1, nothing executed", function()
+    sb:fault { path = "^/connectors/slack/actions/chat_postMessage$", status = 200, body = '"nope"', times = 2 }
+    for _, args in ipairs { { "action", "slack", "chat_postMessage" }, { "run", "slack", "chat_postMessage" } } do
+      local r = alloy(args, { stdin = '{"channel":"C","text":"x"}' })
+      assert.equal(1, r.code, r.stderr)
+      assert.matches("error: the API answered with no schema for action chat_postMessage\n", r.stderr, 1, true)
+      assert.equal("", r.stdout)
+    end
     assert.same({}, executes())
   end)
 
