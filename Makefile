@@ -38,10 +38,10 @@ ZSHCOMPDIR  ?= $(SHAREDIR)/zsh/site-functions
 FISHCOMPDIR ?= $(SHAREDIR)/fish/vendor_completions.d
 
 BUSTED     := busted
-# "script installed-name" per line, for every command lua/alloy/commands.lua names: a new row
-# there is installed and completed with no change here.
+# "script installed-name" per line, for every command lua/alloy/commands.lua names with a
+# script, and the alloy command: a new row there is installed and completed with no change here.
 LIST_COMMANDS = $(LUA) -e 'package.path = "lua/?.lua;" .. package.path' \
-  -e 'for _, c in ipairs(require("alloy.commands").LIST) do print(c.script, c.installed) end'
+  -e 'local c = require("alloy.commands"); for _, r in ipairs(c.LIST) do if r.script then print(r.script, r.installed) end end; print(c.MAIN.script, c.MAIN.installed)'
 
 # Debian packages, by what needs them. Each deps-* target installs only what is missing
 # (as root, or through sudo); `make` itself never installs anything.
@@ -73,8 +73,8 @@ if [ "$$(id -u)" = 0 ]; then sudo=; \
 elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
 else echo "make: missing Debian packages: $$missing" >&2; \
   echo "make: install them as root: apt-get install $$missing" >&2; exit 2; fi; \
-echo "make: installing $$missing"; \
-$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing
+echo "make: installing $$missing" >&2; \
+{ $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } >&2
 endef
 
 .PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install completions bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build sandbox
@@ -142,7 +142,7 @@ test-all: deps-check
 
 # The main job on the built-in sandbox: a real JWT from a local Alloy.
 demo: deps-demo
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all >&2
 	@$(LUA) spec/sandbox/demo.lua
 
 # Speed and memory beside the peers (raw C libcurl, curl, socket.http, Node): bench/RESULTS.md.
@@ -263,10 +263,11 @@ completions:
 # that puts this install's LUADIR and LIBDIR first, so a PREFIX off Lua's default paths
 # ($$HOME/.local) needs no LUA_PATH. LuaRocks passes PREFIX, BINDIR, LUADIR and LIBDIR.
 install: all completions
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/alloy $(DESTDIR)$(BINDIR) \
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/alloy/cmd $(DESTDIR)$(BINDIR) \
 	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/alloy.so
 	install -m 0644 lua/alloy/*.lua $(DESTDIR)$(LUADIR)/alloy/
+	install -m 0644 lua/alloy/cmd/*.lua $(DESTDIR)$(LUADIR)/alloy/cmd/
 	@set -o pipefail; $(LIST_COMMANDS) | while read -r script name; do \
 	  { printf '#!/usr/bin/env %s\n' '$(LUA)' && \
 	    printf 'package.path = [==[%s/?.lua;]==] .. package.path; package.cpath = [==[%s/?.so;]==] .. package.cpath\n' \

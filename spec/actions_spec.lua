@@ -7,6 +7,8 @@ local readme = require "readme"
 local cjson = require "cjson"
 
 local EXECUTE = "^/connectors/[^/]+/actions/[^/]+/execute$"
+-- how the alloy command names itself when the specs start it from the checkout
+local ALLOY = run.invoked("alloy_main")
 
 describe("actions", function()
   local sb, uid, dir, cred
@@ -40,7 +42,8 @@ describe("actions", function()
       .. "conversations\tconversations_history\tGET\tConversation history\n"
       .. "conversations\tconversations_list\tGET\tList conversations\n"
       .. "users\tusers_info\tGET\tGet user info\n", r.stdout)
-    assert.matches("4 actions of slack\nWhat one takes: alloy action slack chat_postMessage\n", r.stderr, 1, true)
+    assert.matches("4 actions of slack\nWhat one takes: " .. ALLOY .. " action slack chat_postMessage\n", r.stderr, 1,
+      true)
 
     r = alloy { "actions", "slack", "--search", "MESSAGE" }
     assert.equal("chat\tchat_postMessage\tPOST\tPost a message\n", r.stdout)
@@ -59,9 +62,11 @@ describe("actions", function()
     assert.matches("^text\tbody\tstring\tyes\t", rows[3])
     assert.matches("^thread_ts\tbody\tstring\tno\t", rows[4])
     assert.matches("chat_postMessage (Post a message): POST /chat.postMessage\n", r.stderr, 1, true)
-    assert.matches([[Run it: alloy run slack chat_postMessage --body '{"channel":…,"text":…}']], r.stderr, 1, true)
+    assert.matches("Run it: " .. ALLOY .. [[ run slack chat_postMessage --body '{"channel":…,"text":…}']], r.stderr, 1,
+      true)
     r = alloy { "action", "slack", "conversations_history" }
-    assert.matches("Run it: alloy run slack conversations_history --query channel=<channel>\n", r.stderr, 1, true)
+    assert.matches("Run it: " .. ALLOY .. " run slack conversations_history --query channel=<channel>\n", r.stderr, 1,
+      true)
 
     r = alloy { "action", "slack", "chat_postMessage", "--json" }
     assert.equal(0, r.code, r.stderr)
@@ -183,8 +188,9 @@ describe("actions", function()
     assert.equal(1, r.code)
     assert.equal("", r.stdout)
     assert.matches("error: HTTP_400: Credential " .. cred .. " is a slack credential, not notion", r.stderr, 1, true)
-    assert.matches("hint: the credential must be one of user " .. uid .. "'s notion connections: list them with"
-      .. " alloy connections --connector notion\n", r.stderr, 1, true)
+    assert.matches("hint: the API refused the execute (its message says why): check the connection, CONNECTION_ID"
+      .. " / --credential (" .. cred .. ") (the user's notion connections: " .. ALLOY .. " connections notion), and the"
+      .. " input (what the action takes: " .. ALLOY .. " action notion search)\n", r.stderr, 1, true)
   end)
 
   it("another user's credential, or one that does not exist: exit 1, the API's message and a hint", function()
@@ -193,7 +199,9 @@ describe("actions", function()
     local r = alloy { "run", "slack", "users_info", "--query", "user=U1", "--credential", bobs }
     assert.equal(1, r.code)
     assert.matches("error: HTTP_403: Credential " .. bobs .. " does not belong to user " .. uid, r.stderr, 1, true)
-    assert.matches("hint: the credential must be one of user " .. uid .. "'s slack connections", r.stderr, 1, true)
+    assert.matches("hint: the connection must be one of the user's: check CONNECTION_ID / --credential (" .. bobs
+      .. ") and ALLOY_USER_ID / --user (" .. uid .. ") (the user's slack connections: " .. ALLOY .. " connections slack)\n",
+      r.stderr, 1, true)
     r = alloy { "run", "slack", "users_info", "--query", "user=U1", "--credential", "0123456789abcdef01234567" }
     assert.equal(1, r.code)
     assert.matches("error: HTTP_404: Credential not found", r.stderr, 1, true)
@@ -243,7 +251,7 @@ describe("actions", function()
     local r = alloy { "action", "slack", "chat_postMessage" }
     assert.equal(0, r.code, r.stderr)
     local run_it = r.stderr:match("Run it: ([^\n]*)")
-    assert.equal("alloy run slack chat_postMessage --query channel=<channel> --body '{\"text\":…}' …", run_it)
+    assert.equal(ALLOY .. " run slack chat_postMessage --query channel=<channel> --body '{\"text\":…}' …", run_it)
     r = alloy { "run", "slack", "chat_postMessage", "--body", "{}" }
     assert.equal(2, r.code, r.stderr)
     local hint = r.stderr:match("hint: ([^\n]*)")
@@ -344,7 +352,11 @@ describe("actions", function()
     r = run.script("alloy_main", { "run", "slack", "chat_postMessage", "--each", "two.jsonl" },
       { env = run.env(sb, uid, { CONNECTION_ID = cred }), cwd = dir, tty = true })
     assert.equal(0, r.code, r.stdout)
-    assert.matches("\r2/2 executed, 0 failed\n", r.stdout, 1, true)
+    -- the progress line is redrawn in place, and cleared before each result line and the summary
+    assert.matches("\r\27[K2/2 executed, 0 failed\r\27[K2 lines: 2 succeeded", r.stdout, 1, true)
+    for line in r.stdout:gmatch("[^\n]+") do
+      assert.is_nil(line:match("executed, %d+ failed[^\r]"), line) -- nothing printed behind the progress
+    end
     r = alloy({ "run", "slack", "chat_postMessage", "--each", "-" }, { stdin = "" })
     assert.equal(0, r.code, r.stderr)
     assert.equal("", r.stdout)

@@ -39,8 +39,24 @@ describe("alloy module", function()
     it("exposes its version, libcurl's version and the operations table", function()
       assert.matches("^%d+%.%d+%.%d+$", alloy.VERSION)
       assert.matches("^%d+%.%d+", alloy.curl_version)
-      assert.same({ method = "GET", path = "/users/{userId}/token", service = "embedded" },
+      local idempotent = { COULDNT_CONNECT = "always", GOT_NOTHING = "always", SEND_ERROR = "always",
+                           RECV_ERROR = "always", HTTP_429 = "always", HTTP_502 = "always", HTTP_503 = "always",
+                           HTTP_504 = "always" }
+      assert.same({ method = "GET", path = "/users/{userId}/token", service = "embedded", retried = idempotent },
         alloy.operations.user_token)
+    end)
+
+    it("states each operation's retry rule as the wire follows it (what hints say)", function()
+      -- a POST is sent again only when the server surely did nothing with it
+      assert.same({ COULDNT_CONNECT = "always", HTTP_429 = "always", HTTP_503 = "with Retry-After" },
+        alloy.operations.create_user.retried)
+      -- an execute acts on a third party: not even a 503 with Retry-After, nor a 429 without it
+      assert.same({ COULDNT_CONNECT = "always", HTTP_429 = "with Retry-After" },
+        alloy.operations.execute_action.retried)
+      for name, op in pairs(alloy.operations) do
+        assert.is_nil(op.retried.HTTP_500, name)
+        assert.is_nil(op.retried.OPERATION_TIMEDOUT, name) -- a timeout may have reached the server
+      end
     end)
 
     it("loads libcurl when first needed, safely for exit and state close", function()

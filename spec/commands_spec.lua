@@ -7,6 +7,13 @@ local run = require "run"
 local readme = require "readme"
 local commands = require "alloy.commands"
 
+-- Every command with a script of its own, and the alloy command (main = true).
+local ALL = {}
+for _, c in ipairs(commands.LIST) do
+  if c.script then ALL[#ALL + 1] = c end
+end
+ALL[#ALL + 1] = { script = commands.MAIN.script, installed = commands.MAIN.installed, main = true }
+
 -- make builds and installs for the ABI the suite runs on (`lua5.4` on PATH is that one)
 local ABI = run.lua:match("(lua5%.%d)$") or run.lua:match("(luajit)$") or "lua5.4"
 local PATH = os.getenv("PATH") or "/usr/bin:/bin"
@@ -53,7 +60,7 @@ describe("commands", function()
 
     it("every command of alloy.commands, with its bash, zsh and fish completions", function()
       local share = home .. "/.local/share/"
-      for _, c in ipairs(commands.LIST) do
+      for _, c in ipairs(ALL) do
         assert.equal("755", require("alloy").file_info(home .. "/.local/bin/" .. c.installed).mode, c.installed)
         assert.is_true(exists(share .. "bash-completion/completions/" .. c.installed), c.installed)
         assert.is_true(exists(share .. "zsh/site-functions/_" .. c.installed), c.installed)
@@ -65,9 +72,9 @@ describe("commands", function()
       local out, err, code = readme.run("alloy-list-connections --help", { home = home, env = env })
       assert.equal(0, code, err)
       assert.matches("^Usage: alloy%-list%-connections ", out)
-      assert.matches("\n  alloy-list-connections --connector notion\n", out, 1, true)
+      assert.matches("\n  alloy-list-connections notion ", out, 1, true)
       assert.is_nil(out:find("lua/", 1, true), out)
-      for _, c in ipairs(commands.LIST) do
+      for _, c in ipairs(ALL) do
         local r = run.script(c.installed, {}, { shell = c.installed .. " --help", env = env, home = home })
         assert.equal(0, r.code, r.stderr)
         assert.matches("^Usage: " .. lit(c.installed) .. " ", r.stdout)
@@ -80,12 +87,11 @@ describe("commands", function()
       local out, err, code = readme.run("alloy-list-connections --connector notion", { home = home, env = e })
       assert.equal(0, code, err)
       assert.equal("", out)
-      assert.equal("No notion connections for user " .. uid .. ".\nCreate one with: alloy-initiate-oauth"
-        .. " --connector notion --redirect-uri http://localhost:3000/oauth/callback\n", err)
+      assert.equal("No notion connections for user " .. uid .. ".\nCreate one with: alloy-initiate-oauth notion\n", err)
       sb:fault { path = "/token$", status = 200, body = "<html>not the API</html>" }
       local r = run.script("alloy-get-jwt-token", {}, { shell = "alloy-get-jwt-token", env = e, home = home })
       assert.equal(1, r.code)
-      assert.matches("\nhint: [^\n]*%(alloy%-get%-jwt%-token %-%-probe tries the known variants%)\n$", "\n" .. r.stderr)
+      assert.matches("\nhint: [^\n]*; to try the known variants: alloy%-get%-jwt%-token %-%-probe\n$", "\n" .. r.stderr)
       assert.is_nil(r.stderr:find("lua/", 1, true), r.stderr)
     end)
 
@@ -103,18 +109,17 @@ describe("commands", function()
     it("--help and next steps name lua5.4 lua/<script>.lua", function()
       local out, err, code = readme.run("lua5.4 lua/list_connections.lua --help")
       assert.equal(0, code, err)
-      assert.matches("\n  lua5.4 lua/list_connections.lua --connector notion\n", out, 1, true)
+      assert.matches("\n  lua5.4 lua/list_connections.lua notion ", out, 1, true)
       assert.is_nil(out:find("alloy-", 1, true), out)
       out, err, code = readme.run("lua5.4 lua/list_connections.lua --connector notion", { env = run.env(sb, uid) })
       assert.equal(0, code, err)
       assert.equal("", out)
-      assert.matches("\nCreate one with: lua5.4 lua/initiate_oauth.lua --connector notion --redirect-uri ", err,
-        1, true)
+      assert.matches("\nCreate one with: lua5.4 lua/initiate_oauth.lua notion\n", err, 1, true)
     end)
 
     it("run by another path (and after interpreter options), they name the interpreter and that path", function()
       local script = run.root .. "/lua/list_connections.lua"
-      local example = "\n  [%w%._%-]+ " .. lit(script .. " --connector notion") .. "\n"
+      local example = "\n  [%w%._%-]+ " .. lit(script .. " notion") .. " "
       local r = run.script("list_connections", { "--help" })
       assert.equal(0, r.code, r.stderr)
       assert.matches(example, r.stdout)
@@ -130,7 +135,7 @@ describe("commands", function()
       assert.matches("^get_jwt_token%.lua %(lua%-alloy %d+%.%d+%.%d+, libcurl [%d%.]+, Lua[JIT]* [%w%.%-]+%)\n$", out)
       local dir = run.tmpdir()
       run.write(dir .. "/.env", "ALLOY_TIMEOUT=soon\nnot an assignment\n", "644")
-      for _, c in ipairs(commands.LIST) do
+      for _, c in ipairs(ALL) do
         local r = run.script(c.script, { "--version" }, { cwd = dir, env = { ALLOY_BASE_URL = "ftp://x" } })
         assert.equal(0, r.code, r.stderr)
         assert.equal("", r.stderr)
@@ -140,7 +145,7 @@ describe("commands", function()
     end)
 
     it("--help: every option's description starts in one column, labels at the margin", function()
-      for _, c in ipairs(commands.LIST) do
+      for _, c in ipairs(ALL) do
         local r = run.script(c.script, { "--help" })
         assert.equal(0, r.code, r.stderr)
         local block = assert(r.stdout:match("\nOptions:\n(.-)\n\n"), r.stdout)
@@ -162,7 +167,7 @@ describe("commands", function()
         end
       end
       local r = run.script("list_connections", { "--help" })
-      assert.matches("\n   -c <id>, --connector <id>  Only connections of this connector", r.stdout, 1, true)
+      assert.matches("\n   -c <id>, --connector <id>  The connector, as the CONNECTOR argument.", r.stdout, 1, true)
     end)
   end)
 
@@ -175,7 +180,7 @@ describe("commands", function()
     it("writes bash, zsh and fish completions for every command, named as the shells look them up", function()
       assert.equal(0, code, out .. err)
       local dir = run.root .. "/build/completions/"
-      for _, c in ipairs(commands.LIST) do
+      for _, c in ipairs(ALL) do
         local bash = dir .. "bash/" .. c.installed
         local text = run.read(bash)
         local syntax, rc = sh("bash -n " .. run.quote(bash))

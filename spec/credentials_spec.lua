@@ -71,23 +71,27 @@ describe("alloy.credentials", function()
     it("returns nil, err with the code, the hint and exit status 1 (never exits)", function()
       local exit = stub(os, "exit")
       local bad = sb:client{ retries = 0, api_key = "wrong-key-0123456789abcdefghijkl" }
-      local list, err = credentials.list(bad, uid, { url = sb.url })
+      local list, err = credentials.list(bad, uid)
       bad:close()
       exit:revert()
       assert.is_nil(list)
       assert.equal("HTTP_401", err.code)
       assert.matches("^HTTP_401", err.message)
+      assert.equal("list_credentials", err.op)
+      -- chosen by code and operation (a command words it its own way)
       assert.matches("^check ALLOY_API_KEY", err.hint)
+      assert.equal(require("alloy.hints").for_failure(err), err.hint)
       assert.equal(1, err.status)
       assert.equal(401, err.res.status)
       assert.stub(exit).was_not_called()
       sb:fault{ path = "^/credentials/users/", status = 404, body = { message = "User not found" } }
       sb:fault{ path = "^/users/", status = 404, body = { message = "User not found" } }
-      list, err = credentials.list(client, uid, { url = sb.url })
+      list, err = credentials.list(client, uid)
       assert.is_nil(list)
       assert.equal("HTTP_404", err.code)
-      assert.equal("check ALLOY_USER_ID / --user (" .. uid .. "): the user must exist for this API key, and "
-        .. sb.url .. " must be the right endpoint", err.hint)
+      local view = { value = function(field) return ({ user_id = uid, base_url = sb.url })[field] end }
+      assert.equal("check ALLOY_USER_ID (" .. uid .. "): the user must exist for this API key, and ALLOY_BASE_URL ("
+        .. sb.url .. ") must be the right host", require("alloy.hints").for_failure(err, view))
     end)
   end)
 end)

@@ -121,7 +121,7 @@ describe("get_jwt_token.lua", function()
       assert.equal(0, r.code)
       assert.matches("^Usage: get_jwt_token.lua", r.stdout)
       assert.matches("--probe", r.stdout, 1, true)
-      assert.matches("ALLOY_API_KEY (never a flag)", r.stdout, 1, true)
+      assert.matches("ALLOY_API_KEY (required; never a flag)", r.stdout, 1, true)
       assert.equal(0, #sb:requests())
     end)
   end)
@@ -272,23 +272,27 @@ describe("get_jwt_token.lua", function()
       local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua -u nobody", { env = run.env(sb, uid) })
       assert.equal(1, code)
       failed({ stdout = out, stderr = err }, "HTTP_404: User not found %(GET /users/nobody/token%)$",
-        "check ALLOY_USER_ID / %-%-user %(nobody%): the user must exist for this API key, and "
-        .. sb.url:gsub("%p", "%%%0") .. " must be the right endpoint$")
+        "check ALLOY_USER_ID / %-%-user %(nobody%): the user must exist for this API key, and ALLOY_EMBEDDED_URL / "
+        .. "%-%-embedded%-url %(" .. sb.url:gsub("%p", "%%%0") .. "%) must be the right host; the users: lua5%.4 "
+        .. "lua/users%.lua list$")
     end)
 
-    it("400 'userId must be a valid ID' -> the ObjectId hint", function()
+    it("400 for a user that is not an ObjectId -> the ObjectId hint (from what was sent, not the message)", function()
       sb:fault{ path = "/token$", status = 400, body = { message = "userId must be a valid ID",
-        error = { message = "userId must be a valid ID" } } }
-      local r = jwt()
+        error = { message = "userId must be a valid ID" } }, times = 2 }
+      local r = jwt({ "--user", "grace" })
       assert.equal(1, r.code)
       failed(r, "HTTP_400: userId must be a valid ID", "24%-hex ObjectIds")
+      r = jwt() -- an ObjectId was sent: the message says what the API did not like
+      assert.equal(1, r.code)
+      failed(r, "HTTP_400: userId must be a valid ID", "the API refused the request; the message above says")
     end)
 
     it("500 -> exit 1 and a retry-later hint", function()
       sb:fault{ path = "/token$", status = 500 }
       local r = jwt()
       assert.equal(1, r.code)
-      failed(r, "HTTP_500", "retry later")
+      failed(r, "HTTP_500", "try again later")
     end)
 
     it("unreachable host -> COULDNT_CONNECT, exit 1, connectivity hint", function()

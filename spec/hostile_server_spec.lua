@@ -189,7 +189,7 @@ describe("a hostile server's strings, over every command", function()
     r = script("list_connections", {})
     assert.equal(0, r.code, r.stderr)
     assert_clean(r.stdout, true)
-    assert.matches("put it in .env: CONNECTION_ID=<id>", r.stderr, 1, true)
+    assert.matches("To use one: " .. run.invoked("list_connections") .. " --save <id>\n", r.stderr, 1, true)
   end)
 
   it("list_connectors: names and ids in the table, warnings and the suggested command", function()
@@ -199,7 +199,7 @@ describe("a hostile server's strings, over every command", function()
       local r = script("list_connectors", args)
       assert.equal(0, r.code, r.stderr)
       assert_clean(r.stdout, #args == 0)
-      assert.matches("--connector notion\n$", r.stderr)
+      assert.matches("Connect one with: " .. run.invoked("initiate_oauth") .. " notion\n", r.stderr, 1, true)
       assert.matches("warning: could not read the authentication types of ", r.stderr, 1, true)
       if args[1] == "--json" then assert.equal(EVIL, cjson.decode(r.stdout).connectors[1].id) end
     end

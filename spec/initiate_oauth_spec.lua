@@ -207,7 +207,7 @@ describe("initiate_oauth.lua", function()
       assert.equal("CONNECTION_ID=" .. id .. "\n", saved)
       assert.matches("Connected: notion-oauth2 connection " .. id, r.stderr, 1, true)
       assert.matches("Saved CONNECTION_ID=" .. id .. " to .env", r.stderr, 1, true)
-      assert.matches("List connections: lua5.4 lua/list_connections.lua --connector notion", r.stderr, 1, true)
+      assert.matches("List connections: lua5.4 lua/list_connections.lua notion", r.stderr, 1, true)
     end)
   end)
 
@@ -240,7 +240,7 @@ describe("initiate_oauth.lua", function()
       assert.equal(0, r.code, r.stderr)
       assert.equal(1, #lines(r.stdout))
       assert.matches("^" .. escape(sb.url) .. "/api/strategy/connector/notion/authorize%?", r.stdout)
-      assert.matches("list_connections.lua --connector notion", r.stderr, 1, true)
+      assert.matches("list_connections.lua notion", r.stderr, 1, true)
     end)
 
     it("an https redirect URI is not listened on", function()
@@ -331,7 +331,7 @@ describe("initiate_oauth.lua", function()
 
   describe("prompts", function()
     local CONNECTOR_Q = "Connector id (e.g. notion, slack, hubspot): "
-    local REDIRECT_Q = "Redirect URI (e.g. http://localhost:3000/oauth/callback): "
+    local REDIRECT_Q = "Redirect URI [http://localhost:3000/oauth/callback]: "
 
     it("on a terminal: asks, asks again on an empty answer, then runs", function()
       local r = oauth({ "--no-listen" }, nil, { tty = true, stdin = "\nnotion\n" .. redirect .. "\n" })

@@ -67,8 +67,7 @@ describe("list_connections.lua", function()
     local out, err, code = readme.run("lua5.4 lua/list_connections.lua", { env = run.env(sb, uid) })
     assert.equal(0, code, err)
     assert.equal("", out)
-    assert.equal("No connections for user " .. uid .. ".\nCreate one with: lua5.4 lua/initiate_oauth.lua"
-      .. " --connector notion --redirect-uri http://localhost:3000/oauth/callback\n", err)
+    assert.equal("No connections for user " .. uid .. ".\nCreate one with: lua5.4 lua/initiate_oauth.lua notion\n", err)
   end)
 
   it("on a terminal: an aligned table under a header, the count and the .env line", function()
@@ -77,7 +76,7 @@ describe("list_connections.lua", function()
     local out, _, code = readme.run("lua5.4 lua/list_connections.lua", { env = run.env(sb, uid), tty = true })
     assert.equal(0, code, out)
     assert.equal(expected_table({ a, b, c }) .. "3 connections for user " .. uid
-      .. "\nTo use one, put it in .env: CONNECTION_ID=" .. c.credentialId .. "\n", out)
+      .. "\nTo use one: lua5.4 lua/list_connections.lua --save " .. c.credentialId .. "\n", out)
   end)
 
   it("piped: tab-separated rows without the header; the count and the .env line on stderr", function()
@@ -85,7 +84,7 @@ describe("list_connections.lua", function()
     local r = list()
     assert.equal(0, r.code, r.stderr)
     assert.equal(expected_rows({ a, b, c }), r.stdout)
-    assert.equal("3 connections for user " .. uid .. "\nTo use one, put it in .env: CONNECTION_ID="
+    assert.equal("3 connections for user " .. uid .. "\nTo use one: " .. run.invoked("list_connections") .. " --save "
       .. c.credentialId .. "\n", r.stderr)
     local out, err, code = readme.run("lua5.4 lua/list_connections.lua | cut -f1", { env = run.env(sb, uid) })
     assert.equal(0, code, err)
@@ -148,7 +147,7 @@ describe("list_connections.lua", function()
     assert.equal(0, r.code, r.stderr)
     assert.equal("", r.stdout)
     assert.matches("No hubspot connections for user " .. uid .. " (3 of other connectors", r.stderr, 1, true)
-    assert.matches("initiate_oauth.lua --connector hubspot", r.stderr, 1, true)
+    assert.matches("initiate_oauth.lua hubspot\n", r.stderr, 1, true)
   end)
 
   it("--json prints one document", function()
@@ -185,7 +184,7 @@ describe("list_connections.lua", function()
     sb:fault{ path = "^/credentials/users/", status = 500 }
     local r = list()
     assert.equal(1, r.code)
-    assert.matches("^error: HTTP_500[^\n]*\nhint: [^\n]*retry later", r.stderr)
+    assert.matches("^error: HTTP_500[^\n]*\nhint: [^\n]*try again later", r.stderr)
   end)
 
   it("missing user: exit 2", function()

@@ -112,7 +112,7 @@ describe("make sandbox", function()
       "lua5.4 lua/initiate_oauth.lua --env-file .env.sandbox --connector notion --redirect-uri http://localhost:3000/oauth/callback"
     ), lua), cmds.initiate_oauth, err)
     -- luacheck: pop
-    assert.are.equal(as_printed(readme.command("lua5.4 lua/test_oauth.lua --env-file .env.sandbox"), lua),
+    assert.are.equal(as_printed(readme.command("lua5.4 lua/test_oauth.lua --env-file .env.sandbox --replace"), lua),
       cmds.test_oauth, err)
     local curl = readme.command('curl -sL "<oauthUrl>"')
     assert.truthy(err:find("\n  " .. curl .. "\n", 1, true), err)

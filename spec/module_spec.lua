@@ -269,8 +269,8 @@ describe("client:list_user_credentials", function()
       assert.equals("GET", req.method)
       assert.equals("/users/" .. uid .. "/credentials", req.path)
     end
-    assert.same({ method = "GET", path = "/users/{userId}/credentials", service = "base" },
-      alloy.operations.list_user_credentials)
+    local op = alloy.operations.list_user_credentials
+    assert.same({ "GET", "/users/{userId}/credentials", "base" }, { op.method, op.path, op.service })
   end)
 end)
 
@@ -584,6 +584,15 @@ describe("alloy.redact", function()
     assert.equals("text \0 with \27 bytes", alloy.redact("text \0 with \27 bytes", KEY_))
     assert.equals("", alloy.redact("", KEY_))
     assert.equals("abcdefgh", alloy.redact("abcdefgh", "abc")) -- too short a secret to tell from text
+  end)
+
+  it("with a window, masks pieces that long, or a shorter secret whole (a connector's secrets)", function()
+    assert.equals("x [REDACTED] y", alloy.redact("x pin42 y", "pin42", 8))
+    assert.equals("[REDACTED]-a [REDACTED]", alloy.redact("secret-a cret", "secret", 4))
+    assert.equals("a %5BREDACTED%5D b", alloy.redact("a %5BREDACTED%5D b", "pin42", 8)) -- not a form of it
+    assert.equals("a [REDACTED] b", alloy.redact("a pi%6E42 b", "pin42", 8)) -- percent-encoded
+    assert.has_error(function() alloy.redact("x", "secret", 0) end)
+    assert.has_error(function() alloy.redact("x", "secret", 9) end)
   end)
 
   it("needs a secret without NUL", function()

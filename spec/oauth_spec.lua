@@ -3,8 +3,9 @@
 local Sandbox = require "sandbox"
 local run = require "run"
 local socket = require "socket"
-local cli = require "alloy.cli"
+local context = require "alloy.context"
 local oauth = require "alloy.oauth"
+local output = require "alloy.output"
 
 describe("alloy.oauth.run", function()
   local sb, uid, port, redirect, client, exit, out
@@ -18,22 +19,23 @@ describe("alloy.oauth.run", function()
     port = run.closed_port()
     redirect = "http://localhost:" .. port .. "/oauth/callback"
     client = sb:client{ retries = 0 }
-    cli.quiet = true
     exit = stub(os, "exit")
-    out = stub(cli, "out")
+    out = {}
   end)
   after_each(function()
     client:close()
-    cli.quiet = false
     exit:revert()
-    out:revert()
     assert.stub(exit).was_not_called()
   end)
 
+  -- The flow as a host runs it: its own configuration and client, its own output.
   local function flow(args, o)
     o = o or {}
-    return oauth.run{ args = args, cfg = { user_id = uid, base_url = sb.url, env_path = ".env" },
-                      client = o.client or client, connector = "notion", redirect_uri = o.redirect or redirect }
+    local sink = { write = function(self, s) out[#out + 1] = s; return self end, flush = function() end }
+    local ctx = context.new{ args = args, out = output.new{ quiet = true, stdout = sink, stderr = sink },
+                             cfg = { api_key = sb.api_key, user_id = uid, base_url = sb.url, env_path = ".env" },
+                             client = o.client or client }
+    return oauth.run{ ctx = ctx, connector = "notion", redirect_uri = o.redirect or redirect }
   end
 
   local function posts()
@@ -75,7 +77,8 @@ describe("alloy.oauth.run", function()
     bad:close()
     assert.is_nil(done)
     assert.equal("HTTP_401", err.code)
-    assert.matches("^check ALLOY_API_KEY", err.hint)
+    assert.equal("create_credential", err.op)
+    assert.matches("^check ALLOY_API_KEY", require("alloy.hints").for_failure(err))
     assert.equal(1, err.status)
   end)
 
@@ -84,7 +87,8 @@ describe("alloy.oauth.run", function()
     assert.is_nil(done)
     assert.equal("no redirect arrived on " .. redirect .. " within 0.2 s (timeout)", err.message)
     assert.equal(1, err.status)
-    assert.stub(out).was_called(1) -- the OAuth URL
+    assert.equal(1, #out) -- the OAuth URL
+    assert.matches("^https?://[^\n]+\n$", out[1])
     local s = assert(socket.bind("127.0.0.1", port))
     s:close()
   end)
@@ -93,6 +97,6 @@ describe("alloy.oauth.run", function()
     local done = assert(flow({ no_listen = true }))
     assert.matches("^" .. sb.url:gsub("%p", "%%%0") .. "/api/strategy/connector/notion/authorize%?", done.oauthUrl)
     assert.is_nil(done.credential)
-    assert.stub(out).was_called_with(done.oauthUrl .. "\n")
+    assert.same({ done.oauthUrl .. "\n" }, out)
   end)
 end)

@@ -47,11 +47,11 @@ describe("test_oauth.lua", function()
     local function plain(s) return (s:gsub("%p", "%%%0")) end
     local function count(pattern) return select(2, r.stderr:gsub(pattern, "")) end
     assert.equal(1, count(plain("CONNECTION_ID=" .. id)))
-    assert.equal(1, count(plain("Next: use it with CONNECTION_ID=" .. id
-      .. " (add that line to .env, or run again with --save)\n")))
-    assert.equal(1, count("list_connections"))
-    assert.equal(1, count("\nList connections: %S+ "
-      .. plain(run.root .. "/lua/list_connections.lua --connector notion\n")))
+    -- saving the id later is the connections command's --save (not a new OAuth flow)
+    assert.equal(1, count(plain("Next: use it with CONNECTION_ID=" .. id .. " in .env; to save it there: "
+      .. run.invoked("list_connections") .. " notion --save " .. id .. "\n")))
+    assert.equal(2, count("list_connections"))
+    assert.equal(1, count("\nList connections: %S+ " .. plain(run.root .. "/lua/list_connections.lua notion\n")))
     assert.equal(1, count(plain("\nThen use it: ") .. "%S+ "
       .. plain(run.root .. "/lua/run_action.lua notion <action> --credential " .. id .. " (") .. "%S+ "
       .. plain(run.root .. "/lua/list_actions.lua notion lists the actions)\n")))

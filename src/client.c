@@ -266,6 +266,32 @@ static const luaL_Reg client_meta[] = {
   {"__tostring", client_tostring},
   {NULL, NULL}};
 
+/* alloy.operations[op].retried: { HTTP_503 = "always" | "with Retry-After", ... } for the
+ * failures the op is sent again after (up to the client's retries), from http_retryable, so a
+ * hint states the rule the wire follows. */
+static void push_retried(lua_State *L, const alloy_op *op) {
+  static const long statuses[] = {429, 500, 502, 503, 504};
+  static const CURLcode codes[] = {CURLE_COULDNT_CONNECT, CURLE_GOT_NOTHING, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
+                                   CURLE_OPERATION_TIMEDOUT};
+  int unsent = op->retry == RETRY_UNSENT;
+  char name[32];
+  lua_newtable(L);
+  for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
+    const char *when = http_retryable(op->method, unsent, CURLE_OK, statuses[i], 0)   ? "always"
+                       : http_retryable(op->method, unsent, CURLE_OK, statuses[i], 1) ? "with Retry-After"
+                                                                                      : NULL;
+    if (!when) continue;
+    snprintf(name, sizeof name, "HTTP_%ld", statuses[i]);
+    lua_pushstring(L, when);
+    lua_setfield(L, -2, name);
+  }
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    if (!http_retryable(op->method, unsent, codes[i], 0, 0)) continue;
+    lua_pushstring(L, "always");
+    lua_setfield(L, -2, alloy_curl_code((int)codes[i], name, sizeof name));
+  }
+}
+
 /* Adds client:request and one method per operation (and alloy.operations), wraps every
  * method the units put in o->methods in the guard, and sets up the metatable. */
 void client_open(lua_State *L, const alloy_open_ctx *o) {
@@ -286,6 +312,8 @@ void client_open(lua_State *L, const alloy_open_ctx *o) {
     lua_setfield(L, -2, "path");
     lua_pushstring(L, alloy_ops[i].service == SERVICE_EMBEDDED ? "embedded" : "base");
     lua_setfield(L, -2, "service");
+    push_retried(L, &alloy_ops[i]);
+    lua_setfield(L, -2, "retried");
     lua_setfield(L, -2, alloy_ops[i].name);
   }
   lua_setfield(L, o->module, "operations");

@@ -159,19 +159,21 @@ static size_t match_span(const unsigned char *s, size_t n, const unsigned char *
  * at least this long, options.c). */
 #define REDACT_MIN 8
 
-void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
+/* As alloy_redact, masking pieces of `window` bytes (the whole secret when it is shorter). */
+static void redact_window(abuf *out, const char *s, size_t n, const char *secret, size_t window) {
   static const char mask[] = "[REDACTED]";
   const unsigned char *u = (const unsigned char *)s, *key = (const unsigned char *)secret;
   size_t k = secret ? strlen(secret) : 0, from = 0;
-  for (size_t i = 0; k >= REDACT_MIN && i + REDACT_MIN <= n;) {
+  if (window > k) window = k;
+  for (size_t i = 0; window > 0 && i + window <= n;) {
     size_t best = 0;
     /* Only a key byte (any case) or the start of an encoding can begin a match: the scripts
      * pass all their output through here, so most offsets are ruled out with one compare. */
     int encoded = u[i] == '%' || u[i] == '\\' || u[i] == '+';
-    for (size_t j = 0; j + REDACT_MIN <= k; j++) {
+    for (size_t j = 0; j + window <= k; j++) {
       if (!encoded && fold(u[i]) != fold(key[j])) continue;
       size_t count, span = match_span(u + i, n - i, key, k, j, &count);
-      if (count >= REDACT_MIN && span > best) best = span;
+      if (count >= window && span > best) best = span;
     }
     if (best == 0) {
       i++;
@@ -183,6 +185,12 @@ void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
     from = i;
   }
   abuf_add(out, s + from, n - from);
+}
+
+void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
+  /* a key shorter than REDACT_MIN is refused by alloy.new: nothing to mask */
+  if (secret && strlen(secret) >= REDACT_MIN) redact_window(out, s, n, secret, REDACT_MIN);
+  else abuf_add(out, s, n);
 }
 
 void alloy_excerpt(abuf *out, const char *s, size_t n, size_t limit, const char *secret) {
@@ -287,15 +295,24 @@ void alloy_name_arg_error(lua_State *L, const char *method) {
   lua_remove(L, -2);
 }
 
-/* alloy.redact(text, secret) -> text with every piece of secret (8 bytes or more, in any
- * form alloy_redact knows) masked: the messages' rule, for what the Lua side prints itself. */
+/* alloy.redact(text, secret [, window]) -> text with every piece of secret of 8 bytes (the
+ * API key's rule: a shorter secret is left alone), in any form alloy_redact knows, masked: the
+ * messages' rule, for what the Lua side prints itself. With `window` (1 to 8), pieces of that
+ * many bytes, or the whole secret when it is shorter: for a connector's secrets, which may be
+ * short. */
 static int alloy_redact_lua(lua_State *L) {
   size_t n, k;
   const char *text = luaL_checklstring(L, 1, &n);
   const char *secret = luaL_checklstring(L, 2, &k);
   abuf out = {0};
   if (k != strlen(secret)) luaL_argerror(L, 2, "secret contains NUL");
-  alloy_redact(&out, text, n, secret);
+  if (lua_isnoneornil(L, 3)) {
+    alloy_redact(&out, text, n, secret);
+  } else {
+    lua_Integer window = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, window >= 1 && window <= REDACT_MIN, 3, "window must be 1 to 8");
+    redact_window(&out, text, n, secret, (size_t)window);
+  }
   lua_pushlstring(L, out.data ? out.data : "", out.len);
   abuf_free(&out);
   return 1;

@@ -296,6 +296,13 @@ static int is_retryable(const http_request *req, CURLcode code, long status, int
   return 0;
 }
 
+int http_retryable(const char *method, int retry_unsent, CURLcode code, long status, int has_retry_after) {
+  http_request req = {0};
+  req.method = method;
+  req.retry_unsent = retry_unsent;
+  return is_retryable(&req, code, status, has_retry_after);
+}
+
 /* libcurl reads Retry-After (delta-seconds or HTTP-date; CURLINFO_RETRY_AFTER, 7.66); the
  * header API (7.84) says whether there was one, as that value is 0 for none too. Returns the
  * seconds to wait (capped later), or -1 for none or junk: the usual backoff then. */

@@ -70,6 +70,11 @@ void http_sigint_release(void);
 /* SIGINTs taken so far: a call compares it with the count when it began. */
 sig_atomic_t http_sigint_count(void);
 
+/* Whether a request of this method (and retry policy, ops.h) is sent again after an attempt
+ * that ended with code, or with HTTP status (code CURLE_OK), with or without a Retry-After:
+ * the one rule, also shown to Lua (alloy.operations[op].retried). */
+int http_retryable(const char *method, int retry_unsent, CURLcode code, long status, int has_retry_after);
+
 /* Runs req to completion, retrying as the policy allows. Returns res.curl_code. */
 CURLcode http_perform(http_transfer *t, const http_request *req);
 

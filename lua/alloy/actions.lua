@@ -1,73 +1,26 @@
--- alloy.actions: a connector's actions: what there is, what one takes, and running it.
+-- alloy.actions: a connector's actions: what there is, what one takes.
 --
--- M.check_id(what, v)             -> v | nil, err (status 2): a connector or action id is a
---                                    name (letters, digits, - _ .), never "." or "..", at most 128
--- M.plain(name)                   -> name when it can stand in a suggested command line as is
---                                    (letters, digits, - _ .), else nil: a parameter name is
---                                    the server's, and a user may paste what we suggest
--- M.add_arguments(parser, with_action)       the CONNECTOR [ACTION] arguments of a command
--- M.checked_args(args, script, with_action)  -> connector, action | nil, err: given and valid
 -- M.normalise(body)               -> { {resource=, id=, name=, method=, description=}, ... } from
 --                                    GET /connectors/{id}/resources (its shape is not
 --                                    documented: a list at the top, or under resources or data;
 --                                    actions as objects or as bare ids)
 -- M.list(client, connector)       -> those rows | nil, err (an unknown connector: status 2)
 -- M.schema(client, connector, id) -> action, res | nil, err: the action object ({"action": {...}}
---                                    unwrapped) and the response (res.body as served)
+--                                    unwrapped; an action that is not an object is refused) and
+--                                    the response (res.body as served)
 -- M.params(action)                -> { {name=, where="query"|"path"|"header"|"body", type=,
 --                                    required=, description=}, ... }: parameters in their order,
 --                                    then body fields (required first, in order, then by name)
 -- M.missing(params, given, wheres) -> the params required and not in given {query=, path=, body=},
 --                                    of the places in wheres (default query, path and body:
 --                                    headers are the credential's to fill, the token)
--- M.failure(msg, code, res, ctx)  -> an execute failure, its hint about the credential when the
---                                    API refused that (ctx {connector=, user_id=, credential=})
-local cli = require "alloy.cli"
-local commands = require "alloy.commands"
 local connectors = require "alloy.connectors"
 local failure = require "alloy.failure"
+local ids = require "alloy.ids"
 
 local M = {}
 
 local function str(v) return type(v) == "string" and v ~= "" and v or nil end
-
-function M.check_id(what, v)
-  if type(v) == "string" and #v <= 128 and v:match("^[%w_][%w_%.%-]*$") and v ~= "." and v ~= ".." then
-    return v
-  end
-  return nil, failure.usage(("%q is not a valid %s id (letters, digits, - _ . only)"):format(cli.printable(tostring(v)),
-    what), what == "connector" and ("list them with: " .. commands.invocation("list_connectors")) or nil)
-end
-
-function M.plain(name)
-  return type(name) == "string" and #name <= 64 and name:match("^[%w_][%w_%.%-]*$") and name or nil
-end
-
--- The command-line arguments: CONNECTOR, and ACTION when with_action.
-function M.add_arguments(parser, with_action)
-  parser:argument("connector", "The connector id, as " .. commands.invocation("list_connectors")
-    .. " lists it (slack, notion, ...)."):args("?")
-  if with_action then
-    parser:argument("action", "The action id, as " .. commands.invocation("list_actions") .. " <connector> lists it.")
-      :args("?")
-  end
-end
-
--- Those arguments given and valid, for the command `script`.  -> connector, action | nil, err
-function M.checked_args(args, script, with_action)
-  if not args.connector or (with_action and not args.action) then
-    return nil, failure.usage(with_action and "give a connector and an action" or "no connector given",
-      commands.invocation(script) .. " <connector>" .. (with_action and " <action>" or "") .. " ("
-      .. commands.invocation(with_action and "list_actions" or "list_connectors")
-      .. (with_action and " <connector>" or "") .. " lists them)")
-  end
-  local connector, err = M.check_id("connector", args.connector)
-  if not connector then return nil, err end
-  if not with_action then return connector end
-  local id, ierr = M.check_id("action", args.action)
-  if not id then return nil, ierr end
-  return connector, id
-end
 
 local function list_of(v)
   if type(v) ~= "table" then return {} end
@@ -113,7 +66,7 @@ function M.list(client, connector)
   local body, msg, code, res = client:list_resources(connector)
   if body == nil and type(msg) == "string" then
     return nil, code == "HTTP_404" and unknown_connector(client, connector)
-      or failure.api(msg, code, res, { connector = connector })
+      or failure.api(msg, code, res, "list_resources")
   end
   return M.normalise(body)
 end
@@ -121,17 +74,19 @@ end
 function M.schema(client, connector, id)
   local body, msg, code, res = client:get_action(connector, id)
   if body == nil and type(msg) == "string" then
-    if code ~= "HTTP_404" then return nil, failure.api(msg, code, res, { connector = connector }) end
+    if code ~= "HTTP_404" then return nil, failure.api(msg, code, res, "get_action") end
     local uerr = unknown_connector(client, connector)
     if uerr then return nil, uerr end
-    local ids = {}
-    for i, row in ipairs(M.list(client, connector) or {}) do ids[i] = row.id end
-    return nil, failure.usage(("connector %s has no action %q"):format(connector, id), connectors.suggest(ids, id,
-      "list its actions with: " .. commands.invocation("list_actions") .. " " .. connector))
+    local names = {}
+    for i, row in ipairs(M.list(client, connector) or {}) do names[i] = row.id end
+    local near = ids.suggest(names, id)
+    local f = failure.usage(("connector %s has no action %q"):format(connector, id), near)
+    return nil, near and f or failure.suggest(f, "its actions", "actions", connector)
   end
-  local action = type(body) == "table" and (type(body.action) == "table" and body.action or body) or nil
-  if type(action) ~= "table" then
-    return nil, failure.new(("the API answered with no schema for action %s"):format(id), "run with --verbose")
+  local action = type(body) == "table" and (body.action ~= nil and body.action or body) or nil
+  if type(action) ~= "table" or action == require("cjson").null or action[1] ~= nil then
+    return nil, failure.new(("the API answered with no schema for action %s"):format(id),
+      "run with --verbose to see the answer")
   end
   return action, msg -- on success the second value is the response
 end
@@ -141,7 +96,7 @@ local function type_name(schema)
   local t = type(schema) == "table" and schema.type
   if type(t) == "table" then
     local names = {}
-    for _, v in ipairs(t) do names[#names + 1] = tostring(v) end
+    for _, v in ipairs(t) do names[#names + 1] = type(v) == "string" and v or "?" end
     return table.concat(names, "|")
   end
   return str(t) or "?"
@@ -176,7 +131,7 @@ function M.params(action)
   return out
 end
 
-local function present(t, k) return type(t) == "table" and t[k] ~= nil and t[k] ~= cli.null end
+local function present(t, k) return type(t) == "table" and t[k] ~= nil and t[k] ~= require("cjson").null end
 
 local CHECKED = { query = true, path = true, body = true }
 
@@ -188,17 +143,6 @@ function M.missing(params, given, wheres)
     end
   end
   return out
-end
-
-function M.failure(msg, code, res, ctx)
-  local f = failure.api(msg, code, res, { connector = ctx.connector, user_id = ctx.user_id })
-  local status = tonumber((code or ""):match("^HTTP_(%d+)$"))
-  if status and status >= 400 and status < 500 and msg:lower():find("credential", 1, true) then
-    f.hint = ("the credential must be one of %s's %s connections: list them with %s --connector %s%s")
-      :format(ctx.user_id and ("user " .. ctx.user_id) or "the user", ctx.connector,
-        commands.invocation("list_connections"), ctx.connector, ctx.user_id and "" or " --user <id>")
-  end
-  return f
 end
 
 return M

@@ -1,51 +1,91 @@
--- alloy.config: the scripts' configuration.
+-- alloy.config: the commands' configuration.
 --
 -- Precedence: command-line flags > environment > .env file (./.env, or --env-file) >
--- defaults.  An empty value counts as unset.  ALLOY_API_KEY has no flag on purpose: a
--- command line is visible to every user of the machine (ps, /proc/*/cmdline).
+-- defaults. An empty value counts as unset. ALLOY_API_KEY has no flag on purpose: a command
+-- line is visible to every user of the machine (ps, /proc/*/cmdline).
 --
--- Variables                  flag               alloy.new option (its default and its rule)
---   ALLOY_API_KEY            (none)             api_key (required)
---   ALLOY_USER_ID            --user             (required by the scripts that need a user)
---   ALLOY_BASE_URL           --base-url         base_url
---   ALLOY_EMBEDDED_URL       --embedded-url     embedded_url
---   ALLOY_API_VERSION        --api-version      api_version
---   CONNECTION_ID            --connection-id
---   REDIRECT_URI             --redirect-uri
---   ALLOY_TIMEOUT            (none)             timeout, seconds per HTTP request
---   ALLOY_RETRIES            (none)             retries of 429/502/503/504/connection errors
---   ALLOY_BACKOFF            (none)             backoff, seconds, base of the exponential backoff
---   ALLOY_CA_FILE            (none)             ca_file; else CURL_CA_BUNDLE, else the system bundle
--- Defaults and rules are alloy.so's (alloy.defaults, alloy.check_option), stated once in C.
+-- M.VARS lists every variable once (its field, its flag, what it is): the help texts and
+-- the docs are made from it. Defaults and rules of the alloy.new options are alloy.so's
+-- (alloy.defaults, alloy.check_option), stated once in C; the commands' own defaults are
+-- M.DEFAULTS.
 --
--- M.load{ flags = {user=, env_file=, ...}, getenv = os.getenv }
---   -> cfg | nil, err (an alloy.failure; configuration errors: status 2)
+-- M.load{ flags = args, getenv = os.getenv }
+--   -> cfg | nil, err (an alloy.failure; configuration errors: status 2). flags is a
+--   command's parsed arguments: each variable's `flag` key is read from it.
 -- cfg.<field>, cfg.source.<field> ("flag --user", "environment", ".env (path)", "default"),
--- cfg.env_file (the file read, if any), cfg.warnings (array of strings: a .env holding the
--- key that others can read, or that git would commit).
--- M.alloy() -> the alloy module | nil, err (not built: the hint says how to build it)
+-- cfg.env_file (the file read, if any), cfg.env_path (the one --save writes), cfg.warnings
+-- (a .env holding the key that others can read, or that git would commit).
+-- M.require(cfg, need) -> cfg | nil, err: the key (and the user id when need.user) is set
+-- M.client(cfg, extra) -> a client (alloy.new with cfg's options and extra) | nil, err
+-- M.describe(cfg)      -> lines for --verbose; the key only as "set"
+-- M.where_to_set(cfg, var, flag) -> "pass --user <id>, or export ALLOY_USER_ID=... ..."
+-- M.alloy()            -> the alloy module | nil, err (not built: the hint says how to build it)
 
 local failure = require "alloy.failure"
 
 local M = {}
 
-local VARS = {
-  { field = "api_key", var = "ALLOY_API_KEY" },
-  { field = "user_id", var = "ALLOY_USER_ID", flag = "user" },
-  { field = "base_url", var = "ALLOY_BASE_URL", flag = "base_url", option = "base_url" },
-  { field = "embedded_url", var = "ALLOY_EMBEDDED_URL", flag = "embedded_url", option = "embedded_url" },
-  { field = "api_version", var = "ALLOY_API_VERSION", flag = "api_version", option = "api_version" },
-  { field = "region", var = "ALLOY_REGION", flag = "region", region = true },
-  { field = "connection_id", var = "CONNECTION_ID", flag = "connection_id" },
-  { field = "redirect_uri", var = "REDIRECT_URI", flag = "redirect_uri" },
-  { field = "timeout", var = "ALLOY_TIMEOUT", option = "timeout", number = true },
-  { field = "retries", var = "ALLOY_RETRIES", option = "retries", number = true },
-  { field = "backoff", var = "ALLOY_BACKOFF", option = "backoff", number = true },
-  { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE", option = "ca_file", file = true },
+-- Each variable once. flag: the key of a command's parsed arguments that overrides it (its
+-- option's name with "-" as "_"); option: the alloy.new option it sets (its default and rule
+-- are alloy.so's); help: what it is, for --help and the docs.
+M.VARS = {
+  { field = "api_key", var = "ALLOY_API_KEY", help = "required; never a flag" },
+  { field = "user_id", var = "ALLOY_USER_ID", flag = "user", help = "the user: 24-hex id or username" },
+  { field = "base_url", var = "ALLOY_BASE_URL", flag = "base_url", option = "base_url", help = "the API host" },
+  { field = "embedded_url", var = "ALLOY_EMBEDDED_URL", flag = "embedded_url", option = "embedded_url",
+    help = "the host of the token call" },
+  { field = "api_version", var = "ALLOY_API_VERSION", flag = "api_version", option = "api_version",
+    help = "x-api-version" },
+  { field = "region", var = "ALLOY_REGION", flag = "region", region = true, help = "us or eu" },
+  { field = "connection_id", var = "CONNECTION_ID", flag = "credential", help = "the connection alloy run uses" },
+  { field = "redirect_uri", var = "REDIRECT_URI", flag = "redirect_uri", help = "where OAuth sends the browser back" },
+  { field = "timeout", var = "ALLOY_TIMEOUT", option = "timeout", number = true, help = "seconds per request" },
+  { field = "retries", var = "ALLOY_RETRIES", option = "retries", number = true, help = "automatic retries" },
+  { field = "backoff", var = "ALLOY_BACKOFF", option = "backoff", number = true,
+    help = "seconds, base of the backoff" },
+  { field = "ca_file", var = "ALLOY_CA_FILE", alt = "CURL_CA_BUNDLE", option = "ca_file", file = true,
+    help = "a CA bundle; else CURL_CA_BUNDLE, else the system's" },
+}
+local VARS = M.VARS
+
+-- The commands' own defaults, each said once.
+M.DEFAULTS = {
+  -- a loopback redirect the OAuth commands can catch themselves
+  redirect_uri = "http://localhost:3000/oauth/callback",
+  -- executes act on a third party's service: a few at a time
+  execute_concurrency = 4,
+  -- metadata reads of many connectors at once
+  metadata_concurrency = 8,
 }
 
--- Regions and the embedded host of each: the EU host is the Node SDK's (eu-embedded).
-M.REGIONS = { us = false, eu = "https://eu-embedded.runalloy.com" }
+-- Regions and the embedded host of each: the EU host is the Node SDK's (eu-embedded). Read
+-- in any case (us, US, Eu).
+M.REGIONS = { us = { embedded_url = false }, eu = { embedded_url = "https://eu-embedded.runalloy.com" } }
+
+-- The variables for a help text: "Variables: ALLOY_API_KEY (the API key ...), ...", each with
+-- alloy.so's default where it has one, wrapped at `width` columns.
+function M.variables_text(width)
+  local ok, alloy = pcall(require, "alloy")
+  local defaults = ok and type(alloy) == "table" and alloy.defaults or {}
+  local items = {}
+  for _, v in ipairs(VARS) do
+    local d = v.option and v.number and defaults[v.option]
+    items[#items + 1] = ("%s (%s%s)"):format(v.var, v.help, d and (", default %g"):format(d) or "")
+  end
+  items[#items + 1] = "ALLOY_FIELD_<NAME> (a connector's secret field, for connect)"
+  local lines, line = {}, "Variables:"
+  for i, item in ipairs(items) do
+    item = item .. (i < #items and "," or ".")
+    if #line + 1 + #item > width then
+      lines[#lines + 1] = line
+      line = item
+    else
+      line = line .. " " .. item
+    end
+  end
+  lines[#lines + 1] = line
+  return table.concat(lines, "\n")
+end
 
 local function flag_name(f)
   return "--" .. f:gsub("_", "-")
@@ -83,8 +123,10 @@ local function check(alloy, spec, value, where)
     value = v
   end
   if spec.region then
+    if not M.REGIONS[value:lower()] then
+      return nil, ("%s (%s): must be us or eu, not %q"):format(spec.var, where, value)
+    end
     value = value:lower()
-    if not M.REGIONS[value] then return nil, ("%s (%s): must be us or eu, not %q"):format(spec.var, where, value) end
   end
   if spec.file then
     local ok, msg = check_file(value)
@@ -150,8 +192,9 @@ function M.load(opts)
     end
   end
   -- a region moves the token call unless a host was set explicitly
-  if cfg.region and M.REGIONS[cfg.region] and cfg.source.embedded_url == "default" then
-    cfg.embedded_url, cfg.source.embedded_url = M.REGIONS[cfg.region], cfg.source.region
+  local region = cfg.region and M.REGIONS[cfg.region]
+  if region and region.embedded_url and cfg.source.embedded_url == "default" then
+    cfg.embedded_url, cfg.source.embedded_url = region.embedded_url, cfg.source.region
   end
   return cfg
 end
@@ -163,6 +206,31 @@ function M.where_to_set(cfg, var, flag)
   parts[#parts + 1] = "export " .. var .. "=... in the environment"
   parts[#parts + 1] = ("add %s=... to %s"):format(var, cfg and cfg.env_path or ".env")
   return table.concat(parts, ", or ")
+end
+
+-- cfg when it has the API key, and the user id when need.user.  -> cfg | nil, err
+function M.require(cfg, need)
+  if not cfg.api_key then
+    return nil, failure.usage("ALLOY_API_KEY is not set",
+      M.where_to_set(cfg, "ALLOY_API_KEY") .. " (it is never taken as a command-line argument)")
+  end
+  if need and need.user and not cfg.user_id then
+    return nil, failure.usage("no user id: ALLOY_USER_ID is not set and --user was not given",
+      M.where_to_set(cfg, "ALLOY_USER_ID", "--user <id>"))
+  end
+  return cfg
+end
+
+-- A client from the configuration.  -> client | nil, err (alloy.new refusing the options: status 2)
+function M.client(cfg, extra)
+  local alloy, aerr = M.alloy()
+  if not alloy then return nil, aerr end
+  local ok, client = pcall(alloy.new, M.client_options(cfg, extra))
+  if not ok then
+    return nil, failure.usage("cannot create the Alloy client: " .. tostring(client):gsub("^[^:]*:%d+: ", ""),
+      "check the ALLOY_* settings (--verbose shows them)")
+  end
+  return client
 end
 
 -- Options for alloy.new (never logged: it holds the key).

@@ -6,10 +6,9 @@
 --                               description=, secret=, required=}, ... }}, ... }
 -- M.metadata(client, id)     -> entries | nil, err (an unknown id: status 2, "did you mean ...")
 -- M.auth_types(client, ids)  -> { [id] = {"oauth2", ...} | false } (one concurrent batch)
--- M.closest(ids, want)       -> the known ids nearest to want (edit distance), best first
--- M.suggest(ids, want, otherwise) -> "did you mean a or b?" (the closest), else otherwise
 -- M.unknown(client, id)      -> the failure for an unknown connector id ("did you mean ...", status 2)
 local failure = require "alloy.failure"
+local ids = require "alloy.ids"
 
 local M = {}
 
@@ -17,7 +16,7 @@ local function str(v) return type(v) == "string" and v or nil end
 
 function M.list(client)
   local v, msg, code, res = client:list_connectors()
-  if v == nil then return nil, failure.api(msg, code, res) end
+  if v == nil then return nil, failure.api(msg, code, res, "list_connectors") end
   local out = {}
   for _, it in ipairs(v) do
     if type(it) == "table" and str(it.id or it.connectorId) then
@@ -64,55 +63,21 @@ function M.entries(meta)
   return out
 end
 
--- Levenshtein distance, case-insensitive.
-local function distance(a, b)
-  a, b = a:lower(), b:lower()
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
-function M.closest(ids, want)
-  local scored = {}
-  for _, id in ipairs(ids) do
-    local d = distance(id, want)
-    if d <= math.max(2, math.floor(#want / 3)) or id:lower():find(want:lower(), 1, true) then
-      scored[#scored + 1] = { id = id, d = d }
-    end
-  end
-  table.sort(scored, function(x, y) if x.d ~= y.d then return x.d < y.d end return x.id < y.id end)
-  local out = {}
-  for i = 1, math.min(3, #scored) do out[i] = scored[i].id end
-  return out
-end
-
--- "did you mean a or b?" for the ids nearest to want, else the hint `otherwise`.
-function M.suggest(ids, want, otherwise)
-  local near = M.closest(ids, want)
-  return #near > 0 and ("did you mean " .. table.concat(near, " or ") .. "?") or otherwise
-end
-
+-- The failure for a connector id the API does not know: "did you mean ...", else where to
+-- look (status 2).
 function M.unknown(client, id)
-  local list = M.list(client)
-  local ids = {}
-  for i, c in ipairs(list or {}) do ids[i] = c.id end
-  return failure.usage(("unknown connector %q"):format(id), M.suggest(ids, id,
-    "list the connectors with: " .. require("alloy.commands").invocation("list_connectors")))
+  local names = {}
+  for i, c in ipairs(M.list(client) or {}) do names[i] = c.id end
+  local near = ids.suggest(names, id)
+  local f = failure.usage(("unknown connector %q"):format(id), near)
+  return near and f or failure.suggest(f, "list the connectors with", "connectors")
 end
 
 function M.metadata(client, id)
   local meta, msg, code, res = client:credential_metadata(id)
   if meta == nil then
     if code == "HTTP_404" then return nil, M.unknown(client, id) end
-    return nil, failure.api(msg, code, res, { connector = id })
+    return nil, failure.api(msg, code, res, "credential_metadata")
   end
   local entries = M.entries(meta)
   if #entries == 0 then
@@ -121,19 +86,19 @@ function M.metadata(client, id)
   return entries
 end
 
-function M.auth_types(client, ids)
+function M.auth_types(client, names)
   local reqs = {}
-  for i, id in ipairs(ids) do reqs[i] = { op = "credential_metadata", args = { id } } end
+  for i, id in ipairs(names) do reqs[i] = { op = "credential_metadata", args = { id } } end
   local out = {}
-  client:batch(reqs, { concurrency = 8, on_result = function(i, r)
+  client:batch(reqs, { concurrency = require("alloy.config").DEFAULTS.metadata_concurrency, on_result = function(i, r)
     if r.ok then
       local types = {}
       for k, e in ipairs(M.entries(r.value)) do types[k] = e.type end
-      out[ids[i]] = types
+      out[names[i]] = types
     elseif r.code == "INTERRUPTED" then
       error("interrupted", 0) -- Ctrl-C: the batch stops, and the script with it
     else
-      out[ids[i]] = false
+      out[names[i]] = false
     end
   end })
   return out

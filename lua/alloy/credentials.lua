@@ -4,16 +4,19 @@
 -- M.normalise maps each entry's fields to
 --   { credentialId, type, name, createdAt, updatedAt }  (missing fields stay nil)
 --
--- M.list(client, user_id, ctx) -> array | nil, err (an alloy.failure; ctx { url=, connector= }
---                                 makes its hint concrete)
+-- M.list(client, user_id)     -> array | nil, err (an alloy.failure)
 -- M.normalise(array)           -> array
 -- M.for_connector(list, id)    -> the entries whose type is id or starts with "id-"
 -- M.added(before, after)       -> entries of after whose credentialId is not in before
 -- M.newest(list)               -> the entry with the greatest createdAt (ISO strings)
 -- M.find(list, credential_id)  -> entry | nil
+-- M.confirm(before, after, connector, id) -> the credential that a flow created: one in after
+--                                 that is new since before and of this connector (id's, when
+--                                 it is one of those, else the newest of them) | nil. A
+--                                 redirect or an answer is only a cue to look: any local page
+--                                 can send a redirect, with any id in it.
 -- M.rows(list)                 -> { {"ID", "TYPE", "NAME", "CREATED"}, {id, type, name, created}, ... }
---                                 (a script prints them with alloy.cli.table)
--- M.table(list)                -> those rows as aligned text under the header (alloy.cli.columns)
+-- M.table(list)                -> those rows as aligned text under the header (alloy.tables)
 local M = {}
 
 local function str(v)
@@ -38,18 +41,14 @@ function M.normalise(v)
   return out
 end
 
-function M.list(client, user_id, ctx)
+function M.list(client, user_id)
   local v, msg, code, res = client:list_credentials(user_id)
   if v == nil and code == "HTTP_404" then
     -- the older documented route, GET /users/{userId}/credentials
     local legacy = client:list_user_credentials(user_id)
     if legacy ~= nil then v = legacy end
   end
-  if v == nil then
-    local c = { user_id = user_id }
-    for k, val in pairs(ctx or {}) do c[k] = val end
-    return nil, require("alloy.failure").api(msg, code, res, c)
-  end
+  if v == nil then return nil, require("alloy.failure").api(msg, code, res, "list_credentials") end
   return M.normalise(v)
 end
 
@@ -91,22 +90,22 @@ function M.find(list, id)
   return nil
 end
 
--- "2025-02-05T15:09:29.551Z" -> "2025-02-05 15:09"; anything else as it is.
-local function short_time(iso)
-  local date, hm = tostring(iso or ""):match("^(%d%d%d%d%-%d%d%-%d%d)T(%d%d:%d%d)")
-  return date and (date .. " " .. hm) or (iso or "-")
+function M.confirm(before, after, connector, id)
+  local fresh = M.for_connector(M.added(before, after), connector)
+  return (id and M.find(fresh, id)) or M.newest(fresh)
 end
 
 function M.rows(list)
+  local short = require("alloy.timefmt").short
   local rows = { { "ID", "TYPE", "NAME", "CREATED" } }
   for _, c in ipairs(list) do
-    rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short_time(c.createdAt) }
+    rows[#rows + 1] = { c.credentialId or "-", c.type or "-", c.name or "-", short(c.createdAt) }
   end
   return rows
 end
 
 function M.table(list)
-  return require("alloy.cli").columns(M.rows(list))
+  return require("alloy.tables").columns(M.rows(list))
 end
 
 return M

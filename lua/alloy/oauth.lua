@@ -1,24 +1,27 @@
--- alloy.oauth: the OAuth connection flow shared by initiate_oauth.lua and test_oauth.lua.
+-- alloy.oauth: the OAuth part of connecting a connector (alloy connect, alloy test-oauth),
+-- run by alloy.connect.
 --
 -- 1. (with listening) open the loopback listener first, so a busy port fails before
 --    anything is created, and snapshot the user's credentials;
 -- 2. POST /connectors/{connector}/credentials -> oauthUrl, printed on stdout;
 -- 3. (with listening) wait for the browser's redirect to the redirect URI (a GET), answer
---    it with a small HTML page, and confirm by listing the credentials again: only one that
---    is new since the snapshot and of this connector counts (the redirect's credentialId
---    picks among those); a request that brings none leaves the flow waiting. Print the id.
+--    it with a small HTML page, and confirm by listing the credentials again
+--    (alloy.credentials.confirm); a request that brings none leaves the flow waiting.
 -- Alloy does the code exchange itself: nothing is "exchanged" here.
 --
--- M.run{ args, cfg, client, connector, redirect_uri, data =, auth_config_id =, on_confirmed = }
+-- M.OPTIONS                        the flow's options, for a command's declaration
+-- M.settings(args, uri)            -> r, listen, timeout | nil, err: checked before anything is sent
+-- M.openable(url)                  -> whether a server's URL may be printed and opened
+-- M.run{ ctx, connector, redirect_uri, data =, auth_config_id =, on_confirmed =, replacing = }
 --   -> { oauthUrl =, credential = (nil without listening), savedTo = } | nil, err
--- (an alloy.failure: a busy port or contradictory flags are status 2, the API or nobody
--- coming back in time status 1). It prints like the scripts (cli.say, cli.out).
-local cli = require "alloy.cli"
+-- M.report(o, cred, extra)         the confirmed credential: --save, then the id or JSON on stdout
+-- (failures: a busy port or contradictory flags are status 2, the API or nobody coming back in
+-- time status 1). It prints through ctx.out and names commands with ctx:command.
+local config = require "alloy.config"
 local credentials = require "alloy.credentials"
 local failure = require "alloy.failure"
+local ids = require "alloy.ids"
 local listener = require "alloy.listener"
-local dotenv = require "alloy.dotenv"
-local commands = require "alloy.commands"
 
 local M = {}
 
@@ -43,19 +46,16 @@ local function parse_redirect(uri)
   return { scheme = scheme, host = host, port = port, path = path, explicit_port = explicit, loopback = loopback }
 end
 
--- Adds the flow's options to a parser (initiate_oauth and test_oauth share them).
-function M.add_options(p)
-  p:option("--redirect-uri", "Where Alloy sends the browser after authorizing; overrides REDIRECT_URI.")
-    :argname("<url>")
-  p:flag("--listen", "Wait for the browser's redirect on the redirect URI's loopback port"
-    .. " (default when it is http://localhost:PORT/... or http://127.0.0.1:PORT/...).")
-  p:flag("--no-listen", "Only print the OAuth URL; do not wait for the redirect.")
-  p:option("--timeout", ("Seconds to wait for the redirect (default %d)."):format(DEFAULT_TIMEOUT))
-    :argname("<seconds>")
-  p:flag("--save", "Write CONNECTION_ID=<new id> into the .env file (other lines are kept).")
-  p:flag("--open", "Open the URL with xdg-open when a display is available.")
-  p:option("--auth-config-id", "Custom OAuth app config id (authConfigId)."):argname("<id>")
-end
+M.OPTIONS = {
+  { "--redirect-uri", "<url>", "Where Alloy sends the browser after authorizing; overrides REDIRECT_URI (default "
+    .. config.DEFAULTS.redirect_uri .. ")." },
+  { "--listen", "Wait for the browser's redirect on the redirect URI's loopback port (default when it is"
+    .. " http://localhost:PORT/... or http://127.0.0.1:PORT/...)." },
+  { "--no-listen", "Only print the OAuth URL; do not wait for the redirect." },
+  { "--timeout", "<seconds>", ("Seconds to wait for the redirect (default %d)."):format(DEFAULT_TIMEOUT) },
+  { "--save", "Write CONNECTION_ID=<new id> into the .env file (other lines are kept)." },
+  { "--open", "Open the URL with xdg-open when a display is available." },
+}
 
 -- Server data that goes to stdout, a browser and maybe xdg-open: an https:// URL (or an
 -- http:// one on this machine, as a local sandbox serves) of printable ASCII without blanks,
@@ -70,19 +70,19 @@ function M.openable(url)
     or host:match("^%[::1%]:?%d*$") ~= nil
 end
 
-local function open_browser(url)
+local function open_browser(out, url)
   local display = os.getenv("DISPLAY") or os.getenv("WAYLAND_DISPLAY")
   if not display or display == "" then
-    cli.say("--open: no display here; open the URL in a browser yourself")
+    out:say("--open: no display here; open the URL in a browser yourself")
     return
   end
   local ok = os.execute("command -v xdg-open >/dev/null 2>&1")
   if ok ~= true and ok ~= 0 then
-    cli.say("--open: xdg-open is not installed; open the URL in a browser yourself")
+    out:say("--open: xdg-open is not installed; open the URL in a browser yourself")
     return
   end
-  os.execute("xdg-open '" .. url:gsub("'", "'\\''") .. "' >/dev/null 2>&1 &")
-  cli.say("opened the URL with xdg-open")
+  os.execute("xdg-open " .. ids.quote(url) .. " >/dev/null 2>&1 &")
+  out:say("opened the URL with xdg-open")
 end
 
 -- Whether to listen.  -> true | false | nil, err (contradictory or impossible settings)
@@ -95,8 +95,8 @@ local function listen_mode(args, r)
   if args.listen then
     if not can then
       return nil, failure.usage(("cannot listen for %s://%s: only http://localhost or http://127.0.0.1 redirect URIs"
-        .. " can be caught"):format(r.scheme, r.host), "use a loopback redirect URI such as"
-        .. " http://localhost:3000/oauth/callback, or --no-listen")
+        .. " can be caught"):format(r.scheme, r.host), "use a loopback redirect URI such as "
+        .. config.DEFAULTS.redirect_uri .. ", or --no-listen")
     end
     return true
   end
@@ -122,7 +122,7 @@ end
 function M.settings(args, uri)
   local r, perr = parse_redirect(uri)
   if not r then
-    return nil, failure.usage(perr, "pass --redirect-uri http://localhost:3000/oauth/callback (or set REDIRECT_URI)")
+    return nil, failure.usage(perr, "pass --redirect-uri " .. config.DEFAULTS.redirect_uri .. " (or set REDIRECT_URI)")
   end
   local listen, lerr = listen_mode(args, r)
   if listen == nil then return nil, lerr end
@@ -135,15 +135,15 @@ function M.settings(args, uri)
   end
   if args.save and not listen then
     return nil, failure.usage("--save needs the redirect listener (the new connection id is only known after the"
-      .. " redirect)", "use a http://localhost:PORT/... redirect URI (or --listen); or run list_connections.lua"
-      .. " afterwards")
+      .. " redirect)", "use a http://localhost:PORT/... redirect URI (or --listen), or save an id you have"
+      .. " later with the connections command's --save")
   end
   return r, listen, timeout
 end
 
 -- Open the listener first (a busy port fails before anything is created) and snapshot the
 -- user's credentials.  -> L, before | nil, err
-local function open_listener(client, cfg, r, ctx)
+local function open_listener(client, cfg, r)
   local L, lerr, lcode = listener.open("127.0.0.1", r.port)
   if not L then
     local hint = lcode == "EADDRINUSE"
@@ -152,23 +152,15 @@ local function open_listener(client, cfg, r, ctx)
       or "ports below 1024 need privileges; use a redirect URI with a port such as 3000, or --no-listen"
     return nil, failure.usage(lerr, hint)
   end
-  local before, err = credentials.list(client, cfg.user_id, ctx)
+  local before, err = credentials.list(client, cfg.user_id)
   if not before then L:close(); return nil, err end
   return L, before
 end
 
--- The credential a redirect announces: one that is new since the snapshot and of this
--- connector (the redirect's credentialId when it is one of those, else the newest of them).
--- A redirect is only a cue to look: any local page can send one, with any id in it.
-local function confirmed(before, after, connector, id)
-  local fresh = credentials.for_connector(credentials.added(before, after), connector)
-  return (id and credentials.find(fresh, id)) or credentials.newest(fresh)
-end
-
 -- Wait for the browser and find the new credential.  -> outcome | nil, err
-local function catch_redirect(L, o, r, timeout, before, ctx)
-  local cfg, client, connector, uri = o.cfg, o.client, o.connector, o.redirect_uri
-  cli.say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
+local function catch_redirect(L, o, r, timeout, before)
+  local out, cfg, client, connector, uri = o.ctx.out, o.cfg, o.client, o.connector, o.redirect_uri
+  out:say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
     timeout, uri, r.port)
   local outcome, early = nil, 0
   local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
@@ -180,15 +172,15 @@ local function catch_redirect(L, o, r, timeout, before, ctx)
         "try again; if it keeps failing, check the app's OAuth settings in Alloy")
       return 400, page_fail(connector, "Authorization failed: " .. why), true
     end
-    local after, lerr = credentials.list(client, cfg.user_id, ctx)
+    local after, lerr = credentials.list(client, cfg.user_id)
     if not after then
       outcome = lerr
       return 502, page_fail(connector, "Could not confirm the connection: " .. lerr.message), true
     end
-    local cred = confirmed(before, after, connector, q.credentialId)
+    local cred = credentials.confirm(before, after, connector, q.credentialId)
     if not cred then
       early = early + 1
-      cli.say("A request came to %s, but no new %s connection has appeared for user %s; still waiting...",
+      out:say("A request came to %s, but no new %s connection has appeared for user %s; still waiting...",
         uri, connector, cfg.user_id)
       return 409, listener.page("No new " .. connector .. " connection yet", {
         "The terminal is still waiting for the authorization to finish.",
@@ -210,25 +202,26 @@ end
 
 -- Run the flow (see the top of this file).
 function M.run(o)
-  local args, cfg, client, connector = o.args, o.cfg, o.client, o.connector
-  local uri = o.redirect_uri
+  local ctx, connector, uri = o.ctx, o.connector, o.redirect_uri
+  local args, out = ctx.args, ctx.out
+  local cfg, client = ctx:config{ user = true }, ctx:client()
+  o.cfg, o.client = cfg, client
   local r, listen, timeout = M.settings(args, uri)
   if not r then return nil, listen end
-  local ctx = { user_id = cfg.user_id, connector = connector, url = cfg.base_url }
 
   local L, before
   if listen then
-    L, before = open_listener(client, cfg, r, ctx)
+    L, before = open_listener(client, cfg, r)
     if not L then return nil, before end
   end
 
   local body = { userId = cfg.user_id, authenticationType = "oauth2", redirectUri = uri,
-                 authConfigId = o.auth_config_id or args.auth_config_id, data = o.data }
+                 authConfigId = o.auth_config_id, data = o.data }
   local created, msg, code, res = client:create_credential(connector, body)
   local oauth_url = type(created) == "table" and created.oauthUrl or (type(created) == "string" and created) or nil
   if created == nil or type(oauth_url) ~= "string" or oauth_url == "" then
     if L then L:close() end
-    if created == nil then return nil, failure.api(msg, code, res, ctx) end
+    if created == nil then return nil, failure.api(msg, code, res, "create_credential") end
     return nil, failure.new("the API answered without an oauthUrl", "check ALLOY_BASE_URL and ALLOY_API_VERSION")
   end
   if not M.openable(oauth_url) then
@@ -237,27 +230,24 @@ function M.run(o)
       "check ALLOY_BASE_URL (run with --verbose to see the answer)")
   end
 
-  cli.say("Open this URL in a browser to connect %s for user %s:", connector, cfg.user_id)
-  if args.json then
-    if not listen then
-      cli.out(cli.json({ oauthUrl = oauth_url, connector = connector, userId = cfg.user_id,
-                         redirectUri = uri }) .. "\n")
-    else
-      cli.err(oauth_url, "\n")
-    end
+  out:say("Open this URL in a browser to connect %s for user %s:", connector, cfg.user_id)
+  if args.json and not listen then
+    out:out(require("alloy.json").encode({ oauthUrl = oauth_url, connector = connector, userId = cfg.user_id,
+                                           redirectUri = uri }) .. "\n")
+  elseif args.json then
+    out:err(oauth_url, "\n")
   else
-    cli.out(oauth_url .. "\n")
+    out:out(oauth_url .. "\n")
   end
-  if args.open then open_browser(oauth_url) end
+  if args.open then open_browser(out, oauth_url) end
 
   if not listen then
-    cli.say("After authorizing, Alloy sends the browser to %s.", uri)
-    cli.say("Then find the new connection id with: %s --connector %s", commands.invocation("list_connections"),
-      connector)
+    out:say("After authorizing, Alloy sends the browser to %s.", uri)
+    out:say("Then find the new connection id with: %s", ctx:command("connections", connector))
     return { oauthUrl = oauth_url }
   end
 
-  local outcome, werr = catch_redirect(L, o, r, timeout, before, ctx)
+  local outcome, werr = catch_redirect(L, o, r, timeout, before)
   L:close()
   if not outcome then return nil, werr end
 
@@ -272,13 +262,15 @@ end
 -- then the result: the id on stdout, or one JSON document with `extra` in it.
 -- -> the .env path saved to, or true | nil, err
 function M.report(o, cred, extra)
-  local args, cfg, connector = o.args, o.cfg, o.connector
+  local ctx, connector = o.ctx, o.connector
+  local args, out, cfg = ctx.args, ctx.out, ctx:config()
+  local json = require "alloy.json"
   -- the id goes to stdout and maybe .env: it must have the documented shape (24 hex)
-  if not cli.object_id(cred.credentialId) then
+  if not ids.object_id(cred.credentialId) then
     return nil, failure.new(("the new connection's id from the API is not a 24-hex id: %s")
-      :format(cli.excerpt(cred.credentialId)), "check ALLOY_BASE_URL")
+      :format(require("alloy.output").excerpt(cred.credentialId)), "check ALLOY_BASE_URL")
   end
-  cli.say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
+  out:say("Connected: %s connection %s%s", cred.type or connector, cred.credentialId,
     cred.name and (" (" .. cred.name .. ")") or "")
   local doc = { connector = connector, userId = cfg.user_id, credentialId = cred.credentialId, credential = cred }
   for k, v in pairs(extra or {}) do doc[k] = v end
@@ -289,25 +281,29 @@ function M.report(o, cred, extra)
   end
   local saved
   if args.save then
-    local ok, serr = dotenv.set(cfg.env_path, "CONNECTION_ID", cred.credentialId)
-    if not ok then
-      return nil, failure.new("could not save CONNECTION_ID to " .. cfg.env_path .. ": " .. tostring(serr),
-        ("add CONNECTION_ID=%s to it by hand"):format(cred.credentialId))
-    end
+    local ok, serr = M.save(cfg, cred.credentialId)
+    if not ok then return nil, serr end
     saved = cfg.env_path
-    cli.say("Saved CONNECTION_ID=%s to %s", cred.credentialId, cfg.env_path)
+    out:say("Saved CONNECTION_ID=%s to %s", cred.credentialId, cfg.env_path)
   end
-  doc.savedTo = saved or cli.null
-  if args.json then
-    cli.out(cli.json(doc) .. "\n")
-  else
-    cli.out(cred.credentialId .. "\n")
-  end
+  doc.savedTo = saved or json.null
+  out:out((args.json and json.encode(doc) or cred.credentialId) .. "\n")
   if not saved then
-    cli.say("Next: use it with CONNECTION_ID=%s (add that line to .env, or run again with --save)", cred.credentialId)
+    out:say("Next: use it with CONNECTION_ID=%s in .env; to save it there: %s", cred.credentialId,
+      ctx:command("connections", connector, "--save", cred.credentialId))
   end
-  cli.say("List connections: %s --connector %s", commands.invocation("list_connections"), connector)
+  out:say("List connections: %s", ctx:command("connections", connector))
   return saved or true
+end
+
+-- CONNECTION_ID=id into the env file (other lines kept).  -> true | nil, err
+function M.save(cfg, id)
+  local ok, serr = require("alloy.dotenv").set(cfg.env_path, "CONNECTION_ID", id)
+  if not ok then
+    return nil, failure.new("could not save CONNECTION_ID to " .. cfg.env_path .. ": " .. tostring(serr),
+      ("add CONNECTION_ID=%s to it by hand"):format(id))
+  end
+  return true
 end
 
 return M

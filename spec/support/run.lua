@@ -40,6 +40,15 @@ end
 M.root = root_dir()
 M.lua = os.getenv("ALLOY_TEST_LUA") or "lua5.4"
 
+-- How a command started by M.script names itself and the others in its hints and help:
+-- the interpreter as the command sees it (a wrapper such as fuzz/lua-asan runs lua5.4), then
+-- the script's path. M.invoked("alloy_main") .. " connections"
+function M.invoked(script)
+  local interp = M.lua:match("[^/]+$")
+  if interp:match("^lua%-") then interp = "lua5.4" end
+  return interp .. " " .. M.root .. "/lua/" .. script .. ".lua"
+end
+
 function M.quote(s)
   s = tostring(s)
   if s:match("^[%w_%-%.%/=:,@%+]+$") then return s end

@@ -21,6 +21,7 @@
 -- build/lua5.1/alloy.so, `make LUA=luajit`), else whatever package.cpath finds (a LuaRocks
 -- install for Lua 5.1).  The call is synchronous: Neovim waits for it (at most `timeout`).
 local M = {}
+local hint_view
 
 local opts = {}
 local paths_done = false
@@ -104,9 +105,21 @@ local function connect(user)
 end
 
 
+-- How hints name the settings here: the env vars the plugin reads, and its own user option.
+function hint_view(cfg)
+  return {
+    setting = function(field)
+      if field == "user_id" then return "ALLOY_USER_ID (or :AlloyToken <user>)" end
+      for _, v in ipairs(require("alloy.config").VARS) do if v.field == field then return v.var end end
+      return field
+    end,
+    value = function(field) return cfg[field] end,
+  }
+end
+
 -- The scripts' own time formats: "2026-11-28T00:17:22Z", "in 59m".
-local function iso(t) return require("alloy.cli").iso_time(t) end
-local function relative(secs) return require("alloy.cli").relative(secs) end
+local function iso(t) return require("alloy.timefmt").iso(t) end
+local function relative(secs) return require("alloy.timefmt").relative(secs) end
 
 -- Lua API: token, info {user_id, exp, expires_at, registers} | nil, msg.
 function M.token(user)
@@ -115,8 +128,8 @@ function M.token(user)
   local token, res_or_msg, code = client:user_token(cfg.user_id)
   client:close()
   if not token then
-    local err = require("alloy.failure").api(res_or_msg, code, nil, { user_id = cfg.user_id, url = cfg.embedded_url })
-    return fail(err.message, err.hint)
+    local err = require("alloy.failure").api(res_or_msg, code, nil, "user_token")
+    return fail(err.message, require("alloy.hints").for_failure(err, hint_view(cfg)))
   end
 
   local registers = { '"' }
@@ -169,9 +182,9 @@ function M.connections(user)
   local cfg, client = connect(user or "")
   if not cfg then return nil, client end
   local credentials = require "alloy.credentials"
-  local list, err = credentials.list(client, cfg.user_id, { url = cfg.base_url })
+  local list, err = credentials.list(client, cfg.user_id)
   client:close()
-  if not list then return fail(err.message, err.hint) end
+  if not list then return fail(err.message, err.hint or require("alloy.hints").for_failure(err, hint_view(cfg))) end
   table.sort(list, function(a, b) return (a.createdAt or "") < (b.createdAt or "") end)
   local lines = { ("Alloy connections for %s: %d"):format(cfg.user_id, #list), "" }
   if #list == 0 then
