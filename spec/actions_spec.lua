@@ -200,8 +200,8 @@ describe("actions", function()
     assert.equal(1, r.code)
     assert.matches("error: HTTP_403: Credential " .. bobs .. " does not belong to user " .. uid, r.stderr, 1, true)
     assert.matches("hint: the connection must be one of the user's: check CONNECTION_ID / --credential (" .. bobs
-      .. ") and ALLOY_USER_ID / --user (" .. uid .. ") (the user's slack connections: " .. ALLOY .. " connections slack)\n",
-      r.stderr, 1, true)
+      .. ") and ALLOY_USER_ID / --user (" .. uid .. ") (the user's slack connections: " .. ALLOY
+      .. " connections slack)\n", r.stderr, 1, true)
     r = alloy { "run", "slack", "users_info", "--query", "user=U1", "--credential", "0123456789abcdef01234567" }
     assert.equal(1, r.code)
     assert.matches("error: HTTP_404: Credential not found", r.stderr, 1, true)

@@ -119,7 +119,8 @@ describe("alloy.hints", function()
       assert.matches("(https://x.test)", h, 1, true)
       assert.is_nil(h:find("point ALLOY_CA_FILE", 1, true))
     end
-    local h = hint("SSL_CACERT", "list_users", "SSL_CACERT: SSL certificate problem: unable to get local issuer certificate")
+    local h = hint("SSL_CACERT", "list_users",
+      "SSL_CACERT: SSL certificate problem: unable to get local issuer certificate")
     assert.matches("point ALLOY_CA_FILE", h, 1, true)
   end)
 

@@ -28,7 +28,8 @@ describe("alloy.json", function()
 
   it("escapes what a terminal acts on, in what it encodes and in a server's JSON as sent", function()
     assert.equal('"a\\u007fb\\u009bc\\u202ed"', json.encode("a\127b\194\155c\226\128\174d"))
-    assert.equal('{"n":12345678901234567890, "s":"\\u001b[2J"}', json.as_sent('{"n":12345678901234567890,\n"s":"\27[2J"} \n'))
+    assert.equal('{"n":12345678901234567890, "s":"\\u001b[2J"}',
+      json.as_sent('{"n":12345678901234567890,\n"s":"\27[2J"} \n'))
   end)
 
   it("decodes to a value or nil and one line", function()
