@@ -96,25 +96,25 @@ describe("failures are returned, not exits", function()
   end)
 
   local cmd = { options = { { "-c --connector", "<id>", "Connector id." } } }
-  local inv = require("alloy.context").invocation("script", require("alloy.commands").by_name.connections)
+  local row = require("alloy.commands").by_name.connections
 
   it("cmdline.parse: the key as an argument, an unknown option (status 2)", function()
-    local args, err = cmdline.parse(cmd, { "--api-key", "whatever-secret" }, inv)
+    local args, err = cmdline.parse(cmd, { "--api-key", "whatever-secret" }, "script", row)
     assert.is_nil(args)
     assert.equal("the API key is not accepted on the command line (it would be visible in ps)", err.message)
     assert.equal(2, err.status)
     assert.is_nil(tostring(err):find("whatever-secret", 1, true))
-    args, err = cmdline.parse(cmd, { "--frobnicate" }, inv)
+    args, err = cmdline.parse(cmd, { "--frobnicate" }, "script", row)
     assert.is_nil(args)
     assert.equal("unknown option '--frobnicate'", err.message)
     assert.equal("run with --help for usage", err.hint)
     assert.equal(2, err.status)
-    assert.equal("notion", assert(cmdline.parse(cmd, { "-c", "notion" }, inv)).connector)
+    assert.equal("notion", assert(cmdline.parse(cmd, { "-c", "notion" }, "script", row)).connector)
   end)
 
   it("cmdline.parse: an empty command line is the declaration's defaults, without argparse", function()
     local args = cmdline.parse({ options = { { "--n", "<n>", "N.", default = "4" }, { "--f", "<f>", "F.", many = true },
-      { "--flag", "A flag." } } }, {}, inv)
+      { "--flag", "A flag." } } }, {}, "script", row)
     assert.same({ n = "4", f = {} }, args)
   end)
 

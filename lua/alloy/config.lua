@@ -62,31 +62,6 @@ M.DEFAULTS = {
 -- in any case (us, US, Eu).
 M.REGIONS = { us = { embedded_url = false }, eu = { embedded_url = "https://eu-embedded.runalloy.com" } }
 
--- The variables for a help text: "Variables: ALLOY_API_KEY (the API key ...), ...", each with
--- alloy.so's default where it has one, wrapped at `width` columns.
-function M.variables_text(width)
-  local ok, alloy = pcall(require, "alloy")
-  local defaults = ok and type(alloy) == "table" and alloy.defaults or {}
-  local items = {}
-  for _, v in ipairs(VARS) do
-    local d = v.option and v.number and defaults[v.option]
-    items[#items + 1] = ("%s (%s%s)"):format(v.var, v.help, d and (", default %g"):format(d) or "")
-  end
-  items[#items + 1] = "ALLOY_FIELD_<NAME> (a connector's secret field, for connect)"
-  local lines, line = {}, "Variables:"
-  for i, item in ipairs(items) do
-    item = item .. (i < #items and "," or ".")
-    if #line + 1 + #item > width then
-      lines[#lines + 1] = line
-      line = item
-    else
-      line = line .. " " .. item
-    end
-  end
-  lines[#lines + 1] = line
-  return table.concat(lines, "\n")
-end
-
 local function flag_name(f)
   return "--" .. f:gsub("_", "-")
 end

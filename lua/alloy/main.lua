@@ -37,17 +37,16 @@ end
 
 local function usage_failure(msg, hint) return failure.usage(msg, hint) end
 
--- Runs the command of `row` with argv (its arguments, globals included), as `inv` says it
--- was started.
-local function run(row, argv, inv)
+-- Runs the command of `row` with argv (its arguments, globals included), started the way
+-- `mode` says (alloy.invocation).
+local function run(row, argv, mode)
   local cmd = require(row.module)
-  local args, perr = require("alloy.cmdline").parse(cmd, argv, inv, row)
+  local args, perr = require("alloy.cmdline").parse(cmd, argv, mode, row)
   if not args then finish(perr.status, perr) end
   local debug_env = os.getenv("ALLOY_DEBUG")
   if debug_env and debug_env ~= "" and debug_env ~= "0" then args.verbose = true end
-  inv:carry(args)
   local out = output.new{ quiet = args.quiet }
-  local ctx = require("alloy.context").new{ row = row, cmd = cmd, args = args, out = out, inv = inv }
+  local ctx = require("alloy.context").new{ row = row, cmd = cmd, args = args, out = out, mode = mode }
   local ok, status, err = xpcall(function() return cmd.run(ctx) end, function(e)
     if failure.is(e) then return e end
     if args.verbose then return debug.traceback(tostring(e), 2) end
@@ -76,16 +75,14 @@ end
 -- A script: lua/<script>.lua from a checkout, or alloy-<script> installed.
 function M.script(name)
   local row = assert(commands.by_name[name], "alloy.main: unknown command " .. tostring(name))
-  local inv = require("alloy.context").invocation(arg and arg[0] and arg[0]:match("%.lua$") and "script"
-    or "installed", row)
-  run(row, argv_of(), inv)
+  run(row, argv_of(), arg and arg[0] and arg[0]:match("%.lua$") and "script" or "installed")
 end
 
 local function load_cmd(row) return require(row.module) end
 
 -- Prints the `alloy` command's help (stdout) and exits 0.
 local function alloy_help(inv)
-  io.stdout:write(require("alloy.cmdline").alloy_parser(inv, load_cmd):get_help(), "\n")
+  io.stdout:write(require("alloy.parser").alloy_parser(inv, load_cmd):get_help(), "\n")
   os.exit(failure.OK)
 end
 
@@ -122,19 +119,21 @@ local function leading_globals(argv)
   return globals, i
 end
 
+-- How the alloy command names itself: only its help and its errors need it.
+local function inv() return require("alloy.invocation").new("alloy") end
+
 -- The `alloy` command: alloy [global options] <command> [arguments and options].
 function M.alloy()
-  local inv = require("alloy.context").invocation("alloy")
   local argv = argv_of()
   local first = argv[1]
-  if first == "-h" or first == "--help" or first == nil then alloy_help(inv) end
+  if first == "-h" or first == "--help" or first == nil then alloy_help(inv()) end
   if first == "--version" then
-    io.stdout:write(require("alloy.cmdline").version_line(inv.base), "\n")
+    io.stdout:write(require("alloy.parser").version_line(inv().base), "\n")
     os.exit(failure.OK)
   end
   if first == "--completion" then -- for `make completions`: every command with its options
-    local cmdline = require "alloy.cmdline"
-    local text, err = cmdline.completion_script(cmdline.alloy_parser(inv, load_cmd, commands.MAIN.installed), argv[2])
+    local parser = require "alloy.parser"
+    local text, err = parser.completion_script(parser.alloy_parser(inv(), load_cmd, commands.MAIN.installed), argv[2])
     if not text then finish(err.status, err) end
     io.stdout:write(text)
     os.exit(failure.OK)
@@ -142,9 +141,9 @@ function M.alloy()
   local globals, at = leading_globals(argv)
   if not globals then finish(failure.USAGE, at) end
   local name, rest = argv[at], { unpack_(argv, at + 1) }
-  if name == nil then alloy_help(inv) end
+  if name == nil then alloy_help(inv()) end
   if name == "help" then
-    if rest[1] == nil then alloy_help(inv) end
+    if rest[1] == nil then alloy_help(inv()) end
     name, rest = rest[1], { "--help" }
   end
   local row = commands.by_name[name]
@@ -152,12 +151,12 @@ function M.alloy()
     local names = {}
     for i, r in ipairs(commands.LIST) do names[i] = r.name end
     local near = require("alloy.ids").closest(names, name)
+    local here = inv()
     finish(failure.USAGE, usage_failure(("unknown command %q"):format(name), #near > 0
-      and ("did you mean " .. inv:command(near[1]) .. "?") or ("run " .. inv:prefix() .. " --help for the commands")))
+      and ("did you mean " .. here:command(near[1]) .. "?") or ("run " .. here:prefix() .. " --help for the commands")))
   end
-  inv.row = row
   for i, g in ipairs(globals) do table.insert(rest, i, g) end
-  run(row, rest, inv)
+  run(row, rest, "alloy")
 end
 
 return M
