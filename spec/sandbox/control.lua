@@ -54,13 +54,17 @@ local SETTERS = {
   metadata_list_key = one_of("metadata_list_key", { "documented", "connector", "name", "both" }),
   credential_types = one_of("credential_types", { "compound", "documented" }),
   logs_shape = one_of("logs_shape", { "notifications", "data", "array" }),
-  -- false, or {per_second = n >= 0, retry_after = seconds > 0 (default 1) | false, host = api|embedded}
+  -- false, or {per_second = n >= 0, retry_after = seconds > 0 (default 1) | false, host = api|embedded,
+  -- window = seconds (default 1: a spec may widen it so that the count does not depend on speed)}
   rate_limit = function(v)
     if v == false or v == util.null then return false end
     if type(v) ~= "table" or type(v.per_second) ~= "number" or v.per_second < 0 then
       return nil, "rate_limit must be false or {per_second = n, retry_after = seconds|false, host = api|embedded}"
     end
-    local r = { per_second = math.floor(v.per_second), retry_after = 1, host = v.host }
+    if v.window ~= nil and (type(v.window) ~= "number" or v.window <= 0) then
+      return nil, "rate_limit.window must be a number of seconds"
+    end
+    local r = { per_second = math.floor(v.per_second), retry_after = 1, host = v.host, window = v.window or 1 }
     if v.retry_after ~= nil then
       if v.retry_after ~= false and (type(v.retry_after) ~= "number" or v.retry_after <= 0) then
         return nil, "rate_limit.retry_after must be a number of seconds or false"

@@ -72,8 +72,9 @@ function M.take(host, method, path, body) return take(false, host, method, path,
 -- A success:false refusal for a route that documents "success": 200 {"success":false, ...}.
 function M.take_refusal(host, method, path, body) return take(true, host, method, path, body) end
 
--- settings.rate_limit = {per_second, retry_after?, host?}: past per_second accepted requests
--- within the last second on a host, 429 (refused requests do not count). -> true if refused.
+-- settings.rate_limit = {per_second, retry_after?, host?, window?}: past per_second accepted
+-- requests within the last window (1 s) on a host, 429 (refused ones do not count).
+-- -> true if refused.
 function M.rate_limited(host)
   local r = state.settings.rate_limit
   if not r or (r.host and r.host ~= host) then return false end
@@ -81,7 +82,7 @@ function M.rate_limited(host)
   local now, seen = ngx.now(), state.rate[host] or {}
   local keep = {}
   for _, t in ipairs(seen) do
-    if t > now - 1 then keep[#keep + 1] = t end
+    if t > now - r.window then keep[#keep + 1] = t end
   end
   state.rate[host] = keep
   if #keep >= r.per_second then

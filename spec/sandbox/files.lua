@@ -110,8 +110,9 @@ function M.s3_put(method, raw_path, h, body)
   end
   local signature = ngx.req.get_uri_args()["X-Amz-Signature"]
   local up = type(signature) == "string" and state.uploads[signature]
-  local key = raw_path:match("^/" .. BUCKET .. "/(.+)$")
-  key = key and key:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end)
+  local prefix = "/" .. BUCKET .. "/"
+  local key = raw_path:sub(1, #prefix) == prefix and raw_path:sub(#prefix + 1) or ""
+  key = key:gsub("%%(%x%x)", function(x) return string.char(tonumber(x, 16)) end)
   if not up or up.s3Key ~= key then
     return s3_error(403, "AccessDenied", "Invalid or missing signature for this key")
   end

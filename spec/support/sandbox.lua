@@ -188,7 +188,8 @@ function Sandbox:set(s) return self:_call("POST", "set", s) end
 
 -- 429 "Rate limit exceeded" once more than per_second requests arrive within a second on a
 -- host (each of api and embedded counted on its own; host = "api"|"embedded" for one only),
--- with Retry-After: retry_after (seconds, default 1; false sends none). false lifts it.
+-- with Retry-After: retry_after (seconds, default 1; false sends none). window widens the second
+-- (a spec's count then does not depend on its speed). false lifts it.
 function Sandbox:rate_limit(r) return self:_call("POST", "set", { rate_limit = r or false }).rate_limit end
 
 -- Users, credentials (with userId/connector), settings and counters.
