@@ -13,14 +13,7 @@ local OTHER_MD5 = "GuGUHsWCrGBQ+zCNCEpHNw==" -- of "other bytes\n"
 
 describe("sandbox embedded runs and files", function()
   local sb, c, uid
-
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() sb:stop() end)
-  before_each(function()
-    sb:reset()
-    c = sb:client { retries = 0 }
-    uid = sb:create_user { username = "kai", fullName = "Kai L" }
-  end)
+  Sandbox.per_test_user("kai", function(s, id) sb, c, uid = s, s:client { retries = 0 }, id end)
 
   local function post(path, body, opts)
     local o = { method = "POST", path = path, json = body }
@@ -88,6 +81,7 @@ describe("sandbox embedded runs and files", function()
 
   describe("logs", function()
     before_each(function()
+      assert(c:request { method = "PUT", path = "/users/" .. uid, json = { fullName = "Kai L" } })
       local other = sb:create_user { username = "lee" }
       for i = 1, 3 do
         post("/run/event", { event = "Order Created", userId = uid,

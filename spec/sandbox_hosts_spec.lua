@@ -5,14 +5,7 @@ local Sandbox = require "sandbox"
 
 describe("sandbox hosts", function()
   local sb, c, uid
-
-  setup(function() sb = Sandbox.start() end)
-  teardown(function() sb:stop() end)
-  before_each(function()
-    sb:reset()
-    c = sb:client { retries = 0 }
-    uid = sb:create_user { username = "hana" }
-  end)
+  Sandbox.per_test_user("hana", function(s, id) sb, c, uid = s, s:client { retries = 0 }, id end)
 
   -- status of one request (method path on a service, header or path version)
   local function status(service, method, path, opts)
