@@ -513,7 +513,7 @@ describe("alloy module", function()
       assert.equals("eyJhIjoxfQ.eyJiIjoyfQ.c2ln", token)
       assert.equals("a, b", res.headers["x-many"])
       assert.equals("GET", seen.method)
-      assert.equals(sb.url .. "/users/u%201/token", seen.url)
+      assert.equals(sb.embedded_url .. "/users/u%201/token", seen.url)
       local names = {}
       for _, h in ipairs(seen.headers) do names[h[1]:lower()] = h[2] end
       assert.equals("Bearer " .. sb.api_key, names.authorization)

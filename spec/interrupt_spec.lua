@@ -129,7 +129,7 @@ local function disposition()
 end
 local alloy = require "alloy"
 local c = alloy.new { api_key = os.getenv("ALLOY_API_KEY"), base_url = os.getenv("ALLOY_BASE_URL"),
-  embedded_url = os.getenv("ALLOY_BASE_URL"), retries = 1, retry_max_wait = 1 }
+  embedded_url = os.getenv("ALLOY_EMBEDDED_URL"), retries = 1, retry_max_wait = 1 }
 local uid = os.getenv("ALLOY_USER_ID")
 %s
 ]=]

@@ -174,7 +174,7 @@ describe("lua-alloy-scm-1.rockspec", function()
         -- environment, a fresh cwd, and paths.lua's checkout entry does not exist there)
         local uid = sb:create_user {}
         env.ALLOY_API_KEY, env.ALLOY_USER_ID = sb.api_key, uid
-        env.ALLOY_EMBEDDED_URL, env.ALLOY_BASE_URL = sb.url, sb.url
+        env.ALLOY_EMBEDDED_URL, env.ALLOY_BASE_URL = sb.embedded_url, sb.url
         local cwd = run.tmpdir()
         local r = run.script(tree .. "/bin/alloy-get-jwt-token", { "--json" }, { lua = "sh", env = env, cwd = cwd })
         run.rmdir(cwd)

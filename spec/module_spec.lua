@@ -75,7 +75,7 @@ describe("alloy.defaults", function()
 
     it("sends x-api-version 2025-09 and retries twice when not told otherwise", function()
       local uid = sb:create_user { username = "ada" }
-      local c = alloy.new { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.url }
+      local c = alloy.new { api_key = sb.api_key, base_url = sb.url, embedded_url = sb.embedded_url }
       assert(c:user_token(uid))
       assert.equals("2025-09", sb:requests()[1].headers["x-api-version"])
       sb:fault { path = "/token$", status = 503, times = 10 }

@@ -72,7 +72,7 @@ describe("examples/nvim", function()
   teardown(function() if sb then sb:stop() end end)
   before_each(function()
     sb:reset()
-    env = { ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.url }
+    env = { ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.embedded_url }
   end)
 
   local function dotenv(vars)
@@ -89,7 +89,7 @@ describe("examples/nvim", function()
       vim.cmd("AlloyToken")
       R.unnamed, R.a = vim.fn.getreg('"'), vim.fn.getreg("a")
     ]], { dotenv = dotenv { ALLOY_API_KEY = sb.api_key, ALLOY_USER_ID = uid,
-                            ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.url } })
+                            ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.embedded_url } })
     assert.are.equal(0, code, stderr)
     assert.is_true(r.ok, r.err)
     local claims = assert(alloy.jwt_claims(r.unnamed), "register \" holds no JWT: " .. tostring(r.unnamed))
@@ -212,7 +212,7 @@ describe("examples/nvim as the README prints it", function()
     local env = { HOME = dir, XDG_CONFIG_HOME = dir .. "/config", XDG_DATA_HOME = dir .. "/data",
                   XDG_STATE_HOME = dir .. "/state", XDG_CACHE_HOME = dir .. "/cache", TERM = "xterm",
                   ALLOY_API_KEY = sb.api_key, ALLOY_USER_ID = uid, ALLOY_BASE_URL = sb.url,
-                  ALLOY_EMBEDDED_URL = sb.url }
+                  ALLOY_EMBEDDED_URL = sb.embedded_url }
     local lines = {}
     for k, v in pairs(env) do lines[#lines + 1] = k .. "=" .. run.quote(v) end
     run.write(dir .. "/env.sh", "", "600")

@@ -16,12 +16,15 @@ local ROOT = run.root
 
 -- The README's serve.lua command in the background, its settings in its environment (the key
 -- through the 0600 file run.lua sources, never argv), in a directory of links to the checkout
--- (no .env). alloy_url: both Alloy hosts; extra: more variables. -> handle: url, stop(), error_log()
-local function start_example(alloy_url, api_key, extra)
+-- (no .env). hosts: the Alloy hosts, a URL for both or { base = url, embedded = url } (a
+-- sandbox's listeners); extra: more variables. -> handle: url, stop(), error_log()
+local function start_example(hosts, api_key, extra)
   local h = {}
+  local base, embedded = hosts, hosts
+  if type(hosts) == "table" then base, embedded = hosts.base, hosts.embedded end
   for _ = 1, 3 do -- another process may take the free port before nginx binds it
     local port = Nginx.free_ports(1)[1]
-    local env = { ALLOY_API_KEY = api_key, ALLOY_EMBEDDED_URL = alloy_url, ALLOY_BASE_URL = alloy_url,
+    local env = { ALLOY_API_KEY = api_key, ALLOY_EMBEDDED_URL = embedded, ALLOY_BASE_URL = base,
                   ALLOY_TOKEN_LISTEN = "127.0.0.1:" .. port }
     for k, v in pairs(extra or {}) do env[k] = v end
     h.proc = readme.background("lua5.4 examples/openresty/serve.lua", { env = env })
@@ -97,7 +100,7 @@ describe("examples/openresty", function()
     assert(code == 0, err)
     assert(io.open(so, "rb"), "examples/openresty needs " .. so .. ": run `make LUA=luajit`"):close()
     sb = Sandbox.start()
-    ngx_ = start_example(sb.url, sb.api_key)
+    ngx_ = start_example({ base = sb.url, embedded = sb.embedded_url }, sb.api_key)
   end)
   teardown(function()
     if ngx_ then ngx_.stop() end
@@ -281,7 +284,7 @@ describe("examples/openresty/serve.lua", function()
   it("keeps the key out of argv and files others can read; Ctrl-C stops nginx and removes its prefix", function()
     local sb = Sandbox.start()
     local ok, err = pcall(function()
-      local n = start_example(sb.url, sb.api_key)
+      local n = start_example({ base = sb.url, embedded = sb.embedded_url }, sb.api_key)
       local uid = sb:create_user {}
       assert.are.equal(200, (get(n.url .. "/alloy/token?user=" .. uid)))
       local pids = {}
@@ -316,7 +319,7 @@ describe("examples/openresty/serve.lua", function()
     local proc
     local ok, err = pcall(function()
       local port = Nginx.free_ports(1)[1]
-      run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\nALLOY_EMBEDDED_URL=" .. sb.url
+      run.write(dir .. "/.env", "ALLOY_API_KEY=" .. sb.api_key .. "\nALLOY_EMBEDDED_URL=" .. sb.embedded_url
         .. "\nALLOY_BASE_URL=" .. sb.url .. "\nALLOY_TOKEN_LISTEN=127.0.0.1:" .. port .. "\n", "600")
       proc = readme.background("lua5.4 examples/openresty/serve.lua", { cwd = dir })
       assert.truthy(run.wait_for(function() return proc:stderr():find("Ctrl-C stops it.", 1, true) end, 20),
@@ -342,7 +345,8 @@ describe("examples/openresty/serve.lua", function()
     local sb, url
     setup(function()
       sb = Sandbox.start { tls = true }
-      url = sb.url:gsub("127%.0%.0%.1", "localhost") -- the certificate's name
+      url = { base = sb.url:gsub("127%.0%.0%.1", "localhost"), -- the certificate's name
+              embedded = sb.embedded_url:gsub("127%.0%.0%.1", "localhost") }
     end)
     teardown(function() if sb then sb:stop() end end)
 

@@ -220,7 +220,7 @@ describe("reliability", function()
                              retries = 3, backoff = 0.05, retry_max_wait = 10 }
         local token, res = c:user_token(%q)
         io.stdout:write(tostring(token ~= nil), " ", res.attempts, "\n")
-      ]]):format(sb.api_key, sb.url, sb.url, uid))
+      ]]):format(sb.api_key, sb.url, sb.embedded_url, uid))
       assert.equals(0, rc, err)
       assert.equals("true 4\n", out)
       assert.is_nil(err:find(sb.api_key, 1, true), "the key is in the debug output")
@@ -246,7 +246,7 @@ describe("reliability", function()
         local alloy = require "alloy"
         local c = alloy.new{ api_key = %q, base_url = %q, embedded_url = %q, debug = true }
         c:user_token(%q)
-      ]]):format(sb.api_key, sb.url, sb.url, uid))
+      ]]):format(sb.api_key, sb.url, sb.embedded_url, uid))
       assert.equals(0, rc, err)
       assert.matches("X%-Echo", err)
       assert.is_nil(err:find(sb.api_key, 1, true), "the key is in the debug output")
@@ -257,7 +257,7 @@ describe("reliability", function()
       local _, err, rc = run_lua(([[
         local alloy = require "alloy"
         assert(alloy.new{ api_key = %q, base_url = %q, embedded_url = %q, backoff = 0.01 }:user_token(%q))
-      ]]):format(sb.api_key, sb.url, sb.url, uid))
+      ]]):format(sb.api_key, sb.url, sb.embedded_url, uid))
       assert.equals(0, rc, err)
       assert.equals("", err)
     end)

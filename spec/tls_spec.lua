@@ -154,7 +154,7 @@ describe("TLS", function()
       end
       local results = c:batch({ { path = "/users" }, { path = "/users" } })
       io.stdout:write(results[1].status, " ", results[2].status, "\n")
-    ]]):format(sb.api_key, sb.url, sb.url))
+    ]]):format(sb.api_key, sb.url, sb.embedded_url))
     assert.equals(0, rc, err)
     assert.equals("200\n200\n200\n200 200\n", out)
     local warnings = select(2, err:gsub("[^\n]*WARNING[^\n]*verification is disabled[^\n]*\n", ""))

@@ -1,4 +1,5 @@
--- The Alloy API surface the sandbox fakes: users, tokens, credentials, connectors.
+-- Handlers for users, tokens, credentials, connectors and actions (spec/sandbox/routes.lua
+-- says which host serves which). Each takes (req, params) and answers through util.
 -- luacheck: globals ngx
 local util = require "sandbox.util"
 local state = require "sandbox.state"
@@ -12,6 +13,8 @@ local function user_or_404(key)
   if not u then return nil, util.message(404, "User not found") end
   return u
 end
+
+M.user_or_404 = user_or_404
 
 local function connector_or_404(id)
   local c = state.connector(id)
@@ -34,6 +37,17 @@ local function json_body(req)
     return nil, util.message(400, "Request body must be a JSON object")
   end
   return body
+end
+
+M.json_body = json_body
+M.shaped = shaped
+
+-- The Connectivity API acts for x-alloy-userid when sent, else for the API key's own user
+-- (the reference's wording). -> user or false (the key's user), or nil after a 404.
+function M.acting_user(req)
+  local who = req.headers["x-alloy-userid"]
+  if not who then return false end
+  return user_or_404(who)
 end
 
 -- The browser-facing host is whatever the client used to reach us.
@@ -71,12 +85,19 @@ function H.get_user(_, p)
   if u then return util.json(200, state.public_user(u)) end
 end
 
+-- PUT /users/{id} changes fullName; the username cannot change (the 2025-09 users guide).
 function H.update_user(req, p)
   local u = user_or_404(p[1])
   if not u then return end
   local body = json_body(req)
   if not body then return end
-  if type(body.fullName) == "string" then u.fullName = body.fullName end
+  if body.username ~= nil and body.username ~= u.username then
+    return util.invalid("username", "cannot be changed")
+  end
+  if body.fullName ~= nil and type(body.fullName) ~= "string" then
+    return util.invalid("fullName", "must be a string")
+  end
+  if body.fullName then u.fullName = body.fullName end
   return util.json(200, state.public_user(u))
 end
 
@@ -87,9 +108,15 @@ function H.delete_user(_, p)
   return util.json(200, { success = true })
 end
 
-function H.token(_, p)
+-- The 2025-09 reference also lists userId as a query parameter (its curl sends both): when
+-- sent, it must name the same user as the path.
+function H.token(req, p)
   local u = user_or_404(p[1])
   if not u then return end
+  local q = req.args.userId
+  if type(q) == "string" and state.find_user(q) ~= u then
+    return util.invalid("userId", "in the query names another user than the path")
+  end
   local iat = ngx.time()
   local token = jwt.sign({ userId = u.userId, iat = iat, exp = iat + state.settings.token_ttl },
                          state.cfg.jwt_secret)
@@ -98,9 +125,11 @@ function H.token(_, p)
   return util.json(200, { token = token })
 end
 
+-- The user lists: credential_types = documented gives the Embedded reference's bare "shopify".
 function H.user_credentials(_, p)
   local u = user_or_404(p[1])
-  if u then return credential_list(state.user_credentials(u.userId), "data") end
+  local bare = state.settings.credential_types == "documented"
+  if u then return credential_list(state.user_credentials(u.userId, nil, bare), "data") end
 end
 
 function H.delete_credential(_, p)
@@ -134,9 +163,8 @@ end
 function H.connector_credentials(req, p)
   local c = connector_or_404(p[1])
   if not c then return end
-  local who = req.headers["x-alloy-userid"]
-  if not who then return credential_list(util.list(), "credentials") end
-  local u = user_or_404(who)
+  local u = M.acting_user(req)
+  if u == false then return credential_list(util.list(), "credentials") end
   if u then return credential_list(state.user_credentials(u.userId, c.id), "credentials") end
 end
 
@@ -235,9 +263,10 @@ local function metadata_entry(a)
   if a.data then
     local data_props, data_req, data_sample = {}, util.list(), {}
     for _, f in ipairs(a.data) do
-      -- writeOnly marks a secret: sent, never shown back (the docs name no convention).
+      -- The docs show data fields as plain {"type": "string"}; metadata_markers adds writeOnly
+      -- (JSON Schema's "sent, never returned") on secrets, which the current client relies on.
       data_props[f.name] = { type = "string", title = f.title, description = f.description,
-                             writeOnly = f.secret or nil }
+                             writeOnly = (state.settings.metadata_markers and f.secret) or nil }
       if not f.optional then data_req[#data_req + 1] = f.name end
       data_sample[f.name] = f.example
     end
@@ -259,26 +288,32 @@ function H.credential_metadata(_, p)
   return util.json(200, { metadata = out })
 end
 
--- Items carry both "connector" and "name": the docs and Alloy's SDK test disagree.
+-- The reference's list names the connector "connector"; the per-connector answer (headless
+-- guide, Alloy's SDK test) "name". metadata_list_key picks: documented, connector, name, both.
 -- An OAuth connector lists the inputs of its OAuth entry, others those of their first entry.
-local function embedded_metadata(c)
+local function embedded_metadata(c, in_list)
   local a = state.auth_entry(c, "oauth2") or c.auth[1]
   local props = util.list()
   for i, f in ipairs(a.data or {}) do
     props[i] = { name = f.name, displayName = f.title, description = f.description }
   end
-  return { connector = c.id, name = c.id, isOauth = a.type == "oauth2", icon = icon(c), properties = props }
+  local item = { isOauth = a.type == "oauth2", icon = icon(c), properties = props }
+  local key = state.settings.metadata_list_key
+  if key == "documented" then key = in_list and "connector" or "name" end
+  if key ~= "name" then item.connector = c.id end
+  if key ~= "connector" then item.name = c.id end
+  return item
 end
 
 function H.metadata_list()
   local out = util.list()
-  for i, c in ipairs(state.connectors) do out[i] = embedded_metadata(c) end
+  for i, c in ipairs(state.connectors) do out[i] = embedded_metadata(c, true) end
   return util.json(200, { data = out })
 end
 
 function H.metadata_one(_, p)
   local c = connector_or_404(p[1])
-  if c then return util.json(200, { data = embedded_metadata(c) }) end
+  if c then return util.json(200, { data = embedded_metadata(c, false) }) end
 end
 
 -- Embedded headless create: {userId, credential: {type = <connector>, data}} for a connector's
@@ -376,59 +411,5 @@ function H.execute(req, p)
   } })
 end
 
--- Literal segments, ":" marks a parameter. Order matters only for 405 vs 404.
-local ROUTES = {
-  { "POST", "users", H.create_user },
-  { "GET", "users", H.list_users },
-  { "GET", "users/:", H.get_user },
-  { "PUT", "users/:", H.update_user },
-  { "DELETE", "users/:", H.delete_user },
-  { "GET", "users/:/token", H.token },
-  { "GET", "users/:/credentials", H.user_credentials },
-  { "DELETE", "users/:/credentials/:", H.delete_credential },
-  { "GET", "credentials/users/:", H.user_credentials },
-  { "GET", "connectors", H.list_connectors },
-  { "GET", "connectors/:", H.get_connector },
-  { "GET", "connectors/:/credentials", H.connector_credentials },
-  { "POST", "connectors/:/credentials", H.create_credential },
-  { "GET", "connectors/:/credentials/metadata", H.credential_metadata },
-  { "GET", "metadata/credentials", H.metadata_list },
-  { "GET", "metadata/credentials/:", H.metadata_one },
-  { "POST", "headless/credentials", H.headless_credentials },
-  { "GET", "connectors/:/resources", H.resources },
-  { "GET", "connectors/:/actions/:", H.action },
-  { "POST", "connectors/:/actions/:/execute", H.execute },
-}
-for _, r in ipairs(ROUTES) do
-  local segs = {}
-  for s in r[2]:gmatch("[^/]+") do segs[#segs + 1] = s end
-  r.segs = segs
-end
-
-local function match(route, segs)
-  if #route.segs ~= #segs then return nil end
-  local params = {}
-  for i, s in ipairs(route.segs) do
-    if s == ":" then params[#params + 1] = segs[i]
-    elseif s ~= segs[i] then return nil end
-  end
-  return params
-end
-
--- segs: decoded path segments with any version prefix removed.
-function M.route(req, segs)
-  local allowed = {}
-  for _, r in ipairs(ROUTES) do
-    local params = match(r, segs)
-    if params then
-      if r[1] == req.method then return r[3](req, params) end
-      allowed[#allowed + 1] = r[1]
-    end
-  end
-  if #allowed > 0 then
-    return util.message(405, "Method not allowed", { Allow = table.concat(allowed, ", ") })
-  end
-  return util.message(404, "Route not found")
-end
-
+M.H = H
 return M

@@ -3,7 +3,8 @@
 local util = require "sandbox.util"
 local state = require "sandbox.state"
 local faults = require "sandbox.faults"
-local api = require "sandbox.api"
+local routes = require "sandbox.routes"
+local files = require "sandbox.files"
 local control = require "sandbox.control"
 
 local M = {}
@@ -16,6 +17,7 @@ function M.init(config_path)
   local cfg = assert(util.decode(f:read("*a")), "bad sandbox config")
   f:close()
   state.cfg = cfg
+  control.set_defaults(cfg.defaults)
 end
 
 local function unescape(s)
@@ -79,56 +81,48 @@ local function authorize(connector_id)
   return ngx.redirect(location, 302)
 end
 
+-- The listener a request came in on: "api", "embedded", "s3" or "control" (nginx.conf).
 function M.handle()
+  local role = ngx.var.sandbox_role
   local method = ngx.req.get_method()
   local raw_path, query = ngx.var.request_uri:match("^([^?]*)%??(.*)$")
 
-  if raw_path:sub(1, 11) == "/__sandbox/" then
+  -- The control plane lives on the API listener (or its own one beside TLS listeners): the
+  -- other hosts know nothing of it, as the real ones would not.
+  if (role == "api" or role == "control") and raw_path:sub(1, 11) == "/__sandbox/" then
     return control.handle(method, raw_path:sub(12), read_body())
   end
-  if ngx.var.sandbox_role == "control" then
+  if role == "control" then
     return util.message(404, "This listener serves only /__sandbox/")
   end
 
   local h, body = headers(), read_body()
   state.log[#state.log + 1] = {
-    method = method, path = raw_path, query = query, headers = h, time = ngx.now(),
+    host = role, method = method, path = raw_path, query = query, headers = h, time = ngx.now(),
     connection = tonumber(ngx.var.connection), protocol = ngx.var.server_protocol,
     body = body and body:sub(1, LOG_BODY_MAX) or "",
     body_truncated = body ~= nil and #body > LOG_BODY_MAX or nil,
   }
 
-  local f = faults.take(method, raw_path, body)
+  if role ~= "s3" and faults.rate_limited(role) then return end
+  local f = faults.take(role, method, raw_path, body)
   if f and faults.apply(f) ~= false then return end
+
+  if role == "s3" then return files.s3_put(method, raw_path, h, body) end
 
   local segs = {}
   for s in raw_path:gmatch("[^/]+") do segs[#segs + 1] = unescape(s) end
 
-  if #segs == 5 and segs[1] == "api" and segs[2] == "strategy" and segs[3] == "connector"
-      and segs[5] == "authorize" then
+  if role == "api" and #segs == 5 and segs[1] == "api" and segs[2] == "strategy"
+      and segs[3] == "connector" and segs[5] == "authorize" then
     if method ~= "GET" then return util.message(405, "Method not allowed", { Allow = "GET" }) end
     return authorize(segs[4])
   end
 
   if not authorized(h) then return util.message(401, "Invalid or missing authentication") end
 
-  -- Version: optional leading /YYYY-MM path segment, else the x-api-version header.
-  local version
-  if segs[1] and segs[1]:match("^%d%d%d%d%-%d%d$") then
-    version = table.remove(segs, 1)
-  else
-    version = h["x-api-version"]
-  end
-  if not version then
-    return util.message(400, "Missing API version: send the x-api-version header "
-      .. "(e.g. 2025-09) or prefix the path with /2025-09")
-  end
-  if not state.versions[version] then
-    return util.message(400, "Unsupported API version '" .. version
-      .. "'; supported: 2023-12, 2024-03, 2025-09")
-  end
-
-  return api.route({ method = method, headers = h, body = body, version = version }, segs)
+  return routes.dispatch({ method = method, headers = h, body = body, path = raw_path,
+                           args = ngx.req.get_uri_args(100), host = role }, segs)
 end
 
 return M

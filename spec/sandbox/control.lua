@@ -6,6 +6,15 @@ local faults = require "sandbox.faults"
 
 local M = {}
 
+local function one_of(name, values)
+  local ok = {}
+  for _, v in ipairs(values) do ok[v] = true end
+  return function(v)
+    if ok[v] then return v end
+    return nil, name .. " must be one of: " .. table.concat(values, ", ")
+  end
+end
+
 -- A list-shape setting: "natural" (or false/null) restores each endpoint's own shape.
 local function shape_setter(name, wrapper)
   return function(v)
@@ -34,7 +43,65 @@ local SETTERS = {
     if type(v) == "number" then return math.floor(v) end
     return nil, "token_ttl must be a number of seconds"
   end,
+  metadata_markers = function(v)
+    if type(v) == "boolean" then return v end
+    return nil, "metadata_markers must be true or false"
+  end,
+  strict_versions = function(v)
+    if type(v) == "boolean" then return v end
+    return nil, "strict_versions must be true or false"
+  end,
+  metadata_list_key = one_of("metadata_list_key", { "documented", "connector", "name", "both" }),
+  credential_types = one_of("credential_types", { "compound", "documented" }),
+  logs_shape = one_of("logs_shape", { "notifications", "data", "array" }),
+  -- false, or {per_second = n >= 0, retry_after = seconds > 0 (default 1) | false, host = api|embedded,
+  -- window = seconds (default 1: a spec may widen it so that the count does not depend on speed)}
+  rate_limit = function(v)
+    if v == false or v == util.null then return false end
+    if type(v) ~= "table" or type(v.per_second) ~= "number" or v.per_second < 0 then
+      return nil, "rate_limit must be false or {per_second = n, retry_after = seconds|false, host = api|embedded}"
+    end
+    if v.window ~= nil and (type(v.window) ~= "number" or v.window <= 0) then
+      return nil, "rate_limit.window must be a number of seconds"
+    end
+    local r = { per_second = math.floor(v.per_second), retry_after = 1, host = v.host, window = v.window or 1 }
+    if v.retry_after ~= nil then
+      if v.retry_after ~= false and (type(v.retry_after) ~= "number" or v.retry_after <= 0) then
+        return nil, "rate_limit.retry_after must be a number of seconds or false"
+      end
+      r.retry_after = v.retry_after
+    end
+    if r.host ~= nil and r.host ~= "api" and r.host ~= "embedded" then
+      return nil, "rate_limit.host must be api or embedded"
+    end
+    for k in pairs(v) do
+      if r[k] == nil and k ~= "retry_after" then return nil, "unknown rate_limit field '" .. tostring(k) .. "'" end
+    end
+    return r
+  end,
 }
+
+-- Validated settings -> table, or nil and the first error.
+local function checked(body)
+  local new = {}
+  for k, v in pairs(body) do
+    local setter = SETTERS[k]
+    if not setter then return nil, "unknown setting '" .. tostring(k) .. "'" end
+    local val, err = setter(v)
+    if err then return nil, err end
+    new[k] = val
+  end
+  return new
+end
+
+-- The sandbox's own defaults (config.json's "defaults", from Sandbox.start{settings=...}):
+-- kept across reset. Raises on a bad one, so nginx does not come up with it.
+function M.set_defaults(defaults)
+  local new, err = checked(defaults or {})
+  if not new then error("sandbox settings: " .. err) end
+  state.base = new
+  state.reset()
+end
 
 local function settings_view()
   local s = {}
@@ -60,15 +127,10 @@ end
 H["GET settings"] = function() return util.json(200, settings_view()) end
 
 H["POST set"] = function(body)
-  local new = {}
-  for k, v in pairs(body) do
-    local setter = SETTERS[k]
-    if not setter then return util.message(400, "unknown setting '" .. tostring(k) .. "'") end
-    local val, err = setter(v)
-    if err then return util.message(400, err) end
-    new[k] = val
-  end
+  local new, err = checked(body)
+  if not new then return util.message(400, err) end
   for k, v in pairs(new) do state.settings[k] = v end
+  if new.rate_limit ~= nil then state.rate = {} end
   return util.json(200, settings_view())
 end
 
@@ -124,9 +186,16 @@ H["GET connectors"] = function() return util.json(200, { connectors = list_of(st
 H["GET state"] = function()
   local pending = 0
   for _ in pairs(state.oauth) do pending = pending + 1 end
+  local objects = util.list()
+  for i, key in ipairs(state.objects) do
+    local o = state.objects[key]
+    objects[i] = { s3Key = key, owner = o.owner, filename = o.filename, size = o.size, md5 = o.md5,
+                   contentType = o.contentType, lastModified = o.lastModified }
+  end
   return util.json(200, { users = list_of(state.users), credentials = list_of(state.credentials),
                           settings = settings_view(), pending_oauth = pending,
-                          faults = #state.faults, requests = #state.log })
+                          faults = #state.faults, requests = #state.log,
+                          executions = #state.executions, objects = objects })
 end
 
 function M.handle(method, name, raw_body)

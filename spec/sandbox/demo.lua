@@ -29,7 +29,7 @@ local ok, code = xpcall(function()
   sb = Sandbox.start()
   local username = "demo-user"
   local user_id = sb:create_user { username = username, fullName = "Demo User" }
-  say("sandbox Alloy API at ", sb.url, "; user ", username, " (", user_id, ")")
+  say("sandbox Alloy API at ", sb.url, ", embedded host at ", sb.embedded_url, "; user ", username, " (", user_id, ")")
 
   -- mktemp -d is 0700 and umask 077 makes the file 0600 from its first byte.
   local p = assert(io.popen("mktemp -d -t alloy-demo.XXXXXXXX"))
@@ -42,7 +42,7 @@ local ok, code = xpcall(function()
   f:write("ALLOY_API_KEY=", sb.api_key, "\n",
           "ALLOY_USER_ID=", user_id, "\n",
           "ALLOY_BASE_URL=", sb.url, "\n",
-          "ALLOY_EMBEDDED_URL=", sb.url, "\n")
+          "ALLOY_EMBEDDED_URL=", sb.embedded_url, "\n")
   f:close()
 
   say("running: ", lua, " lua/get_jwt_token.lua --env-file ", env_file)

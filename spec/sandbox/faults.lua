@@ -1,4 +1,5 @@
--- One-off misbehaviour injected before normal handling (sb:fault{...}).
+-- One-off misbehaviour injected before normal handling (sb:fault{...}), the success:false
+-- refusal taken by routes whose documented answer carries "success", and the rate limit.
 -- luacheck: globals ngx
 local util = require "sandbox.util"
 local state = require "sandbox.state"
@@ -14,7 +15,9 @@ local REASON = {
 
 local FIELDS = { path = "string", method = "string", times = "number", status = "number",
   headers = "table", body = true, delay = "number", drop = "boolean", stall = "number",
-  finish = "boolean", huge = "number", chunked = "boolean", match = "string", echo = "boolean" }
+  finish = "boolean", huge = "number", chunked = "boolean", match = "string", echo = "boolean",
+  host = "string", success = "boolean", message = "string" }
+local HOSTS = { api = true, embedded = true, s3 = true }
 
 -- Validate at injection time so a typo fails the spec that made it, not a later one.
 function M.check(f)
@@ -32,20 +35,63 @@ function M.check(f)
   if f.status and (f.status < 200 or f.status > 599) then
     return nil, "fault status must be 200..599"
   end
+  if f.host and not HOSTS[f.host] then return nil, "fault host must be api, embedded or s3" end
+  if f.success ~= nil then
+    if f.success ~= false then return nil, "fault field 'success' can only be false" end
+    for k in pairs(f) do
+      if not (k == "success" or k == "message" or k == "path" or k == "method" or k == "times"
+              or k == "match" or k == "host") then
+        return nil, "a success:false fault takes only message, path, method, times, match, host"
+      end
+    end
+  end
   return true
 end
 
--- First pending fault matching this request, consumed (times counts down). match: text the
--- request body must contain (plain), so concurrent requests pick their own fault.
-function M.take(method, path, body)
+local function matches(f, host, method, path, body)
+  return (not f.host or f.host == host) and (not f.path or path:find(f.path))
+    and (not f.method or f.method:upper() == method)
+    and (not f.match or (body or ""):find(f.match, 1, true))
+end
+
+-- First pending fault of the kind (refusal: success = false) matching this request, consumed
+-- (times counts down). match: text the request body must contain (plain), so concurrent
+-- requests pick their own fault.
+local function take(refusal, host, method, path, body)
   for i, f in ipairs(state.faults) do
-    if (not f.path or path:find(f.path)) and (not f.method or f.method:upper() == method)
-        and (not f.match or (body or ""):find(f.match, 1, true)) then
+    if (f.success == false) == refusal and matches(f, host, method, path, body) then
       f.times = (f.times or 1) - 1
       if f.times <= 0 then table.remove(state.faults, i) end
       return f
     end
   end
+end
+
+function M.take(host, method, path, body) return take(false, host, method, path, body) end
+
+-- A success:false refusal for a route that documents "success": 200 {"success":false, ...}.
+function M.take_refusal(host, method, path, body) return take(true, host, method, path, body) end
+
+-- settings.rate_limit = {per_second, retry_after?, host?, window?}: past per_second accepted
+-- requests within the last window (1 s) on a host, 429 (refused ones do not count).
+-- -> true if refused.
+function M.rate_limited(host)
+  local r = state.settings.rate_limit
+  if not r or (r.host and r.host ~= host) then return false end
+  ngx.update_time()
+  local now, seen = ngx.now(), state.rate[host] or {}
+  local keep = {}
+  for _, t in ipairs(seen) do
+    if t > now - r.window then keep[#keep + 1] = t end
+  end
+  state.rate[host] = keep
+  if #keep >= r.per_second then
+    local headers = r.retry_after and { ["Retry-After"] = tostring(r.retry_after) } or nil
+    util.message(429, REASON[429], headers)
+    return true
+  end
+  keep[#keep + 1] = now
+  return false
 end
 
 local function fault_body(f, status)

@@ -58,15 +58,15 @@ local ok, err = xpcall(function()
   local replaced
   watcher, replaced = write_env_file({
     { "ALLOY_API_KEY", sb.api_key }, { "ALLOY_USER_ID", user },
-    { "ALLOY_BASE_URL", sb.url }, { "ALLOY_EMBEDDED_URL", sb.url }, { "CONNECTION_ID", cred.credentialId },
+    { "ALLOY_BASE_URL", sb.url }, { "ALLOY_EMBEDDED_URL", sb.embedded_url }, { "CONNECTION_ID", cred.credentialId },
   }, "lua-alloy sandbox " .. Nginx.random_key(12))
 
   local script = (root == "." and "" or root .. "/") .. "lua/"
   local function cmd(name, extra) return lua .. " " .. script .. name .. " --env-file " .. ENV_FILE .. (extra or "") end
   -- our own pid (a wrapper such as fuzz/lua-asan may stand between the caller and us)
   local self_pid = Nginx.read("/proc/self/stat"):match("^%d+")
-  say("sandbox: local Alloy at ", sb.url, " (nginx pid ", sb.pid, ", prefix ", sb.dir, "); this process: pid ",
-    self_pid)
+  say("sandbox: local Alloy at ", sb.url, ", its embedded host at ", sb.embedded_url, " (nginx pid ", sb.pid,
+    ", prefix ", sb.dir, "); this process: pid ", self_pid)
   say("sandbox: user sandbox-user (", user, ") with one slack connection (", cred.credentialId, ");",
     " connectors: ", table.concat(connectors, ", "))
   say("sandbox: ", replaced and "replaced " or "wrote ", ENV_FILE, " (mode 0600): ALLOY_API_KEY (not shown),",

@@ -61,19 +61,40 @@ local DEFAULTS = {
   token_ttl = 3600,
   token_shape = "object",       -- object: {"token": ...}; string: the bare JSON string
   resources_shape = "resources", -- resources|data|array|strings (actions as bare ids)
+  metadata_markers = true,      -- secret data fields carry writeOnly (no Alloy document shows it)
+  metadata_list_key = "documented", -- embedded metadata items: documented (list "connector",
+                                -- one "name") | connector | name | both
+  credential_types = "compound", -- compound: "<cid>-<auth>" everywhere; documented: bare "<cid>"
+                                -- on the user lists, compound on /connectors/{id}/credentials
+  logs_shape = "notifications", -- notifications (the reference's example) | data | array
+  strict_versions = false,      -- true: path versions only as documented per host
+  rate_limit = false,           -- or {per_second, retry_after?, host?}: see faults.lua
 }
 M.DEFAULTS = DEFAULTS
+M.base = {}                     -- this sandbox's own defaults (Sandbox.start{settings=...})
 
 function M.reset()
   M.settings = {}
   for k, v in pairs(DEFAULTS) do M.settings[k] = v end
+  for k, v in pairs(M.base) do M.settings[k] = v end
   M.users = {}          -- in creation order
   M.credentials = {}    -- in creation order; each has userId and connector
   M.oauth = {}          -- opaque authorize token -> pending flow
   M.faults = {}
   M.log = {}
+  M.rate = {}           -- host -> times of the requests accepted within the last second
+  M.executions = {}     -- workflow runs, oldest first: what GET /logs reports
+  M.objects = {}        -- s3Key -> stored file (the presigned PUT's stand-in)
+  M.uploads = {}        -- presigned URL signature -> the upload it allows
+  M.seq = 0
 end
 M.reset()
+
+-- A per-sandbox sequence number (ties between equal timestamps keep creation order).
+function M.next_seq()
+  M.seq = M.seq + 1
+  return M.seq
+end
 
 function M.connector(id)
   for _, c in ipairs(M.connectors) do
@@ -150,7 +171,7 @@ function M.create_credential(u, connector, opts)
     credentialId = util.object_id(), userId = u.userId, connector = connector.id,
     authenticationType = auth_type, authConfigId = opts.authConfigId,
     data = values, secrets = secrets,
-    type = opts.type or (connector.id .. "-" .. auth_type),
+    type = opts.type or (connector.id .. "-" .. auth_type), custom_type = opts.type ~= nil or nil,
     name = opts.name or string.format("%s's %s Credential%s", u.username or u.userId, connector.name,
                                       label(a, values)),
     createdAt = now, updatedAt = now,
@@ -159,17 +180,18 @@ function M.create_credential(u, connector, opts)
   return c
 end
 
--- Public view of a credential: the documented fields only.
-function M.public_credential(c)
-  return { credentialId = c.credentialId, type = c.type, name = c.name,
-           createdAt = c.createdAt, updatedAt = c.updatedAt }
+-- Public view of a credential: the documented fields only. bare: type is the connector id
+-- (as the Embedded list documents "shopify"), unless a spec seeded its own type.
+function M.public_credential(c, bare)
+  return { credentialId = c.credentialId, type = (bare and not c.custom_type) and c.connector or c.type,
+           name = c.name, createdAt = c.createdAt, updatedAt = c.updatedAt }
 end
 
-function M.user_credentials(user_id, connector_id)
+function M.user_credentials(user_id, connector_id, bare)
   local out = util.list()
   for _, c in ipairs(M.credentials) do
     if c.userId == user_id and (not connector_id or c.connector == connector_id) then
-      out[#out + 1] = M.public_credential(c)
+      out[#out + 1] = M.public_credential(c, bare)
     end
   end
   return out

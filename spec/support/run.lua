@@ -331,7 +331,7 @@ M.read = read_file
 function M.env(sb, user, extra)
   local e = {
     ALLOY_API_KEY = sb.api_key, ALLOY_USER_ID = user,
-    ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.url,
+    ALLOY_BASE_URL = sb.url, ALLOY_EMBEDDED_URL = sb.embedded_url,
     ALLOY_TIMEOUT = "5", ALLOY_RETRIES = "0", ALLOY_BACKOFF = "0",
     ALLOY_CA_FILE = sb.ca_file,
   }

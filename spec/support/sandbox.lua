@@ -25,15 +25,22 @@ local Nginx = require "nginx"
 local Sandbox = {}
 Sandbox.__index = Sandbox
 
-local HANDLERS = { "app", "api", "actions", "control", "faults", "jwt", "state", "util" }
+local HANDLERS = { "app", "routes", "api", "runs", "files", "actions", "control", "faults", "jwt", "state", "util" }
 local SANDBOX_DIR = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/../sandbox"
 local q, sh, read_file, write_file = Nginx.quote, Nginx.sh, Nginx.read, Nginx.write
 
 -- Live instances, so the __gc safety net also covers ones nobody refers to.
 local live = {}
 
--- opts: tls (bool), http2 (bool: the TLS listener also offers HTTP/2), api_key (string),
--- start_timeout (seconds, default 10).
+-- opts: tls (bool), http2 (bool: the TLS listeners also offer HTTP/2), api_key (string),
+-- start_timeout (seconds, default 10), settings (table: this sandbox's defaults for the
+-- settings of sb:set, kept across reset; e.g. { metadata_markers = false }).
+--
+-- Three listeners, one per host the sandbox plays, each answering only its own routes:
+-- sb.url (production.runalloy.com: the 2025-09 reference), sb.embedded_url
+-- (embedded.runalloy.com: the token call with the header and the SDKs' path-versioned
+-- forms) and sb.s3_url (the storage host of presigned uploads). sb.control_url serves
+-- /__sandbox/ (the API listener itself, or a plain one beside TLS listeners).
 function Sandbox.start(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -43,7 +50,7 @@ function Sandbox.start(opts)
   }, Sandbox)
   local template, tls = assert(read_file(SANDBOX_DIR .. "/nginx.conf"), "sandbox: no nginx.conf"), nil
   self.nginx = Nginx.start {
-    name = "alloy-sandbox", ports = self.tls and 2 or 1, timeout = opts.start_timeout or 10,
+    name = "alloy-sandbox", ports = self.tls and 4 or 3, timeout = opts.start_timeout or 10,
     setup = function(n)
       local dir = n.dir
       assert(sh("mkdir -p " .. q(dir .. "/lua/sandbox")))
@@ -53,7 +60,7 @@ function Sandbox.start(opts)
         write_file(dir .. "/lua/sandbox/" .. name .. ".lua", src)
       end
       write_file(dir .. "/config.json", cjson.encode {
-        api_key = self.api_key, jwt_secret = self.jwt_secret,
+        api_key = self.api_key, jwt_secret = self.jwt_secret, defaults = opts.settings or {},
       }, "600")
       -- Workers run as nobody when we are root: they must read the handlers;
       -- config.json and keys are read by the master only.
@@ -62,16 +69,20 @@ function Sandbox.start(opts)
       tls = self.tls and n:tls()
     end,
     conf = function(ports, n)
+      local scheme = tls and "https" or "http"
       self.port = ports[1]
-      self.url = (tls and "https" or "http") .. "://127.0.0.1:" .. ports[1]
-      self.control_url = "http://127.0.0.1:" .. (ports[2] or ports[1])
+      self.url = scheme .. "://127.0.0.1:" .. ports[1]
+      self.embedded_url = scheme .. "://127.0.0.1:" .. ports[2]
+      self.s3_url = scheme .. "://127.0.0.1:" .. ports[3]
+      self.control_url = "http://127.0.0.1:" .. (ports[4] or ports[1])
       return Nginx.render(template, {
-        USER = n.user, PREFIX = n.dir, PORT = ports[1],
+        USER = n.user, PREFIX = n.dir, APIPORT = ports[1], EMBEDDEDPORT = ports[2], STOREPORT = ports[3],
+        STOREURL = self.s3_url,
         SSL = tls and (opts.http2 and " ssl http2" or " ssl") or "",
         TLS = tls and ("    ssl_certificate " .. tls.cert .. ";\n    ssl_certificate_key " .. tls.key
           .. ";\n    ssl_protocols TLSv1.2 TLSv1.3;") or "",
         -- With TLS, a plain loopback listener for the control plane only.
-        CONTROL = tls and ("  server {\n    listen 127.0.0.1:" .. ports[2] .. ";\n"
+        CONTROL = tls and ("  server {\n    listen 127.0.0.1:" .. ports[4] .. ";\n"
           .. "    set $sandbox_role control;\n"
           .. "    location / { content_by_lua_block { require(\"sandbox.app\").handle() } }\n  }") or "",
       })
@@ -129,9 +140,10 @@ end
 -- data = {{name, title, description, example, secret?, optional?}}}}}.
 function Sandbox:connectors() return self:_call("GET", "connectors").connectors end
 
--- Queue one fault (fields in the contract, plus huge=<bytes>, finish=true after
--- stall to complete the body, chunked=true to omit Content-Length). Returns the
--- number of pending faults.
+-- Queue one fault (fields in spec/sandbox/README.md: status, body, delay, drop, stall, ...;
+-- host = "api"|"embedded"|"s3" limits it to one listener; success = false answers 200
+-- {"success":false,"message":...} on a route whose documented answer carries success).
+-- Returns the number of pending faults.
 function Sandbox:fault(f)
   return self:_call("POST", "fault", f).pending
 end
@@ -139,15 +151,16 @@ end
 function Sandbox:faults() return self:_call("GET", "faults").faults end
 function Sandbox:clear_faults() self:_call("DELETE", "faults") end
 
--- Requests seen by the API listener, oldest first (control calls excluded):
--- { method, path (raw), query, headers (lower-case), body, time, connection, protocol }.
+-- Requests seen by the three listeners, oldest first (control calls excluded):
+-- { host ("api"|"embedded"|"s3"), method, path (raw), query, headers (lower-case), body, time,
+-- connection, protocol }.
 function Sandbox:requests() return self:_call("GET", "requests").requests end
 function Sandbox:clear_requests() self:_call("DELETE", "requests") end
 
--- An alloy client pointed at this sandbox (both hosts), with short timeouts and backoff so
--- failure cases stay fast; opts add or override options.
+-- An alloy client pointed at this sandbox (each host at its listener), with short timeouts and
+-- backoff so failure cases stay fast; opts add or override options.
 function Sandbox:client(opts)
-  local o = { api_key = self.api_key, base_url = self.url, embedded_url = self.url, timeout = 5,
+  local o = { api_key = self.api_key, base_url = self.url, embedded_url = self.embedded_url, timeout = 5,
               backoff = 0.01 }
   for k, v in pairs(opts or {}) do o[k] = v end
   return require("alloy").new(o)
@@ -168,10 +181,16 @@ function Sandbox.per_test_user(username, each)
   end)
 end
 
--- oauth_redirect = none|success|error, credentials_shape = data|credentials|array|"natural",
--- connectors_shape = data|connectors|array|"natural", token_ttl = seconds. Returns all
--- current settings.
+-- Settings (spec/sandbox/README.md lists them all), e.g. oauth_redirect = none|success|error,
+-- metadata_markers = true|false, credential_types = compound|documented, logs_shape =
+-- notifications|data|array. Reset restores the sandbox's defaults. Returns all current settings.
 function Sandbox:set(s) return self:_call("POST", "set", s) end
+
+-- 429 "Rate limit exceeded" once more than per_second requests arrive within a second on a
+-- host (each of api and embedded counted on its own; host = "api"|"embedded" for one only),
+-- with Retry-After: retry_after (seconds, default 1; false sends none). window widens the second
+-- (a spec's count then does not depend on its speed). false lifts it.
+function Sandbox:rate_limit(r) return self:_call("POST", "set", { rate_limit = r or false }).rate_limit end
 
 -- Users, credentials (with userId/connector), settings and counters.
 function Sandbox:state() return self:_call("GET", "state") end
