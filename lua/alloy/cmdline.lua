@@ -104,7 +104,7 @@ function M.parse(cmd, argv, mode, row)
   local parsed, res = parser.new(cmd, inv, row):pparse(argv)
   if parsed then return M.merge_same(cmd, res) end
   -- a global option (before the command's name, or after) that this command does not take
-  local opt = tostring(res):match("^unknown option '(%-[^']*)'$")
+  local opt = tostring(res):match("^unknown option '(%-[^']*)'")
   if opt and M.GLOBALS[opt] ~= nil then
     return nil, failure.usage(("%s does not take %s (it acts for no user)"):format(inv:usage_name(row), opt),
       "leave it out")

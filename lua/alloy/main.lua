@@ -104,9 +104,17 @@ local function leading_globals(argv)
         i = i + 1
       end
     elseif short and not a:match("^%-%-") and takes["-" .. short] ~= nil then
-      -- a cluster (-vq) or a short option with its value attached (-unobody)
+      -- a cluster of flags (-vq), the last or only one maybe taking a value: attached (-unobody,
+      -- -qunobody) or the next word (-qu nobody)
       globals[#globals + 1] = a
-      if takes["-" .. short] and #a == 2 then
+      local j = 2
+      while j <= #a and takes["-" .. a:sub(j, j)] == false do j = j + 1 end
+      if j <= #a and takes["-" .. a:sub(j, j)] == nil then
+        return nil, usage_failure(("unknown option '-%s' before the command's name"):format(a:sub(j, j)),
+          "run alloy --help for the commands and their options")
+      end
+      if j == #a and takes["-" .. a:sub(j, j)] then
+        if argv[i + 1] == nil then return nil, usage_failure(("option '%s' requires an argument"):format(a)) end
         globals[#globals + 1] = argv[i + 1]
         i = i + 1
       end
