@@ -21,6 +21,7 @@ local oauth = require "alloy.oauth"
 
 local M = {}
 
+-- The options of connecting: the OAuth flow's (alloy.oauth), then these.
 M.OPTIONS = {
   { "--field", "<name=value>", "A data field the connector needs, as name=value (repeatable). Secret fields are"
     .. " refused here: set ALLOY_FIELD_<NAME>, type them at the prompt, or pipe them on stdin.", many = true },
@@ -32,6 +33,7 @@ M.OPTIONS = {
   { "--replace", "The user already has a connection of this connector: replace it (deleted only after the new"
     .. " one is confirmed)." },
 }
+for i, o in ipairs(oauth.OPTIONS) do table.insert(M.OPTIONS, i, o) end
 
 local function env_name(field)
   return "ALLOY_FIELD_" .. field:gsub("[^%w]", "_"):upper()

@@ -7,9 +7,7 @@ local connect = require "alloy.connect"
 local oauth = require "alloy.oauth"
 
 local options = { { "-c --connector", "<id>", "The connector, as the CONNECTOR argument.", same_as = "connector" } }
-for _, list in ipairs({ oauth.OPTIONS, connect.OPTIONS }) do
-  for _, o in ipairs(list) do options[#options + 1] = o end
-end
+for _, o in ipairs(connect.OPTIONS) do options[#options + 1] = o end
 
 local M = {
   summary = "connect an app for a user (OAuth URL, then the new connection)",

@@ -6,10 +6,6 @@ local oauth = require "alloy.oauth"
 
 local CONNECTOR = "notion"
 
-local options = {}
-for _, list in ipairs({ oauth.OPTIONS, connect.OPTIONS }) do
-  for _, o in ipairs(list) do options[#options + 1] = o end
-end
 
 local M = {
   summary = "the OAuth flow preset for Notion",
@@ -17,7 +13,7 @@ local M = {
     .. config.DEFAULTS.redirect_uri .. "). Prints the OAuth URL, waits for the browser's redirect on the"
     .. " loopback port, and prints the new connection id.",
   user = true,
-  options = options,
+  options = connect.OPTIONS,
   examples = {
     { "", "listen on localhost:3000 for up to 5 minutes" },
     { "--save", "also write CONNECTION_ID=... into .env" },
