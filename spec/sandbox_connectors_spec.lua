@@ -140,8 +140,15 @@ describe("sandbox connectors", function()
       assert.equal(24, #m.sampleInput.authConfigId)
     end)
 
-    it("describes apiKey, bearer and basic types, secrets marked writeOnly", function()
+    it("describes apiKey, bearer and basic types; secrets marked writeOnly only in the opt-in variant", function()
       local secret_of = { acuityScheduling = "apiKey", airtable = "token", twilio = "password" }
+      -- as the docs show them: every data field a plain {"type": "string"}, no marker
+      for _, case in ipairs(HEADLESS) do
+        for _, entry in ipairs(metadata(case[1])) do
+          for _, p in pairs(entry.inputSchema.properties.data.properties) do assert.is_nil(p.writeOnly) end
+        end
+      end
+      sb:set { metadata_markers = true }
       for _, case in ipairs(HEADLESS) do
         local id, auth_type = case[1], case[2]
         local m

@@ -92,6 +92,17 @@ local function given_fields(args, connector, entry)
   return out
 end
 
+-- A secret from stdin (not a terminal): with one secret field, the whole of stdin (a key file
+-- piped in), its trailing newline cut; with several, one line each, in order.
+local function read_secret(entry)
+  local secrets = 0
+  for _, f in ipairs(entry.fields) do
+    if f.secret then secrets = secrets + 1 end
+  end
+  local v = io.stdin:read(secrets == 1 and "*a" or "*l")
+  return v and (v:gsub(secrets == 1 and "\r?\n$" or "\r$", ""))
+end
+
 -- Every input of the entry.  -> data (table or nil), auth_config_id | nil, err
 local function inputs(ctx, connector, entry, given)
   local prompt = ctx:prompt()
@@ -105,11 +116,11 @@ local function inputs(ctx, connector, entry, given)
         v, err = prompt:secret(("%s (%s, not shown): "):format(f.title, f.name))
         if not v then return nil, err end
       elseif f.required then
-        v = io.stdin:read("*l")
-        v = v and v:gsub("\r$", "")
+        v = read_secret(entry)
         if not v or v == "" then
           return nil, failure.usage(("no value for the secret field %s (%s): stdin ended"):format(f.name, f.title),
-            ("pipe it on stdin (one line per secret field), or set %s"):format(env_name(f.name)))
+            ("pipe it on stdin (one line per secret field when there are several), or set %s"):format(
+              env_name(f.name)))
         end
       end
     elseif (v == nil or v == "") and f.required then

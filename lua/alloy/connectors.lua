@@ -27,9 +27,31 @@ function M.list(client)
   return out
 end
 
+-- What a field's name says of a secret, in any case and position (apiKey, API_KEY,
+-- clientSecret, authToken, accessKeyId ...).
+local SECRET_WORDS = { "key", "secret", "token", "pass", "pwd", "auth", "credential", "bearer", "private",
+                       "signature", "cert" }
+
+-- Whether a data field is a secret. Alloy's metadata marks none (its examples give every field
+-- as a plain {"type": "string"}), so this is decided from what it does say: a name above,
+-- format "password" or writeOnly (where a schema has them); and a credential that is not
+-- OAuth carries a secret by definition, so when no field of such an entry looks like one, its
+-- last field is taken for it (identifiers come first in every documented example).
+function M.secret_name(name)
+  local lower = tostring(name):lower()
+  for _, w in ipairs(SECRET_WORDS) do
+    if lower:find(w, 1, true) then return true end
+  end
+  return false
+end
+
+local function secret_schema(name, p)
+  return p.writeOnly == true or p.format == "password" or M.secret_name(name)
+end
+
 -- Data fields in prompt order: the required ones as listed, then the rest by name (a JSON
 -- object has no order).
-local function fields(data)
+local function fields(data, oauth)
   local out, seen = {}, {}
   local props = type(data) == "table" and type(data.properties) == "table" and data.properties or {}
   local function add(name, required)
@@ -37,7 +59,7 @@ local function fields(data)
     if seen[name] or type(p) ~= "table" then return end
     seen[name] = true
     out[#out + 1] = { name = name, title = str(p.title) or name, description = str(p.description),
-                      secret = p.writeOnly == true, required = required }
+                      secret = secret_schema(name, p), required = required }
   end
   for _, name in ipairs(type(data) == "table" and type(data.required) == "table" and data.required or {}) do
     add(name, true)
@@ -46,6 +68,11 @@ local function fields(data)
   for name in pairs(props) do if not seen[name] then rest[#rest + 1] = name end end
   table.sort(rest)
   for _, name in ipairs(rest) do add(name, false) end
+  if not oauth and #out > 0 then
+    local any = false
+    for _, f in ipairs(out) do any = any or f.secret end
+    if not any then out[#out].secret = true end
+  end
   return out
 end
 
@@ -57,7 +84,7 @@ function M.entries(meta)
       local schema = type(e.inputSchema) == "table" and e.inputSchema or {}
       local props = type(schema.properties) == "table" and schema.properties or {}
       out[#out + 1] = { type = t, oauth = t == "oauth2", authConfigRequired = e.authConfigRequired == true,
-                        fields = fields(props.data) }
+                        fields = fields(props.data, t == "oauth2") }
     end
   end
   return out

@@ -61,7 +61,7 @@ local DEFAULTS = {
   token_ttl = 3600,
   token_shape = "object",       -- object: {"token": ...}; string: the bare JSON string
   resources_shape = "resources", -- resources|data|array|strings (actions as bare ids)
-  metadata_markers = true,      -- secret data fields carry writeOnly (no Alloy document shows it)
+  metadata_markers = false,     -- true: secret data fields carry writeOnly (no Alloy document shows it)
   metadata_list_key = "documented", -- embedded metadata items: documented (list "connector",
                                 -- one "name") | connector | name | both
   credential_types = "compound", -- compound: "<cid>-<auth>" everywhere; documented: bare "<cid>"
