@@ -34,7 +34,7 @@ describe("examples/connections_report.lua", function()
     for i, id in ipairs(users) do
       local u = assert(by_id[id], "missing user " .. i)
       assert.equals(i % 3, u.count)
-      local want = ({ [0] = {}, [1] = { "notion-oauth2" }, [2] = { "notion-oauth2", "slack-oauth2" } })[i % 3]
+      local want = ({ [0] = {}, [1] = { "notion" }, [2] = { "notion", "slack" } })[i % 3]
       assert.same(want, u.types)
     end
     assert.matches(N .. " users, 0 failed", r.stderr, 1, true)
@@ -53,7 +53,7 @@ describe("examples/connections_report.lua", function()
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
     assert.equals(N + 1, #lines)
     assert.matches("^USER%s+USERNAME%s+CONNECTIONS%s+TYPES$", lines[1])
-    assert.matches("^" .. users[2] .. "%s+user002%s+2%s+notion%-oauth2,slack%-oauth2$", lines[3])
+    assert.matches("^" .. users[2] .. "%s+user002%s+2%s+notion,slack$", lines[3])
     assert.is_nil(r.stderr:find("\r", 1, true))
   end)
 

@@ -48,7 +48,7 @@ describe("alloy.credentials", function()
         sb:set{ credentials_shape = shape }
         local list = assert(credentials.list(client, uid))
         assert.same({ a.credentialId, b.credentialId }, ids(list), shape)
-        assert.equal("notion-oauth2", list[1].type, shape)
+        assert.equal("notion", list[1].type, shape)
         assert.equal("Wiki", list[1].name, shape)
       end
       sb:set{ credentials_shape = "data" }

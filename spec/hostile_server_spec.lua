@@ -64,7 +64,7 @@ describe("a hostile server", function()
     run.browse(url)
     local r = h:wait()
     assert.equal(0, r.code, r.stderr)
-    assert.matches("Connected: notion%-oauth2 connection %x+ %(%?%[2J%?%]0;owned%?mallory's Notion Credential%)",
+    assert.matches("Connected: notion connection %x+ %(%?%[2J%?%]0;owned%?mallory's Notion Credential%)",
       r.stderr)
     assert.is_nil(r.stderr:find("\27", 1, true))
     assert.is_nil(r.stderr:find("\7", 1, true))

@@ -264,7 +264,7 @@ describe("client:list_user_credentials", function()
       sb:clear_requests()
       local list = assert(c:list_user_credentials(uid))
       assert.equals(1, #list, shape)
-      assert.equals("notion-oauth2", list[1].type, shape)
+      assert.equals("notion", list[1].type, shape)
       local req = sb:requests()[1]
       assert.equals("GET", req.method)
       assert.equals("/users/" .. uid .. "/credentials", req.path)

@@ -88,7 +88,7 @@ describe("the OAuth redirect listener", function()
     assert.equal(0, r.code, r.stderr)
     assert.equal(b.location:match("credentialId=(%x+)"), ids(r)[2])
     assert.not_equal(slack, ids(r)[2])
-    assert.matches("Connected: notion-oauth2 connection " .. ids(r)[2], r.stderr, 1, true)
+    assert.matches("Connected: notion connection " .. ids(r)[2], r.stderr, 1, true)
   end)
 
   it("the redirect's id is checked, not trusted: a foreign id with a genuine new credential picks the new one",

@@ -79,9 +79,9 @@ describe("sandbox hosts", function()
       local entries = assert(c:credential_metadata("airtable"))
       return entries[1].inputSchema.properties.data.properties.token.writeOnly
     end
+    assert.is_nil(secret_marker()) -- as documented, by default
+    sb:set { metadata_markers = true }
     assert.is_true(secret_marker())
-    sb:set { metadata_markers = false }
-    assert.is_nil(secret_marker())
     -- the Embedded list names the connector "connector", the one-connector answer "name"
     local list = assert(c:request { path = "/metadata/credentials" }).json.data
     assert.equal("notion", list[1].connector)
@@ -99,9 +99,9 @@ describe("sandbox hosts", function()
       return { assert(c:list_credentials(uid))[1].type, assert(c:list_user_credentials(uid))[1].type,
                assert(c:list_connector_credentials("shopify", { headers = { ["x-alloy-userid"] = uid } }))[1].type }
     end
+    assert.same({ "shopify", "shopify", "shopify-oauth2" }, types()) -- as documented, by default
+    sb:set { credential_types = "compound" }
     assert.same({ "shopify-oauth2", "shopify-oauth2", "shopify-oauth2" }, types())
-    sb:set { credential_types = "documented" }
-    assert.same({ "shopify", "shopify", "shopify-oauth2" }, types())
   end)
 
   it("keeps a sandbox's own settings across reset, and refuses a bad one at start", function()

@@ -235,7 +235,7 @@ describe("sandbox", function()
       assert.equal(1, #json.data)
       local cred = json.data[1]
       assert.equal(24, #cred.credentialId)
-      assert.equal("notion-oauth2", cred.type)
+      assert.equal("notion", cred.type) -- as the Embedded reference shows a user's list
       assert.is_string(cred.name)
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", cred.createdAt)
       assert.matches("Z$", cred.updatedAt)
@@ -243,7 +243,9 @@ describe("sandbox", function()
       _, _, _, json = call(sb, "GET", "/users/" .. id .. "/credentials")
       assert.same({ cred }, json.data)
       _, _, _, json = call(sb, "GET", "/connectors/notion/credentials", { headers = { ["x-alloy-userid"] = id } })
+      cred.type = "notion-oauth2" -- the Connectivity list's documented shape
       assert.same({ credentials = { cred } }, json)
+      cred.type = "notion"
       local body
       _, _, body = call(sb, "GET", "/connectors/slack/credentials", { headers = { ["x-alloy-userid"] = id } })
       assert.equal('{"credentials":[]}', body)
