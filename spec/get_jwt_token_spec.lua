@@ -273,8 +273,8 @@ describe("get_jwt_token.lua", function()
       assert.equal(1, code)
       failed({ stdout = out, stderr = err }, "HTTP_404: User not found %(GET /users/nobody/token%)$",
         "check ALLOY_USER_ID / %-%-user %(nobody%): the user must exist for this API key, and ALLOY_EMBEDDED_URL / "
-        .. "%-%-embedded%-url %(" .. sb.embedded_url:gsub("%p", "%%%0") .. "%) must be the right host; the users: lua5%.4 "
-        .. "lua/users%.lua list$")
+        .. "%-%-embedded%-url %(" .. sb.embedded_url:gsub("%p", "%%%0")
+        .. "%) must be the right host; the users: lua5%.4 lua/users%.lua list$")
     end)
 
     it("400 for a user that is not an ObjectId -> the ObjectId hint (from what was sent, not the message)", function()

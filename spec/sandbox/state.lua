@@ -64,7 +64,9 @@ local DEFAULTS = {
   metadata_markers = false,     -- true: secret data fields carry writeOnly (no Alloy document shows it)
   metadata_list_key = "documented", -- embedded metadata items: documented (list "connector",
                                 -- one "name") | connector | name | both
-  credential_types = "documented", -- documented: each list its documented shape (bare "<cid>" for a user's); compound: "<cid>-<auth>" everywhere
+  -- documented: each list its documented shape (a user's list: bare "<cid>"; the Connectivity
+  -- list: "<cid>-<auth>"); compound: "<cid>-<auth>" everywhere
+  credential_types = "documented",
                                 -- on the user lists, compound on /connectors/{id}/credentials
   logs_shape = "notifications", -- notifications (the reference's example) | data | array
   strict_versions = false,      -- true: path versions only as documented per host
