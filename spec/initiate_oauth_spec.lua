@@ -232,6 +232,44 @@ describe("initiate_oauth.lua", function()
       assert.matches("^error: cannot listen on 127%.0%.0%.1:" .. port .. ": address already in use\nhint: ", r.stderr)
       for _, q in ipairs(sb:requests()) do assert.are_not.equal("POST", q.method) end
     end)
+
+    it("for localhost, [::1] taken by another program is as busy (a browser may go there first)", function()
+      local v6 = socket.tcp6()
+      v6:setoption("ipv6-v6only", true)
+      if not v6:bind("::1", port) then -- no IPv6 on this machine: nothing to take the redirect there
+        v6:close()
+        return pending("no [::1] here")
+      end
+      assert(v6:listen(4))
+      local r = oauth({ "--connector", "notion", "--redirect-uri", redirect })
+      v6:close()
+      assert.equal(2, r.code)
+      assert.matches("^error: cannot listen on %[::1%]:" .. port .. ": address already in use\nhint: ", r.stderr)
+      for _, q in ipairs(sb:requests()) do assert.are_not.equal("POST", q.method) end
+      assert.is_true(port_free(port)) -- the 127.0.0.1 socket it had opened is closed again
+    end)
+
+    it("for localhost, listens on both, and the redirect may come over [::1]", function()
+      local probe = socket.tcp6()
+      if not probe:bind("::1", 0) then probe:close(); return pending("no [::1] here") end
+      probe:close()
+      local h = spawn({ "--connector", "notion", "--redirect-uri", redirect, "--timeout", "10" })
+      local url = h:line()
+      local st, hdrs = run.get(url) -- the sandbox's authorize page sends the browser to the redirect URI
+      assert.equal(302, st)
+      -- the browser, as one that tries ::1 first for localhost
+      local c = socket.tcp6()
+      c:settimeout(10)
+      assert(c:connect("::1", port))
+      local target = hdrs.location:match("^http://localhost:%d+(/.*)$")
+      c:send("GET " .. target .. " HTTP/1.1\r\nHost: localhost:" .. port .. "\r\nConnection: close\r\n\r\n")
+      local page = c:receive("*a")
+      c:close()
+      local r = h:wait()
+      assert.equal(0, r.code, r.stderr)
+      assert.matches("^HTTP/1.1 200 ", page)
+      assert.matches("(listening on 127.0.0.1:" .. port .. " and [::1]:" .. port .. ";", r.stderr, 1, true)
+    end)
   end)
 
   describe("without listening", function()

@@ -1,7 +1,7 @@
 -- alloy.listener: a one-shot loopback HTTP listener for the OAuth redirect (luasocket).
 --
---   local L, err, code = listener.open("127.0.0.1", 3000)
---       code: "EADDRINUSE", "EACCES" or "EBIND"
+--   local L, err, code = listener.open("127.0.0.1", 3000)   ("localhost": 127.0.0.1 and [::1])
+--       code: "EADDRINUSE", "EACCES" or "EBIND"; L.addresses: "127.0.0.1:3000 and [::1]:3000"
 --   local req, err = L:wait{ path = "/oauth/callback", timeout = 300, respond = fn }
 --       fn(req) -> status, html, done   (called for each GET on `path`; waiting goes on
 --       until it says done: any local page can send a request there)
@@ -9,7 +9,7 @@
 --       err = "timeout" when nothing ended the wait in time
 --   L:close()   (idempotent; the port is free again afterwards)
 --
--- Bound to 127.0.0.1 only.  Requests for other paths (favicon.ico, ...) get a 404, other
+-- Bound to loopback only.  Requests for other paths (favicon.ico, ...) get a 404, other
 -- methods than GET on `path` a 405, and the listener keeps waiting; connections that never
 -- send a request (browser preconnects) do not block it: every socket is driven by select().
 local socket = require "socket"
@@ -20,26 +20,59 @@ Listener.__index = Listener
 
 local MAX_REQUEST = 16384
 
-function M.open(host, port)
-  host = host or "127.0.0.1"
-  -- tcp4, not tcp: LuaSocket 3's tcp() creates its descriptor only at bind time, so
-  -- reuseaddr set before bind would be lost (and a port in TIME_WAIT from the previous
-  -- run would look busy).  Loopback IPv4 is all we bind anyway.
-  local s = (socket.tcp4 or socket.tcp)()
+-- One bound, listening socket.  -> socket | nil, msg, code
+local function bind(host, port)
+  local v6 = host:find(":", 1, true) ~= nil
+  -- tcp4/tcp6, not tcp: LuaSocket 3's tcp() creates its descriptor only at bind time, so
+  -- reuseaddr set before bind would be lost (and a port in TIME_WAIT from the previous run
+  -- would look busy).
+  local s = v6 and socket.tcp6 and socket.tcp6() or (socket.tcp4 or socket.tcp)()
   if not s then return nil, "cannot create a socket", "EBIND" end
   s:setoption("reuseaddr", true)
+  if v6 then s:setoption("ipv6-v6only", true) end
   local ok, err = s:bind(host, port)
   if ok then ok, err = s:listen(32) end
   if not ok then
     s:close()
     local code = "EBIND"
-    if tostring(err):find("in use", 1, true) then code = "EADDRINUSE"
-    elseif tostring(err):find("permission", 1, true) or tostring(err):find("access", 1, true) then code = "EACCES" end
-    return nil, ("cannot listen on %s:%s: %s"):format(host, tostring(port), tostring(err)), code
+    local e = tostring(err):lower()
+    if e:find("in use", 1, true) then code = "EADDRINUSE"
+    elseif e:find("permission", 1, true) or e:find("access", 1, true) then code = "EACCES"
+    elseif e:find("assign", 1, true) or e:find("not supported", 1, true) or e:find("family", 1, true) then
+      code = "EADDRNOTAVAIL"
+    end
+    return nil, ("cannot listen on %s:%s: %s"):format(v6 and ("[" .. host .. "]") or host, tostring(port),
+      tostring(err)), code
   end
   s:settimeout(0)
-  local _, bound_port = s:getsockname()
-  return setmetatable({ server = s, host = host, port = tonumber(bound_port) or port, clients = {} }, Listener)
+  return s
+end
+
+-- host "localhost" binds 127.0.0.1 and, where this machine has IPv6, [::1] too: a browser may
+-- try either for localhost, and whatever else held [::1]:port would get the redirect.
+function M.open(host, port)
+  host = host or "127.0.0.1"
+  local addrs = host == "localhost" and { "127.0.0.1", "::1" } or { host }
+  local servers = {}
+  for _, a in ipairs(addrs) do
+    local s, err, code = bind(a, port)
+    if not s and not (a == "::1" and code == "EADDRNOTAVAIL") then
+      for _, x in ipairs(servers) do x:close() end
+      return nil, err, code
+    end
+    if s then
+      servers[#servers + 1] = s
+      local _, bound_port = s:getsockname()
+      port = tonumber(bound_port) or port -- port 0: the second address takes the same one
+    end
+  end
+  local shown = {}
+  for i, s in ipairs(servers) do
+    local a = s:getsockname()
+    shown[i] = a:find(":", 1, true) and ("[" .. a .. "]:" .. port) or (a .. ":" .. port)
+  end
+  return setmetatable({ servers = servers, host = host, port = port, clients = {},
+                        addresses = table.concat(shown, " and ") }, Listener)
 end
 
 local function url_decode(s)
@@ -124,13 +157,14 @@ function Listener:wait(opts)
   while true do
     local left = deadline - socket.gettime()
     if left <= 0 then return nil, "timeout" end
-    local recvt = { self.server }
+    local recvt, is_server = {}, {}
+    for _, srv in ipairs(self.servers) do recvt[#recvt + 1] = srv; is_server[srv] = true end
     for c in pairs(self.clients) do recvt[#recvt + 1] = c end
     -- short slices keep Ctrl-C responsive
     local ready = socket.select(recvt, nil, math.min(left, 0.25))
     for _, s in ipairs(ready or {}) do
-      if s == self.server then
-        local c = self.server:accept()
+      if is_server[s] then
+        local c = s:accept()
         if c then
           c:settimeout(0)
           self.clients[c] = { buf = "", since = socket.gettime() }
@@ -179,10 +213,8 @@ end
 function Listener:close()
   for c in pairs(self.clients) do c:close() end
   self.clients = {}
-  if self.server then
-    self.server:close()
-    self.server = nil
-  end
+  for _, srv in ipairs(self.servers) do srv:close() end
+  self.servers = {}
 end
 
 return M

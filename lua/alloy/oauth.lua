@@ -144,7 +144,8 @@ end
 -- Open the listener first (a busy port fails before anything is created) and snapshot the
 -- user's credentials.  -> L, before | nil, err
 local function open_listener(client, cfg, r)
-  local L, lerr, lcode = listener.open("127.0.0.1", r.port)
+  -- localhost: 127.0.0.1 and [::1] both, so that no other program can take the redirect
+  local L, lerr, lcode = listener.open(r.host:lower() == "localhost" and "localhost" or "127.0.0.1", r.port)
   if not L then
     local hint = lcode == "EADDRINUSE"
       and ("another program is using port %d (a dev server?); stop it, or choose a redirect URI with a free port"
@@ -160,8 +161,8 @@ end
 -- Wait for the browser and find the new credential.  -> outcome | nil, err
 local function catch_redirect(L, o, r, timeout, before)
   local out, cfg, client, connector, uri = o.ctx.out, o.cfg, o.client, o.connector, o.redirect_uri
-  out:say("Waiting up to %g s for the browser to come back to %s (listening on 127.0.0.1:%d; Ctrl-C to stop)...",
-    timeout, uri, r.port)
+  out:say("Waiting up to %g s for the browser to come back to %s (listening on %s; Ctrl-C to stop)...",
+    timeout, uri, L.addresses)
   local outcome, early = nil, 0
   local req, werr = L:wait{ path = r.path, timeout = timeout, respond = function(rq)
     local q = rq.query
