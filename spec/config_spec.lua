@@ -16,7 +16,7 @@ describe("alloy.config.load", function()
   after_each(function() run.rmdir(dir) end)
 
   it("takes flags over environment over .env over defaults", function()
-    run.write(cwd_env, "ALLOY_API_KEY=filekey\nALLOY_USER_ID=fileuser\nALLOY_BASE_URL=http://file\n"
+    run.write(cwd_env, "ALLOY_API_KEY=filekey-0123\nALLOY_USER_ID=fileuser\nALLOY_BASE_URL=http://file\n"
       .. "ALLOY_API_VERSION=2024-03\nALLOY_EMBEDDED_URL=http://file-emb/\n", "600")
     local cfg = assert(config.load{
       flags = { env_file = cwd_env, user = "flaguser" },
@@ -29,7 +29,7 @@ describe("alloy.config.load", function()
     assert.equal("2024-03", cfg.api_version, "an empty environment value counts as unset")
     assert.equal(cwd_env, cfg.source.api_version)
     assert.equal("http://file-emb", cfg.embedded_url, "trailing slash dropped")
-    assert.equal("filekey", cfg.api_key)
+    assert.equal("filekey-0123", cfg.api_key)
     assert.equal(30, cfg.timeout)
     assert.equal("default", cfg.source.timeout)
     assert.same({}, cfg.warnings)
@@ -78,12 +78,24 @@ describe("alloy.config.load", function()
     assert.matches("ALLOY_RETRIES", err.message, 1, true)
   end)
 
+  it("checks the key by alloy.new's rule, with where it is set and never the key itself", function()
+    run.write(cwd_env, "ALLOY_API_KEY=abcdefgh\0ijklmnop1234\n", "600")
+    local cfg, err = config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} }
+    assert.is_nil(cfg)
+    assert.equal("ALLOY_API_KEY (" .. cwd_env .. "): api_key must be at least 8 characters, without spaces, CR, LF or"
+      .. " NUL", err.message)
+    assert.equal(2, err.status)
+    cfg, err = config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{ ALLOY_API_KEY = "short" } }
+    assert.is_nil(cfg)
+    assert.matches("^ALLOY_API_KEY %(environment%): ", err.message)
+  end)
+
   it("warns when a .env holding the key is readable by others", function()
-    run.write(cwd_env, "ALLOY_API_KEY=k\n", "644")
+    run.write(cwd_env, "ALLOY_API_KEY=key-0123456789\n", "644")
     local cfg = assert(config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} })
     assert.equal(1, #cfg.warnings)
     assert.matches("readable by other users (mode 644); run: chmod 600", cfg.warnings[1], 1, true)
-    run.write(cwd_env, "ALLOY_API_KEY=k\n", "600")
+    run.write(cwd_env, "ALLOY_API_KEY=key-0123456789\n", "600")
     cfg = assert(config.load{ flags = { env_file = cwd_env }, getenv = getenv_from{} })
     assert.same({}, cfg.warnings)
   end)

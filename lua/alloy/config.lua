@@ -29,7 +29,7 @@ local M = {}
 -- option's name with "-" as "_"); option: the alloy.new option it sets (its default and rule
 -- are alloy.so's); help: what it is, for --help and the docs.
 M.VARS = {
-  { field = "api_key", var = "ALLOY_API_KEY", help = "required; never a flag" },
+  { field = "api_key", var = "ALLOY_API_KEY", option = "api_key", help = "required; never a flag" },
   { field = "user_id", var = "ALLOY_USER_ID", flag = "user", help = "the user: 24-hex id or username" },
   { field = "base_url", var = "ALLOY_BASE_URL", flag = "base_url", option = "base_url", help = "the API host" },
   { field = "embedded_url", var = "ALLOY_EMBEDDED_URL", flag = "embedded_url", option = "embedded_url",

@@ -92,7 +92,10 @@ function M.new(o)
 end
 
 function Output:secret(value, window)
-  if type(value) == "string" and value ~= "" then self.secrets[#self.secrets + 1] = { value, window } end
+  if type(value) ~= "string" then return end
+  for piece in value:gmatch("[^%z]+") do -- alloy.redact takes no NUL: each piece between them
+    self.secrets[#self.secrets + 1] = { piece, window and math.min(window, #piece) }
+  end
 end
 
 function Output:redacted(s)
