@@ -131,8 +131,11 @@ describe("a hostile server's strings, over every command", function()
   local cjson = require "cjson"
   -- ESC clear-screen and retitle, BEL, CR+LF with a fake error line and a tab, a C1 CSI,
   -- RIGHT-TO-LEFT OVERRIDE, LEFT-TO-RIGHT ISOLATE, LINE SEPARATOR, ARABIC LETTER MARK
+  -- raw \155 and \157 are no UTF-8: CSI and OSC to a terminal in an 8-bit mode
   local EVIL = "\27[2J\27]0;owned\7\r\nerror: fake\tcell\194\155" .. "31m\226\128\174gnp.exe\226\129\166x"
-    .. "\226\128\168y\216\156z\127"
+    .. "\226\128\168y\216\156z\127\155" .. "2J\157" .. "0;t\7"
+  -- EVIL as a JSON printer must give it: the raw bytes that are no UTF-8 as U+FFFD
+  local EVIL_JSON = EVIL:gsub("\155" .. "2J", "\239\191\189" .. "2J"):gsub("\157", "\239\191\189")
 
   Sandbox.per_test_user("mallory", function(s, u) sb, uid = s, u end)
   before_each(function()
@@ -148,6 +151,18 @@ describe("a hostile server's strings, over every command", function()
     assert.is_nil(text:find("\194[\128-\159]"), ("C1 control in %q"):format(text))
     assert.is_nil(text:find("\226\128[\142\143\168-\174]"), ("bidi/separator in %q"):format(text))
     assert.is_nil(text:find("\226\129[\166-\169]"), ("bidi isolate in %q"):format(text))
+    -- a byte 0x80-0x9F that does not continue a UTF-8 character
+    local i = 1
+    while i <= #text do
+      local b = text:byte(i)
+      local n = b >= 0xF0 and 4 or b >= 0xE0 and 3 or b >= 0xC2 and b < 0xE0 and 2 or 1
+      if n > 1 and text:sub(i + 1, i + n - 1):match("^[\128-\191]+$") and #text >= i + n - 1 then
+        i = i + n
+      else
+        assert.is_false(b >= 0x80 and b <= 0x9F, ("raw C1 byte %d at %d in %q"):format(b, i, text))
+        i = i + 1
+      end
+    end
     assert.is_nil(text:find("\216\156", 1, true), ("letter mark in %q"):format(text))
     assert.is_nil(("\n" .. text):find("\nerror: fake", 1, true), ("a faked line in %q"):format(text))
     assert.is_nil(io.open(pwned, "rb"), "a server's text ran as a command")
@@ -181,8 +196,8 @@ describe("a hostile server's strings, over every command", function()
     assert.equal(0, r.code, r.stderr)
     assert_clean(r.stdout)
     local doc = cjson.decode(r.stdout)
-    assert.equal(EVIL, doc.connections[1].name, "the data is kept, escaped")
-    assert.equal(EVIL, doc.connections[1].type)
+    assert.equal(EVIL_JSON, doc.connections[1].name, "the data is kept, escaped")
+    assert.equal(EVIL_JSON, doc.connections[1].type)
     -- a hostile id is never offered as a line for .env
     sb:fault { method = "GET", path = "^/credentials/users/", status = 200, body = { data = { {
       credentialId = "$(touch " .. pwned .. ")", type = "notion-oauth2", name = EVIL } } } }
@@ -201,7 +216,7 @@ describe("a hostile server's strings, over every command", function()
       assert_clean(r.stdout, #args == 0)
       assert.matches("Connect one with: " .. run.invoked("initiate_oauth") .. " notion\n", r.stderr, 1, true)
       assert.matches("warning: could not read the authentication types of ", r.stderr, 1, true)
-      if args[1] == "--json" then assert.equal(EVIL, cjson.decode(r.stdout).connectors[1].id) end
+      if args[1] == "--json" then assert.equal(EVIL_JSON, cjson.decode(r.stdout).connectors[1].id) end
     end
   end)
 
@@ -239,7 +254,7 @@ describe("a hostile server's strings, over every command", function()
     local r = script("delete_connection", { c.credentialId, "--yes", "--json" })
     assert.equal(0, r.code, r.stderr)
     assert_clean(r.stdout)
-    assert.equal(EVIL, cjson.decode(r.stdout).credential.name)
+    assert.equal(EVIL_JSON, cjson.decode(r.stdout).credential.name)
   end)
 
   it("connect: the existing connections shown, and --replace with a hostile old id", function()
@@ -294,6 +309,37 @@ describe("a hostile server's strings, over every command", function()
     assert.equal(1, r.code, r.stderr)
   end)
 
+  it("actions and run: ids and results from the server; only plain words are offered as commands", function()
+    local shell = "x;$(touch " .. pwned .. ")"
+    sb:fault { method = "GET", path = "^/connectors/slack/resources$", status = 200, body = { data = {
+      { name = EVIL, actions = { { id = shell, name = EVIL }, { id = "slackk`id`" }, { id = "post", name = "Post" } } },
+    } } }
+    local r = script("list_actions", { "slack" })
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout, true)
+    -- the first action whose id can stand in a command line as it is
+    assert.matches("\nWhat one takes: " .. run.invoked("describe_action") .. " slack post\n", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("touch", 1, true))
+    assert.is_nil(r.stderr:find("`", 1, true))
+    -- the connector's answer to an execute, with EVIL in it, printed as JSON: escaped
+    local cred = sb:create_credential { userId = uid, connector = "slack" }.credentialId
+    sb:fault { method = "POST", path = "/execute$", status = 200, body = { result = EVIL } }
+    r = script("run_action", { "slack", "chat_postMessage", "--credential", cred, "--body",
+      '{"channel":"C","text":"x"}' })
+    assert.equal(0, r.code, r.stderr)
+    assert_clean(r.stdout)
+    assert.equal(EVIL_JSON, cjson.decode(r.stdout).result)
+  end)
+
+  it("an unknown connector: did you mean offers only ids that are plain words", function()
+    sb:fault { method = "GET", path = "^/connectors$", status = 200, body = { data = {
+      { id = "slack;$(touch " .. pwned .. ")", name = "a" }, { id = "slackk`id`", name = "b" },
+      { id = "slackx", name = "c" } } } }
+    local r = script("list_actions", { "slacj" })
+    assert.equal(2, r.code)
+    assert.equal("error: unknown connector \"slacj\"\nhint: did you mean slackx?\n", r.stderr)
+  end)
+
   it("a token whose claims are hostile: --json escapes them", function()
     local mime = require "mime"
     local function b64url(s) return (mime.b64(s):gsub("=+$", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" })) end
@@ -304,7 +350,7 @@ describe("a hostile server's strings, over every command", function()
       local r = script("get_jwt_token", args)
       assert.equal(0, r.code, r.stderr)
       assert_clean(r.stdout)
-      if args[1] then assert.equal(EVIL, cjson.decode(r.stdout).userId) end
+      if args[1] then assert.equal(EVIL_JSON, cjson.decode(r.stdout).userId) end
     end
   end)
 

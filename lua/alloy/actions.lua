@@ -56,10 +56,11 @@ end
 
 -- After a 404: the failure for a connector the catalogue does not list, else nil.
 local function unknown_connector(client, connector)
-  for _, c in ipairs(connectors.list(client) or {}) do
+  local list = connectors.list(client) or {}
+  for _, c in ipairs(list) do
     if c.id == connector then return nil end
   end
-  return connectors.unknown(client, connector)
+  return connectors.unknown(client, connector, list)
 end
 
 function M.list(client, connector)

@@ -6,7 +6,8 @@
 --                               description=, secret=, required=}, ... }}, ... }
 -- M.metadata(client, id)     -> entries | nil, err (an unknown id: status 2, "did you mean ...")
 -- M.auth_types(client, ids)  -> { [id] = {"oauth2", ...} | false } (one concurrent batch)
--- M.unknown(client, id)      -> the failure for an unknown connector id ("did you mean ...", status 2)
+-- M.unknown(client, id[, list]) -> the failure for an unknown connector id ("did you mean ...",
+--                               status 2); list: the catalogue, when it was read already
 local failure = require "alloy.failure"
 local ids = require "alloy.ids"
 
@@ -92,9 +93,9 @@ end
 
 -- The failure for a connector id the API does not know: "did you mean ...", else where to
 -- look (status 2).
-function M.unknown(client, id)
+function M.unknown(client, id, list)
   local names = {}
-  for i, c in ipairs(M.list(client) or {}) do names[i] = c.id end
+  for i, c in ipairs(list or M.list(client) or {}) do names[i] = c.id end
   local near = ids.suggest(names, id)
   local f = failure.usage(("unknown connector %q"):format(id), near)
   return near and f or failure.suggest(f, "list the connectors with", "connectors")

@@ -74,13 +74,15 @@ end
 local ESCAPES = { "\127", unpack_(output.MARKS) }
 local AS_SENT_ESCAPES = { "[%z\1-\31\127]", unpack_(output.MARKS) }
 
+-- A raw byte 0x80-0x9F that is not part of a UTF-8 character is not text JSON can carry, and
+-- a terminal may act on it: U+FFFD, the replacement character, stands in its place.
 function M.encode(v)
-  return escaped((encode(v):gsub("\\/", "/")), ESCAPES)
+  return output.raw_c1(escaped((encode(v):gsub("\\/", "/")), ESCAPES), "\\ufffd")
 end
 
 function M.as_sent(text)
   local s = escaped((text:gsub("[\r\n\t]", " ")), AS_SENT_ESCAPES)
-  return (s:match("^%s*(.-)%s*$"))
+  return output.raw_c1((s:match("^%s*(.-)%s*$")), "\\ufffd")
 end
 
 function M.decode(text)

@@ -30,7 +30,7 @@ local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (5.1)
 M.MARKS = { "\194[\128-\159]", "\216\156", "\226\128[\142\143\168-\174]", "\226\129[\166-\169]" }
 
 -- Raw bytes 0x80-0x9F that do not continue a UTF-8 lead byte: a terminal in an 8-bit mode
--- reads them as C1 controls (0x9B is CSI).
+-- reads them as C1 controls (0x9B is CSI). M.raw_c1(s, with) puts `with` in their place.
 local function raw_c1(s, with)
   if not s:find("[\128-\159]") then return s end
   local out, i, n = {}, 1, #s
@@ -45,6 +45,8 @@ local function raw_c1(s, with)
   end
   return table.concat(out)
 end
+
+M.raw_c1 = raw_c1
 
 local function scrub(s, first, with)
   s = raw_c1(tostring(s), with)

@@ -40,7 +40,7 @@ local function unknown_connector(ctx, connector)
   for _, c in ipairs(known or {}) do
     if c.id:lower() == connector:lower() then return nil end
   end
-  return known and connectors.unknown(ctx:client(), connector) or nil
+  return known and connectors.unknown(ctx:client(), connector, known) or nil
 end
 
 local function save(ctx, list, cfg)
