@@ -1,12 +1,12 @@
--- README.md's shell commands are run by specs exactly as printed (spec/support/readme.lua):
--- this file fails for every command README.md shows that no spec passes, as a literal, to
--- readme.run / readme.spawn / readme.command, and runs the commands that belong to no
--- other spec.
+-- The shell commands of README.md and docs/*.md are run by specs exactly as printed
+-- (spec/support/readme.lua): this file fails for every command a document shows that no spec
+-- passes, as a literal, to readme.run / readme.spawn / readme.background / readme.command,
+-- naming the document and line, and runs the commands that belong to no other spec.
 local readme = require "readme"
 local run = require "run"
 local Sandbox = require "sandbox"
 
--- The only README commands not run inside the suite: why, and the file that runs them
+-- The only commands shown that are not run inside the suite: why, and the file that runs them
 -- instead (checked to contain the command), when one does.
 local NOT_IN_SUITE = {
   ["make demo"] = { where = ".ci/first-run",
@@ -39,10 +39,11 @@ describe("README.md", function()
       assert.same({ "make demo", "lua5.4 lua/x.lua --json", "lua5.4 lua/y.lua", "a '#b' c" }, got)
     end)
 
-    it("a command the README does not show is refused, naming it", function()
+    it("a command no document shows is refused, naming it", function()
       local command = readme.command -- (an alias: the coverage check reads literal calls only)
       assert.has_error(function() command("lua5.4 lua/not_in_readme.lua") end,
-        "README.md shows no command `lua5.4 lua/not_in_readme.lua` (```sh line or `$ ` line of a ```text block)")
+        "README.md and docs/*.md show no command `lua5.4 lua/not_in_readme.lua` (```sh line or `$ ` line of a"
+        .. " ```text block)")
     end)
   end)
 
@@ -67,7 +68,7 @@ describe("README.md", function()
       for cmd in pairs(found) do
         covered[cmd] = true
         if not pcall(readme.command, cmd) then
-          problems[#problems + 1] = f .. " runs `" .. cmd .. "`, which README.md does not show"
+          problems[#problems + 1] = f .. " runs `" .. cmd .. "`, which no document shows"
         end
       end
       for _, line in ipairs(opaque) do
@@ -75,19 +76,21 @@ describe("README.md", function()
       end
     end
     local shown = {}
-    for _, c in ipairs(readme.commands(run.read(readme.path))) do
-      shown[c.cmd] = true
-      local listed = NOT_IN_SUITE[c.cmd]
-      if covered[c.cmd] and listed then
-        problems[#problems + 1] = "README.md:" .. c.line .. ": `" .. c.cmd
-          .. "` is run by a spec; drop it from NOT_IN_SUITE"
-      elseif not covered[c.cmd] and not listed then
-        problems[#problems + 1] = "README.md:" .. c.line .. ": no spec runs `" .. c.cmd .. "`"
+    for _, doc in ipairs(readme.documents()) do
+      for _, c in ipairs(readme.commands(readme.read(doc))) do
+        shown[c.cmd] = true
+        local listed = NOT_IN_SUITE[c.cmd]
+        if covered[c.cmd] and listed then
+          problems[#problems + 1] = doc .. ":" .. c.line .. ": `" .. c.cmd
+            .. "` is run by a spec; drop it from NOT_IN_SUITE"
+        elseif not covered[c.cmd] and not listed then
+          problems[#problems + 1] = doc .. ":" .. c.line .. ": no spec runs `" .. c.cmd .. "`"
+        end
       end
     end
     for cmd, e in pairs(NOT_IN_SUITE) do
       if not shown[cmd] then
-        problems[#problems + 1] = "NOT_IN_SUITE lists `" .. cmd .. "`, which README.md no longer shows"
+        problems[#problems + 1] = "NOT_IN_SUITE lists `" .. cmd .. "`, which no document shows any more"
       elseif e.where and not run.read(run.root .. "/" .. e.where):find(cmd, 1, true) then
         problems[#problems + 1] = e.where .. " does not run `" .. cmd .. "`"
       end
