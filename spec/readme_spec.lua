@@ -15,18 +15,38 @@ local NOT_IN_SUITE = {
     why = "is the suite itself; CI runs it last (and .ci/first-run on a fresh clone)" },
   ["sudo luarocks --lua-version=5.4 make --deps-mode=none"] = {
     why = "installs into /usr/local as root; spec/luarocks_spec.lua runs the same build into a temporary "
-      .. "tree and the README's --local form" },
+      .. "tree and the --local form as printed" },
 }
 
-local function spec_files()
+local function ls(pattern)
   local out = {}
-  local p = io.popen("cd " .. run.quote(run.root) .. " && ls spec/*.lua")
+  local p = io.popen("cd " .. run.quote(run.root) .. " && ls " .. pattern)
   for f in p:lines() do out[#out + 1] = f end
   p:close()
   return out
 end
 
-describe("README.md", function()
+-- The rows of the first markdown table in text: { {cell, ...}, ... } without header and rule.
+local function table_rows(text)
+  local rows = {}
+  for line in text:gmatch("[^\n]+") do
+    if line:match("^|") and not line:match("^| %-%-%-") then
+      local cells = {}
+      for cell in line:sub(2):gmatch("%s*(.-)%s*|") do cells[#cells + 1] = cell end
+      rows[#rows + 1] = cells
+    end
+  end
+  table.remove(rows, 1)
+  return rows
+end
+
+local function codes_in(cell)
+  local out = {}
+  for c in cell:gmatch("`([^`]+)`") do out[#out + 1] = c end
+  return out
+end
+
+describe("the documentation", function()
   describe("readme.commands", function()
     it("takes sh lines and the `$ ` lines of text blocks, without comments, each once", function()
       local md = table.concat({
@@ -44,6 +64,16 @@ describe("README.md", function()
       assert.has_error(function() command("lua5.4 lua/not_in_readme.lua") end,
         "README.md and docs/*.md show no command `lua5.4 lua/not_in_readme.lua` (```sh line or `$ ` line of a"
         .. " ```text block)")
+    end)
+
+    it("the documents are README.md and docs/*.md; a section ends at its level's next heading", function()
+      local docs = readme.documents()
+      assert.equal("README.md", docs[1])
+      assert.truthy(#docs > 1)
+      for i = 2, #docs do assert.matches("^docs/[%w_%-]+%.md$", docs[i]) end
+      local section = readme.section("docs/commands.md", "## Trying them on the sandbox")
+      assert.matches("\n### From zero to a first executed action\n", section, 1, true)
+      assert.is_nil(section:find("\n## ", 1, true))
     end)
   end)
 
@@ -63,7 +93,7 @@ describe("README.md", function()
 
   it("every command it shows is run by a spec (or listed, with where it runs instead)", function()
     local covered, problems = {}, {}
-    for _, f in ipairs(spec_files()) do
+    for _, f in ipairs(ls("spec/*.lua")) do
       local found, opaque = readme.referenced(run.read(run.root .. "/" .. f))
       for cmd in pairs(found) do
         covered[cmd] = true
@@ -104,12 +134,10 @@ describe("README.md", function()
     assert.are.equal(0, code, err)
     local made = {}
     for p in out:gmatch("%S+") do made[#made + 1] = p end
-    local text = run.read(readme.path)
-    local section = assert(text:match("\n### Dependencies\n(.-)\n###? "))
     local listed = {}
-    for row in section:gmatch("\n| ([^\n]-) |") do
-      if not row:find("optional", 1, true) then
-        for p in row:gmatch("`([%w%.%-]+)`") do listed[#listed + 1] = p end
+    for _, row in ipairs(table_rows(readme.section("README.md", "## Dependencies"))) do
+      if not row[1]:find("optional", 1, true) then
+        for _, p in ipairs(codes_in(row[1])) do listed[#listed + 1] = p end
       end
     end
     table.sort(made)
@@ -119,17 +147,16 @@ describe("README.md", function()
 
   it("shows in the Options table exactly alloy.defaults' values", function()
     local alloy = require "alloy"
-    local text = run.read(readme.path)
-    local section = assert(text:match("\n### Options\n(.-)\n###? "))
     local shown = {}
-    for name, default in section:gmatch("\n| `([%w_]+)` |[^\n]-| ([^|\n]-) |") do
-      shown[name] = default:gsub(" %(.-%)$", ""):gsub("^`\"?", ""):gsub("\"?`$", "")
+    for _, row in ipairs(table_rows(readme.section("docs/lua-api.md", "## Options"))) do
+      local name = row[1]:match("^`([%w_]+)`$")
+      if name then shown[name] = row[3]:gsub(" %(.-%)$", ""):gsub("^`\"?", ""):gsub("\"?`$", "") end
     end
     local problems = {}
     for name, value in pairs(alloy.defaults) do
       if shown[name] ~= tostring(value) then
-        problems[#problems + 1] = ("%s: README shows %s, alloy.defaults has %s"):format(name, tostring(shown[name]),
-          tostring(value))
+        problems[#problems + 1] = ("%s: docs/lua-api.md shows %s, alloy.defaults has %s"):format(name,
+          tostring(shown[name]), tostring(value))
       end
     end
     table.sort(problems)
@@ -141,11 +168,10 @@ describe("README.md", function()
     setup(function() sb = Sandbox.start() end)
     teardown(function() if sb then sb:stop() end end)
 
-    -- The ```lua block under "Using the helpers from your own Lua", run as printed in a script
-    -- of its own (alloy.paths finds this checkout's helpers and build, as the scripts do).
+    -- The ```lua block under "Failures as values" in docs/lua-api.md, run as printed in a
+    -- script of its own (alloy.paths finds this checkout's modules and build, as the commands do).
     local function helpers_example(env)
-      local text = run.read(readme.path)
-      local block = assert(text:match("\n### Using the helpers from your own Lua[^\n]*\n.-\n```lua\n(.-)\n```\n"))
+      local block = assert(readme.section("docs/lua-api.md", "### Failures as values"):match("\n```lua\n(.-)\n```"))
       local dir = run.tmpdir()
       local file = dir .. "/example.lua"
       run.write(file, ("arg = { [0] = %q }; package.path = %q .. package.path; require 'alloy.paths'\n")
