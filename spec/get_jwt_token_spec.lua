@@ -268,7 +268,7 @@ describe("get_jwt_token.lua", function()
       failed(r, "HTTP_404: User not found", "check ALLOY_USER_ID")
     end)
 
-    it("-u nobody, the README's example: the error line and the hint it prints", function()
+    it("-u nobody, the documentation's example: the error line and the hint it prints", function()
       local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua -u nobody", { env = run.env(sb, uid) })
       assert.equal(1, code)
       failed({ stdout = out, stderr = err }, "HTTP_404: User not found %(GET /users/nobody/token%)$",

@@ -191,9 +191,7 @@ describe("initiate_oauth.lua", function()
       assert(run.wait_for(function() return port_free(3000) end, 20),
         "port 3000 is in use: the README's example listens there")
       local cwd = readme.checkout()
-      local h = readme.spawn(
-        "lua5.4 lua/initiate_oauth.lua --connector notion --redirect-uri http://localhost:3000/oauth/callback --save",
-        { cwd = cwd, env = run.env(sb, uid) })
+      local h = readme.spawn("lua5.4 lua/initiate_oauth.lua notion --save", { cwd = cwd, env = run.env(sb, uid) })
       local url = h:line()
       local b = url and run.browse(url) or {}
       local r = h:wait()

@@ -1,8 +1,10 @@
--- `make sandbox`, the README's command, in the background, used the way its printed
--- instructions (the README's commands) say: every printed command is run as printed, in the
--- same directory, with the OAuth step done by the printed `curl -sL "<oauthUrl>"`; then the
--- README's other commands against it. Then Ctrl-C (SIGINT to the process group, as a terminal
--- sends it) or SIGTERM, and nothing is left behind.
+-- `make sandbox`, the documentation's command, in the background, used the way its printed
+-- instructions (docs/commands.md's commands) say: every printed command is run as printed, in
+-- the same directory, with the OAuth step done by the printed `curl -sL "<oauthUrl>"`; then
+-- the documentation's other commands against it: docs/commands.md's walk-through and the
+-- README's tour with the installed alloy command, each compared with the output they show.
+-- Then Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM, and nothing is
+-- left behind.
 --
 -- The sandbox runs in readme.checkout()'s directory of links to this checkout, so .env.sandbox
 -- is never written into the checkout. On another ABI, make is given LUA (the sandbox and the
@@ -66,7 +68,7 @@ local function stop(h)
   run.rmdir(h.dir)
 end
 
--- A README command as the sandbox prints it: with the interpreter that runs it.
+-- A documented command as the sandbox prints it: with the interpreter that runs it.
 local function as_printed(cmd, lua)
   return (cmd:gsub("^lua5%.4 ", function() return lua .. " " end))
 end
@@ -125,6 +127,33 @@ describe("make sandbox", function()
       return out, serr, code
     end
 
+    -- the README's tour and docs/commands.md's walk-through, on a terminal as they show them:
+    -- what each command printed there, but what changes from run to run
+    local session = {}
+    local function sessions(doc, heading)
+      for cmd, shown in readme.section(doc, heading):match("\n```text\n(.-)```"):gmatch("%$ ([^\n]+)\n([^$]*)") do
+        session[cmd] = shown
+      end
+    end
+    sessions("docs/commands.md", "### From zero to a first executed action")
+    sessions("README.md", "## A tour")
+    -- what changes from run to run: ids, the sandbox's ports, times
+    local function stable(text)
+      return (text:gsub("%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x", "<id>")
+        :gsub("127%.0%.0%.1:%d+", "<host>"):gsub("%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ", "<time>")
+        :gsub("%d%d%d%d%-%d%d%-%d%d %d%d:%d%d", "<time>"):gsub("%(in [^)\n]*%)", "(in …)"))
+    end
+    local run_shown = readme.run -- (an alias: each command below is a checked literal of readme.command)
+    local function walk(cmd, opts)
+      opts = opts or {}
+      opts.cwd, opts.tty = h.dir, true
+      local tout, terr, tcode = run_shown(cmd, opts)
+      outputs[#outputs + 1] = tout .. terr
+      assert.are.equal(0, tcode, tout .. terr)
+      assert.are.equal(stable(assert(session[cmd], cmd)), stable(tout))
+      return tout
+    end
+
     local out, serr, code = script(cmds.get_jwt_token)
     assert.are.equal(0, code, serr)
     assert.are.equal(h.user, alloy.jwt_claims((out:gsub("%s+$", ""))).userId)
@@ -132,6 +161,27 @@ describe("make sandbox", function()
     out, serr, code = script(cmds.list_connections)
     assert.are.equal(0, code, serr)
     assert.matches(h.connection, out, 1, true)
+
+    -- the README's tour (before anything else changes the seeded state): the commands installed
+    -- for the user, then the alloy command on a terminal as the README shows it, from the token
+    -- to an executed action
+    local make_env = {}
+    if LUA ~= "lua5.4" and not LUA:find("/", 1, true) then make_env.LUA = LUA end
+    local iout, ierr, icode = readme.run("make install PREFIX=$HOME/.local",
+      { cwd = h.dir, home = h.dir, env = make_env })
+    assert.are.equal(0, icode, iout .. ierr)
+    local installed = { home = h.dir, env = { PATH = h.dir .. "/.local/bin:" .. os.getenv("PATH") } }
+    walk(readme.command("TOKEN=$(alloy --env-file .env.sandbox token)"), installed)
+    out = walk(readme.command("alloy connections --env-file .env.sandbox"), installed)
+    assert.matches("\nTo use one: alloy connections --save " .. h.connection .. " --env-file .env.sandbox\n", out,
+      1, true)
+    walk(readme.command("alloy actions slack --search message --env-file .env.sandbox"), installed)
+    -- luacheck: push no max line length (the README's command, one literal)
+    out = walk(readme.command(
+      [[alloy run slack chat_postMessage --body '{"channel":"C0123","text":"Hello"}' --env-file .env.sandbox]]
+    ), installed)
+    -- luacheck: pop
+    assert.matches("Executed slack chat_postMessage with connection " .. h.connection .. ".\n", out, 1, true)
 
     -- each OAuth command waits on localhost:3000; the spec is the second terminal running curl
     for _, name in ipairs({ "initiate_oauth", "test_oauth" }) do
@@ -153,7 +203,7 @@ describe("make sandbox", function()
       assert.matches(new_id, out, 1, true)
     end
 
-    -- the README's other commands, against the same sandbox from the same directory
+    -- the documentation's other commands, against the same sandbox from the same directory
     out, serr, code = readme.run("lua5.4 lua/list_connectors.lua --env-file .env.sandbox", { cwd = h.dir })
     outputs[#outputs + 1] = out .. serr
     assert.are.equal(0, code, serr)
@@ -163,22 +213,6 @@ describe("make sandbox", function()
     assert.are.equal(0, code, serr)
     assert.matches(h.connection, out, 1, true)
 
-    -- the README's walk-through, on a terminal as it shows it: what each command printed there,
-    -- ids aside (they are new on every run)
-    local session = {}
-    for cmd, shown in run.read(readme.path):match("\n#### From zero to a first executed action\n.-```text\n(.-)```")
-        :gmatch("%$ ([^\n]+)\n([^$]*)") do
-      session[cmd] = shown
-    end
-    local run_shown = readme.run -- (an alias: each command below is a checked literal of readme.command)
-    local function walk(cmd)
-      local tout, terr, tcode = run_shown(cmd, { cwd = h.dir, tty = true })
-      outputs[#outputs + 1] = tout .. terr
-      assert.are.equal(0, tcode, tout .. terr)
-      local ids = "%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x"
-      assert.are.equal((assert(session[cmd], cmd):gsub(ids, "<id>")), (tout:gsub(ids, "<id>")))
-      return tout
-    end
     walk(readme.command("lua5.4 lua/alloy_main.lua actions slack --env-file .env.sandbox"))
     walk(readme.command("lua5.4 lua/alloy_main.lua action slack chat_postMessage --env-file .env.sandbox"))
     -- luacheck: push no max line length (the README's command, one literal)
@@ -188,6 +222,7 @@ describe("make sandbox", function()
     -- luacheck: pop
     assert.matches("Executed slack chat_postMessage with connection " .. h.connection .. ".\n", out, 1, true)
     assert.matches('"requestBody":{"channel":"C0123","text":"Hello from lua-alloy"}', out, 1, true)
+
 
     -- Ctrl-C: the terminal signals the whole foreground process group
     assert(os.execute("kill -INT -" .. h.proc.pid))

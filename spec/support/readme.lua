@@ -1,4 +1,5 @@
--- spec/support/readme.lua: run the commands README.md shows, exactly as printed.
+-- spec/support/readme.lua: run the commands the documentation shows, exactly as printed.
+-- The documentation is README.md and docs/*.md (readme.documents()).
 --
 --   local readme = require "readme"
 --   local out, err, code = readme.run("lua5.4 lua/get_jwt_token.lua --json", { env = run.env(sb, uid) })
@@ -6,14 +7,15 @@
 --   local h = readme.spawn("lua5.4 lua/initiate_oauth.lua ...", opts)          -- run.spawn's handle
 --   local s = readme.background("make sandbox", opts)                           -- run.background's
 --   readme.command("...")                                                       -- checked, returned
+--   readme.section("docs/commands.md", "### From zero to a first executed action") -- its text
 --
--- The README's commands are the lines of its ```sh blocks and the `$ ` lines of its ```text
+-- A document's commands are the lines of its ```sh blocks and the `$ ` lines of its ```text
 -- blocks, with a `#` comment after two spaces stripped. Every function above first checks
--- that each command is one of them (so a README edit the specs do not follow fails), and
--- spec/readme_spec.lua fails for every README command no spec passes to them as a string
--- literal: keep the first argument a literal (or a table of literals). A call may be
--- followed by a method call (readme.command(template):gsub(...) fills in a template such as
--- `curl -sL "<oauthUrl>"`), but the literal never by `..`.
+-- that each command is shown by one of the documents (so a documentation edit the specs do
+-- not follow fails), and spec/readme_spec.lua fails for every command shown that no spec
+-- passes to them as a string literal: keep the first argument a literal (or a table of
+-- literals). A call may be followed by a method call (readme.command(template):gsub(...) fills
+-- in a template such as `curl -sL "<oauthUrl>"`), but the literal never by `..`.
 --
 -- Runs go through spec/support/run.lua (clean environment; opts.env through a 0600 file,
 -- never argv). The working directory is opts.cwd, else a fresh directory that links every
@@ -23,24 +25,53 @@
 -- there first. The commands say `lua5.4`; when the suite runs on another interpreter
 -- (ALLOY_TEST_LUA), `lua5.4` on PATH is that interpreter, so every ABI runs them; it is
 -- started under the name lua5.4, so the commands a script names (alloy.commands) are the
--- README's on every ABI too.
+-- documentation's on every ABI too.
 local run = require "run"
 
 local M = {}
 
 M.path = run.root .. "/README.md"
 
+-- The documents, as paths in the checkout: README.md, then docs/*.md.
+function M.documents()
+  local out = { "README.md" }
+  local p = io.popen("cd " .. run.quote(run.root) .. " && ls docs/*.md 2>/dev/null")
+  for f in p:lines() do out[#out + 1] = f end
+  p:close()
+  return out
+end
+
+-- The text of document `doc` ("README.md", "docs/commands.md").
+function M.read(doc)
+  local f = assert(io.open(run.root .. "/" .. doc, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- The lines of markdown `text`, each with the code block it is in ("sh", "text", "plain" for
+-- a block without a language; nil outside, and on a fence's own line).
+-- -> { {text =, fence =}, ... }
+local function lines_of(text)
+  local out, fence = {}, nil
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local lang = line:match("^%s*```%s*([%w_-]*)")
+    if lang then
+      fence = not fence and (lang ~= "" and lang or "plain") or nil
+      out[#out + 1] = { text = line }
+    else
+      out[#out + 1] = { text = line, fence = fence }
+    end
+  end
+  return out
+end
+
 -- The commands in markdown `text`, in order, each once: { {cmd =, line =}, ... }.
 function M.commands(text)
   local out, seen = {}, {}
-  local fence, n = nil, 0
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    n = n + 1
-    local lang = line:match("^%s*```%s*([%w_-]*)")
-    if lang then
-      if fence then fence = nil else fence = lang end
-    elseif fence == "sh" or (fence == "text" and line:match("^%$ ")) then
-      local cmd = fence == "text" and line:sub(3) or line
+  for n, l in ipairs(lines_of(text)) do
+    if l.fence == "sh" or (l.fence == "text" and l.text:match("^%$ ")) then
+      local cmd = l.fence == "text" and l.text:sub(3) or l.text
       cmd = cmd:gsub("  +#.*$", ""):gsub("%s+$", ""):gsub("^%s+", "")
       if cmd ~= "" and not cmd:match("^#") and not seen[cmd] then
         seen[cmd] = true
@@ -51,29 +82,46 @@ function M.commands(text)
   return out
 end
 
+-- The text under heading `title` ("### Options") of doc, up to the next heading of its level
+-- or a higher one (outside code blocks).
+function M.section(doc, title)
+  local level, out, inside = #title:match("^(#+) "), nil, false
+  for _, l in ipairs(lines_of(M.read(doc))) do
+    local h = not l.fence and l.text:match("^(#+) ")
+    if inside and h and #h <= level then break end
+    if inside then out[#out + 1] = l.text end
+    if l.text == title and not l.fence then inside, out = true, {} end
+  end
+  assert(out, doc .. " has no heading `" .. title .. "`")
+  return table.concat(out, "\n")
+end
+
 local shown
-local function shown_set()
+-- Every command the documents show -> { [cmd] = "doc:line" } (its first place).
+function M.shown()
   if not shown then
     shown = {}
-    for _, c in ipairs(M.commands(assert(run.read(M.path)))) do shown[c.cmd] = c.line end
+    for _, doc in ipairs(M.documents()) do
+      for _, c in ipairs(M.commands(M.read(doc))) do
+        shown[c.cmd] = shown[c.cmd] or (doc .. ":" .. c.line)
+      end
+    end
   end
   return shown
 end
 
--- cmd, checked: an error (at the caller) when README.md does not show it.
+local NOT_SHOWN = "README.md and docs/*.md show no command `%s` (```sh line or `$ ` line of a ```text block)"
+
+-- cmd, checked: an error (at the caller) when no document shows it.
 function M.command(cmd)
-  if not shown_set()[cmd] then
-    error("README.md shows no command `" .. tostring(cmd) .. "` (```sh line or `$ ` line of a ```text block)", 2)
-  end
+  if not M.shown()[cmd] then error(NOT_SHOWN:format(tostring(cmd)), 2) end
   return cmd
 end
 
 local function check_all(cmds)
   if type(cmds) == "string" then cmds = { cmds } end
   for _, c in ipairs(cmds) do
-    if not shown_set()[c] then
-      error("README.md shows no command `" .. tostring(c) .. "` (```sh line or `$ ` line of a ```text block)", 3)
-    end
+    if not M.shown()[c] then error(NOT_SHOWN:format(tostring(c)), 3) end
   end
   return cmds
 end
