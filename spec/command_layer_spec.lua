@@ -45,6 +45,17 @@ describe("the command layer", function()
       end
     end)
 
+    it("the key as an option before the name is refused, and no value is ever repeated", function()
+      local secret = "sk-live-0123456789abcdef"
+      for _, args in ipairs({ { "--api-key=" .. secret, "token" }, { "--api-key", secret, "token" },
+                              { "--bogus=" .. secret, "token" }, { "token", "--bogus=" .. secret } }) do
+        local r = alloy(args, { secrets = { secret } })
+        assert.equal(2, r.code, table.concat(args, " "))
+        assert.is_nil((r.stdout .. r.stderr):find(secret, 1, true), r.stderr)
+        assert.is_nil((r.stdout .. r.stderr):find("sk-live", 1, true), r.stderr)
+      end
+    end)
+
     it("an option that is no global one, before the name: exit 2, one line", function()
       local r = alloy { "--search", "x", "connectors" }
       assert.equal(2, r.code)

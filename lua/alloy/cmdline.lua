@@ -76,8 +76,9 @@ local function defaults(cmd)
   return out
 end
 
--- The key is never a command-line argument: refuse anything that looks like one.
-local function refuse_key_args(argv)
+-- The key is never a command-line argument: refuse anything that looks like one (and never
+-- repeat what was given).  -> true | nil, err
+function M.refuse_key_args(argv)
   for _, a in ipairs(argv) do
     local opt = a:match("^%-%-?([%w_%-]+)")
     local norm = opt and opt:lower():gsub("_", "-")
@@ -90,7 +91,7 @@ local function refuse_key_args(argv)
 end
 
 function M.parse(cmd, argv, mode, row)
-  local ok, err = refuse_key_args(argv)
+  local ok, err = M.refuse_key_args(argv)
   if not ok then return nil, err end
   if #argv == 0 then return defaults(cmd) end
   local parser = require "alloy.parser"

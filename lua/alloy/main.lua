@@ -118,8 +118,8 @@ local function leading_globals(argv)
         globals[#globals + 1] = argv[i + 1]
         i = i + 1
       end
-    else
-      return nil, usage_failure(("unknown option '%s' before the command's name"):format(a),
+    else -- its name only: what follows "=" may be anything, a secret too
+      return nil, usage_failure(("unknown option '%s' before the command's name"):format(name:match("^[^=]*")),
         "run alloy --help for the commands and their options")
     end
     i = i + 1
@@ -146,6 +146,8 @@ function M.alloy()
     io.stdout:write(text)
     os.exit(failure.OK)
   end
+  local refused, rerr = require("alloy.cmdline").refuse_key_args(argv)
+  if not refused then finish(rerr.status, rerr) end
   local globals, at = leading_globals(argv)
   if not globals then finish(failure.USAGE, at) end
   local name, rest = argv[at], { unpack_(argv, at + 1) }

@@ -107,9 +107,9 @@ local function layout(p)
 end
 
 -- Adds cmd's arguments and options to p (a parser or an `alloy` subcommand).
-local function declare(p, cmd, version_name)
+local function declare(p, cmd, version_name, inv)
   for _, a in ipairs(cmd.arguments or {}) do
-    local arg = p:argument(a[1], a[2])
+    local arg = p:argument(a[1], name_commands(a[2], inv))
     if a.optional then arg:args("?") end
   end
   cmdline.each_option(cmd, function(o)
@@ -137,7 +137,7 @@ function M.new(cmd, inv, row, name)
   local argparse = require "argparse"
   name = name or inv:usage_name(row)
   local p = layout(argparse(name, name_commands(cmd.description or cmd.summary, inv), epilog(cmd, inv, row)))
-  return declare(p, cmd, name)
+  return declare(p, cmd, name, inv)
 end
 
 -- The `alloy` command's examples: a connection's life, from a user to an executed action.
@@ -164,7 +164,7 @@ function M.alloy_parser(inv, load, name)
     local sub = layout(p:command(row.name, name_commands(cmd.description or cmd.summary, inv)))
     sub:summary(cmd.summary)
     sub:epilog(epilog(cmd, inv, row))
-    declare(sub, cmd, inv:usage_name(row))
+    declare(sub, cmd, inv:usage_name(row), inv)
   end
   return p
 end
