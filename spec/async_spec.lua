@@ -328,16 +328,13 @@ describe_uv("client:loop's hooks, from a host's own driver", function()
   end)
 end)
 
--- The same from Neovim (its LuaJIT, vim.loop): the editor keeps answering while a request
--- waits on a stalled server. The key reaches Neovim in a 0600 file sh sources, never argv.
-describe("client:start in headless Neovim (vim.loop)", function()
-  local NVIM = os.getenv("ALLOY_TEST_NVIM") or "nvim"
-  local sb, uid
-  Sandbox.per_test_user("nvim-async-user", function(s, u) sb, uid = s, u end)
-
-  local function nvim(body, env)
-    local dir = run.tmpdir()
-    run.write(dir .. "/driver.lua", ([[
+-- Runs body (Lua; it fills the table R) in headless Neovim with this checkout's lua/ and
+-- LuaJIT build of alloy.so on its paths; env through a 0600 file sh sources, never argv.
+-- -> R (or nil), Neovim's stderr
+local NVIM = os.getenv("ALLOY_TEST_NVIM") or "nvim"
+local function nvim(body, env)
+  local dir = run.tmpdir()
+  run.write(dir .. "/driver.lua", ([[
 package.path = %q .. package.path
 package.cpath = %q .. package.cpath
 local R = {}
@@ -347,19 +344,25 @@ local f = assert(io.open("result.json", "w"))
 f:write(vim.fn.json_encode(R))
 f:close()
 ]]):format(run.root .. "/lua/?.lua;", run.root .. "/build/luajit/?.so;", body))
-    local lines = {}
-    for k, v in pairs(env) do lines[#lines + 1] = k .. "=" .. run.quote(v) end
-    run.write(dir .. "/env.sh", "", "600")
-    run.write(dir .. "/env.sh", table.concat(lines, "\n") .. "\n", "600")
-    local inner = "set -a; . ./env.sh; set +a; rm -f ./env.sh; exec timeout 60 " .. run.quote(NVIM)
-      .. " --headless -u NONE -i NONE -c 'luafile driver.lua' -c 'qa!'"
-    os.execute("cd " .. run.quote(dir) .. " && env -i PATH=" .. run.quote(os.getenv("PATH"))
-      .. " HOME=" .. run.quote(dir) .. " sh -c " .. run.quote(inner) .. " </dev/null >out.txt 2>err.txt")
-    local ok, result = pcall(cjson.decode, run.read(dir .. "/result.json"))
-    local stderr = run.read(dir .. "/err.txt")
-    run.rmdir(dir)
-    return ok and result or nil, stderr
-  end
+  local lines = {}
+  for k, v in pairs(env) do lines[#lines + 1] = k .. "=" .. run.quote(v) end
+  run.write(dir .. "/env.sh", "", "600")
+  run.write(dir .. "/env.sh", table.concat(lines, "\n") .. "\n", "600")
+  local inner = "set -a; . ./env.sh; set +a; rm -f ./env.sh; exec timeout 60 " .. run.quote(NVIM)
+    .. " --headless -u NONE -i NONE -c 'luafile driver.lua' -c 'qa!'"
+  os.execute("cd " .. run.quote(dir) .. " && env -i PATH=" .. run.quote(os.getenv("PATH"))
+    .. " HOME=" .. run.quote(dir) .. " sh -c " .. run.quote(inner) .. " </dev/null >out.txt 2>err.txt")
+  local ok, result = pcall(cjson.decode, run.read(dir .. "/result.json"))
+  local stderr = run.read(dir .. "/err.txt")
+  run.rmdir(dir)
+  return ok and result or nil, stderr
+end
+
+-- The same from Neovim (its LuaJIT, vim.loop): the editor keeps answering while a request
+-- waits on a stalled server. The key reaches Neovim in a 0600 file sh sources, never argv.
+describe("client:start in headless Neovim (vim.loop)", function()
+  local sb, uid
+  Sandbox.per_test_user("nvim-async-user", function(s, u) sb, uid = s, u end)
 
   it("keeps firing a vim timer while a request waits; the callback reaches the editor via vim.schedule_wrap", function()
     assert(io.open(run.root .. "/build/luajit/alloy.so", "rb"), "needs build/luajit/alloy.so"):close()
@@ -378,7 +381,7 @@ f:close()
         ticks = ticks + 1
         if ticks == 5 then R.cancelled = h:cancel() end
       end, { ["repeat"] = -1 })
-      R.waited = vim.wait(20000, function() return stalled ~= nil end, 10)
+      R.waited = vim.wait(20000, function() return stalled ~= nil and fast ~= nil end, 10)
       vim.fn.timer_stop(timer)
       R.stalled, R.fast, R.line = stalled, fast, vim.api.nvim_buf_get_lines(0, 0, 1, false)[1]
       c:close()
@@ -391,5 +394,59 @@ f:close()
     assert.are.equal(uid, alloy.jwt_claims(r.fast).userId) -- the other one came back meanwhile
     assert.matches("^CANCELLED: the request was cancelled", r.line)
     assert.is_nil(stderr:find(sb.api_key, 1, true))
+  end)
+end)
+
+-- docs/hosts-event-loop.md's Lua examples, as printed: the script and luv ones in the
+-- interpreter the suite runs on, the Neovim one in Neovim; the OpenResty one is an excerpt of
+-- examples/openresty, which spec/openresty_spec.lua runs.
+describe("docs/hosts-event-loop.md's examples", function()
+  local sb, uid
+  Sandbox.per_test_user("docs-user", function(s, u) sb, uid = s, u end)
+
+  local blocks = {}
+  for code in run.read(run.root .. "/docs/hosts-event-loop.md"):gmatch("\n```lua\n(.-)\n```") do
+    blocks[#blocks + 1] = code
+  end
+
+  it("shows four: a script, OpenResty, luv and Neovim", function()
+    assert.are.equal(4, #blocks)
+    assert.matches("client:user_token", blocks[1], 1, true)
+    assert.matches('require("alloy_ngx")', blocks[2], 1, true)
+    assert.truthy(run.read(run.root .. "/examples/openresty/alloy_ngx.lua"):find("function M.new", 1, true))
+    assert.matches('require "luv"', blocks[3], 1, true)
+    assert.matches("vim.loop", blocks[4], 1, true)
+  end)
+
+  for _, i in ipairs { 1, 3 } do
+    local describe_it = (i == 1 or has_uv) and it or pending
+    describe_it("runs example " .. i .. " as printed: the token on stdout", function()
+      local path = os.tmpname()
+      run.write(path, ("package.path = %q .. package.path\npackage.cpath = %q .. package.cpath\n"):format(
+        run.root .. "/lua/?.lua;", run.root .. "/build/" .. (run.lua:match("(lua5%.%d)$")
+          or run.lua:match("(luajit)$") or "lua5.4") .. "/?.so;") .. blocks[i])
+      local r = run.script(path, {}, { env = run.env(sb, uid) })
+      os.remove(path)
+      assert.are.equal(0, r.code, r.stderr)
+      assert.are.equal(uid, alloy.jwt_claims((r.stdout:gsub("\n$", ""))).userId)
+    end)
+  end
+
+  it("runs the Neovim example as printed: the token lands in register \"", function()
+    local env = run.env(sb, uid)
+    local r, stderr = nvim(blocks[4] .. [[
+
+      R.waited = vim.wait(10000, function() return vim.fn.getreg('"') ~= "" end, 10)
+      R.register = vim.fn.getreg('"')
+      R.command = vim.fn.exists(":AlloyCancel")
+      R.cancelled = request:cancel()
+      client:close()
+    ]], env)
+    assert.is_table(r, stderr)
+    assert.is_true(r.ok, r.err)
+    assert.is_true(r.waited)
+    assert.are.equal(uid, alloy.jwt_claims(r.register).userId)
+    assert.are.equal(2, r.command)
+    assert.is_false(r.cancelled)
   end)
 end)
