@@ -195,10 +195,11 @@ int http_loop_next_socket(http_loop *lp, http_loop_sock *out) {
   return 0;
 }
 
-/* When the host's timer must fire: at once while requests are done (a loop the caller runs
- * from inside a callback then releases them), else at libcurl's timer or the first retry. */
+/* When the host's timer must fire: at once (0, long past) while requests are done (a loop
+ * the caller runs from inside a callback then releases them), else at libcurl's timer or the
+ * first retry. */
 static double next_deadline(const http_loop *lp) {
-  if (lp->done.head) return http_now();
+  if (lp->done.head) return 0;
   double at = lp->curl_deadline;
   for (const http_loop_req *r = lp->active.head; r; r = r->next)
     if (!r->sending && (at < 0 || r->retry_at < at)) at = r->retry_at;

@@ -37,6 +37,7 @@ typedef struct http_loop {
   double curl_deadline;  /* libcurl's timer on http_now's clock; -1: none */
   int host_timer;        /* the host's timer: stopped, armed for host_at, or fired */
   double host_at;
+  int calling_hooks;     /* the caller is passing changes on to the host */
 } http_loop;
 
 /* record_size: the size of the caller's records (at least sizeof(http_loop_req)). -1 when

@@ -63,35 +63,57 @@ static void raise_first(entry *e) {
   lua_error(e->L);
 }
 
-static void protected_call(entry *e, int nargs) {
-  if (lua_pcall(e->L, nargs, 0, 0) != 0) record_error(e);
-}
-
-/* Calls the hooks for what changed: each socket libcurl named, in order (a closed socket's
- * number may come back for a new one), then the timer. A hook may start or end requests. */
-static void flush(entry *e) {
+/* Runs in protected mode, so that even running out of memory leaves the loop able to call
+ * its hooks again. Calls them until nothing is left to tell: each socket libcurl named, in
+ * order (a closed socket's number may come back for a new one), and the timer; then raises
+ * the first error a hook raised. Arguments: the hooks table, the loop (light userdata). */
+static int call_hooks(lua_State *L) {
   static const char *const events[] = {"", "r", "w", "rw", "remove"}; /* CURL_POLL_* */
-  lua_State *L = e->L;
+  http_loop *lp = lua_touserdata(L, 2);
   http_loop_sock s;
   long ms;
+  int failed = 0;
+  lua_settop(L, 3); /* 3: the first error */
+  for (;;) { /* a hook may start or end requests: what they change is told in turn */
+    int nargs = 1;
+    if (http_loop_next_socket(lp, &s)) {
+      lua_getfield(L, 1, "socket");
+      lua_pushinteger(L, (lua_Integer)s.fd);
+      lua_pushstring(L, s.what >= 0 && s.what <= CURL_POLL_REMOVE ? events[s.what] : "");
+      nargs = 2;
+    } else if (http_loop_next_timer(lp, &ms)) {
+      lua_getfield(L, 1, "timer");
+      lua_pushinteger(L, (lua_Integer)ms);
+    } else {
+      break;
+    }
+    if (lua_pcall(L, nargs, 0, 0) == 0) continue;
+    if (failed++) lua_pop(L, 1);
+    else lua_replace(L, 3);
+  }
+  if (failed) lua_error(L);
+  return 0;
+}
+
+/* Tells the host what changed. A call reached from inside a hook (through a finaliser, or a
+ * hook that starts or closes) leaves it to the one calling the hooks: a change told before
+ * an earlier one was (a socket removed, then watched) would have the host watch a closed
+ * socket. */
+static void flush(entry *e) {
+  lua_State *L = e->L;
+  http_loop_sock s;
   if (e->at_gc) { /* the host may be gone already; its handles go with it */
     while (http_loop_next_socket(e->lp, &s)) continue;
     return;
   }
+  if (e->lp->calling_hooks) return;
+  lua_pushcfunction(L, call_hooks);
   ac_getuservalue(L, e->client_idx);
-  int hooks = lua_gettop(L);
-  while (http_loop_next_socket(e->lp, &s)) {
-    lua_getfield(L, hooks, "socket");
-    lua_pushinteger(L, (lua_Integer)s.fd);
-    lua_pushstring(L, s.what >= 0 && s.what <= CURL_POLL_REMOVE ? events[s.what] : "");
-    protected_call(e, 2);
-  }
-  if (http_loop_next_timer(e->lp, &ms)) {
-    lua_getfield(L, hooks, "timer");
-    lua_pushinteger(L, (lua_Integer)ms);
-    protected_call(e, 1);
-  }
-  lua_settop(L, hooks - 1);
+  lua_pushlightuserdata(L, e->lp);
+  e->lp->calling_hooks = 1;
+  int rc = lua_pcall(L, 2, 0, 0);
+  e->lp->calling_hooks = 0;
+  if (rc != 0) record_error(e);
 }
 
 /* Runs in protected mode (upvalue 1: cjson, or none where only cancelled requests are
