@@ -23,13 +23,19 @@ function M.attach(client, uv)
         end
         return
       end
+      local function on_events(err, seen) client:socket_action(fd, err and "e" or seen) end
       if not poll then
-        poll = assert(uv.new_socket_poll(fd))
+        poll = uv.new_socket_poll(fd)
+        -- A socket the loop cannot watch (closed meanwhile: its removal comes next) is
+        -- reported as an error on it, for libcurl to end what used it.
+        if not poll then return on_events("cannot watch") end
         polls[fd] = poll
       end
-      poll:start(events, function(err, seen)
-        client:socket_action(fd, err and "e" or seen)
-      end)
+      if not poll:start(events, on_events) then
+        polls[fd] = nil
+        poll:close()
+        on_events("cannot watch")
+      end
     end,
     timer = function(ms)
       if ms < 0 then
