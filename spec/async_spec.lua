@@ -218,6 +218,42 @@ describe_uv("client:start on a libuv loop (alloy.uv)", function()
     assert.is_false(uv.loop_alive())
   end)
 
+  it("survives an eager collector whose finalisers cancel requests and close the client mid-call", function()
+    -- in a child interpreter (the one `make sanitize` and `make valgrind` check): a crash
+    -- there fails this spec, not busted
+    local out, err, code = run.lua_code(([[
+      package.path = %q .. package.path
+      local alloy, uv = require "alloy", require "luv"
+      if _VERSION == "Lua 5.4" then collectgarbage("incremental", 1, 1000)
+      else collectgarbage("setpause", 1); collectgarbage("setstepmul", 1000) end
+      local function on_collect(fn) -- Lua 5.1 and LuaJIT finalise only userdata
+        if newproxy then getmetatable(newproxy(true)).__gc = fn else setmetatable({}, { __gc = fn }) end
+      end
+      local c = alloy.new { api_key = %q, base_url = %q, embedded_url = %q, retries = 0 }
+      require("alloy.uv").attach(c, uv)
+      local calls, handles, started = {}, {}, 0
+      for i = 1, 60 do
+        local victim = handles[i - 2]
+        on_collect(function() if victim then victim:cancel() end end) -- at an allocation inside a later call
+        local ok, h = pcall(c.start, c, "user_token", %q, function()
+          calls[i] = (calls[i] or 0) + 1
+          if i == 30 then on_collect(function() c:close() end) end
+        end)
+        assert(ok or h:find("alloy: client is closed", 1, true), h) -- once a finaliser has closed it
+        handles[i], started = ok and h or nil, started + (ok and 1 or 0)
+      end
+      uv.run()
+      collectgarbage()
+      collectgarbage()
+      uv.run("nowait")
+      for i = 1, 60 do assert((calls[i] or 0) == (handles[i] and 1 or 0), "request " .. i) end
+      assert(started >= 30 and tostring(c) == "alloy.client (closed)", started)
+      print("ok")
+    ]]):format(run.root .. "/lua/?.lua;", sb.api_key, sb.url, sb.url, uid))
+    assert.are.equal(0, code, err)
+    assert.are.equal("ok\n", out)
+  end)
+
   it("keeps a client with requests in flight alive; an idle one is collected", function()
     local weak = setmetatable({}, { __mode = "k" })
     local status
