@@ -258,22 +258,6 @@ static void transfer_setup(http_transfer *t, const http_request *req) {
   }
 }
 
-/* Records the outcome of one attempt in t->res. */
-static void transfer_done(http_transfer *t, CURLcode code) {
-  double total = 0;
-  t->res.curl_code = code;
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
-  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
-  t->res.total_time += total;
-  t->res.attempts++;
-  if (code == CURLE_FILESIZE_EXCEEDED) t->res.too_large = 1;
-  if (code == CURLE_OK) t->res.too_large = 0;
-  if (code == CURLE_ABORTED_BY_CALLBACK) /* on_progress, the only callback that aborts */
-    snprintf(t->res.errbuf, sizeof t->res.errbuf, "interrupted");
-  else if (code != CURLE_OK && t->res.errbuf[0] == '\0')
-    snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
-}
-
 /* A wait for a retry was cut short by a SIGINT: the request fails as interrupted. */
 static void interrupt_wait(http_transfer *t) {
   t->res.curl_code = CURLE_ABORTED_BY_CALLBACK;
@@ -349,8 +333,20 @@ void http_begin(http_transfer *t, sig_atomic_t mark) {
   t->res.total_time = 0;
 }
 
+/* Records the outcome of one attempt in t->res, then decides on the next. */
 double http_attempt_done(http_transfer *t, const http_request *req, CURLcode code) {
-  transfer_done(t, code);
+  double total = 0;
+  t->res.curl_code = code;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
+  t->res.total_time += total;
+  t->res.attempts++;
+  if (code == CURLE_FILESIZE_EXCEEDED) t->res.too_large = 1;
+  if (code == CURLE_OK) t->res.too_large = 0;
+  if (code == CURLE_ABORTED_BY_CALLBACK) /* on_progress, the only callback that aborts */
+    snprintf(t->res.errbuf, sizeof t->res.errbuf, "interrupted");
+  else if (code != CURLE_OK && t->res.errbuf[0] == '\0')
+    snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
   return retry_decision(t, req);
 }
 
