@@ -56,10 +56,10 @@ PKGS_RUN     := lua-cjson lua-argparse lua-socket lua-term lua-system
 # the local Alloy sandbox (nginx with its Lua module; pgrep for its process handling; curl to
 # finish an OAuth flow by hand against `make sandbox`)
 PKGS_SANDBOX := nginx libnginx-mod-http-lua procps curl
-# the spec suite: busted, TLS test certificates and a TLS client (LuaSec), git (repositories for the
-# .env warning), the LuaJIT build for the Neovim and OpenResty specs, Neovim, and LuaRocks with
-# Lua 5.1 for the packaging spec
-PKGS_TEST    := lua-busted openssl lua-sec git $(PKGS_ABI_luajit) neovim luarocks $(PKGS_ABI_lua5.1)
+# the spec suite: busted, TLS test certificates and a TLS client (LuaSec), libuv for Lua (luv: the
+# event-loop specs), git (repositories for the .env warning), the LuaJIT build for the Neovim and
+# OpenResty specs, Neovim, and LuaRocks with Lua 5.1 for the packaging spec
+PKGS_TEST    := lua-busted openssl lua-sec lua-luv git $(PKGS_ABI_luajit) neovim luarocks $(PKGS_ABI_lua5.1)
 # CI's other checks: the other ABIs, sanitizers and fuzzing, valgrind, luacheck
 PKGS_CHECK   := $(PKGS_ABI_lua5.3) $(PKGS_ABI_lua5.1) clang libclang-rt-14-dev valgrind lua-check
 

@@ -1,8 +1,9 @@
 /* The types the Lua-facing units share (client.c, request.c, response.c, transport.c,
  * batch.c, jwt.c, files.c) and each unit's entry points. luaopen_alloy (alloy.c) calls one
  * *_open per unit; no unit calls one that calls it back:
- *   client.c -> options.c, transport.c, request.c, response.c
+ *   client.c -> options.c, transport.c, request.c, response.c, loop.c
  *   batch.c -> options.c, transport.c, request.c, response.c
+ *   loop.c -> request.c, response.c, http_loop.c
  *   transport.c -> request.c, response.c;  options.c -> request.c
  * and all of them -> http.c, url.c, ops.c, errors.c. */
 #ifndef ALLOY_INT_H
@@ -56,6 +57,7 @@ typedef struct client {
   int batch_running;  /* a batch: the multi handle and the pool */
   int single_running; /* a request on `single`, from sending until its answer is read */
   int sigint_holds;   /* http_sigint_hold calls not yet released */
+  struct http_loop *loop; /* requests the host's event loop drives (loop.c), or NULL */
 } client;
 
 /* The client of a method call: client_guarded checked argument 1 before the call. */
@@ -130,6 +132,15 @@ void transport_run(lua_State *L, client *c, const prepared *p, http_response *r)
 void transport_open(lua_State *L, const alloy_open_ctx *o);
 
 void batch_open(lua_State *L, const alloy_open_ctx *o); /* batch.c */
+
+/* loop.c: client:loop, client:start, client:socket_action, client:on_timeout, and the
+ * handles client:start returns. */
+void loop_open(lua_State *L, const alloy_open_ctx *o);
+/* For close() and __gc, once: every started request whose callback has not run is cancelled
+ * and its callback runs now, with CANCELLED (at_gc: without the loop's hooks, errors
+ * dropped). Returns 1 with the first error a callback raised on top of the stack, else 0. */
+int loop_close(lua_State *L, client *c, int client_idx, int at_gc);
+void loop_free(lua_State *L, client *c); /* for client_release */
 void jwt_open(lua_State *L, const alloy_open_ctx *o);   /* jwt.c */
 void files_open(lua_State *L, const alloy_open_ctx *o); /* files.c */
 

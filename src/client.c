@@ -35,6 +35,7 @@ static void client_release(lua_State *L, client *c) {
   c->closed = 1;
   luaL_unref(L, LUA_REGISTRYINDEX, c->transport_ref);
   c->transport_ref = LUA_NOREF;
+  loop_free(L, c);
   http_transfer_free(&c->single);
   for (size_t i = 0; i < c->pool_size; i++) {
     if (c->multi && c->pool[i].easy) curl_multi_remove_handle(c->multi, c->pool[i].easy);
@@ -63,13 +64,22 @@ static void client_release(lua_State *L, client *c) {
 
 /* close(), __close and __gc: a call in progress (close() reached from on_result, a transport,
  * a metamethod or a finaliser it ran) keeps using the handles, so the release then waits for
- * it. An unreachable client has no call in progress: __gc releases at once. */
-static int client_close(lua_State *L) {
+ * it. An unreachable client has no call in progress: __gc releases at once. Requests started
+ * on the host's loop are cancelled first, their callbacks run (close() raises the first
+ * error one raised, once the client is released). */
+static int close_client(lua_State *L, int at_gc) {
   client *c = luaL_checkudata(L, 1, CLIENT_MT);
-  c->closed = 1;
+  int failed = 0;
+  if (!c->closed) {
+    c->closed = 1;
+    failed = loop_close(L, c, 1, at_gc);
+  }
   if (c->busy == 0) client_release(L, c);
-  return 0;
+  return failed ? lua_error(L) : 0;
 }
+
+static int client_close(lua_State *L) { return close_client(L, 0); }
+static int client_gc(lua_State *L) { return close_client(L, 1); }
 
 /* Every client method but close runs through here, in protected mode, so what a call holds
  * is given back even when it raises; upvalues: the method, a closure over its own upvalues,
@@ -261,7 +271,7 @@ static int client_op(lua_State *L) {
 }
 
 static const luaL_Reg client_meta[] = {
-  {"__gc", client_close},
+  {"__gc", client_gc},
   {"__close", client_close},
   {"__tostring", client_tostring},
   {NULL, NULL}};

@@ -26,6 +26,15 @@ static inline void ac_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
 #define ac_setfuncs(L, l, n) luaL_setfuncs((L), (l), (n))
 #endif
 
+/* A userdata's one associated value (5.1: its environment table, so a table only). */
+#if LUA_VERSION_NUM < 502
+#define ac_getuservalue(L, i) lua_getfenv((L), (i))
+#define ac_setuservalue(L, i) lua_setfenv((L), (i))
+#else
+#define ac_getuservalue(L, i) ((void)lua_getuservalue((L), (i)))
+#define ac_setuservalue(L, i) lua_setuservalue((L), (i))
+#endif
+
 /* Integral numbers: 5.3+ keep integers apart from floats; 5.1 has only doubles. */
 #if LUA_VERSION_NUM >= 503
 #define ac_isinteger(L, i) lua_isinteger((L), (i))

@@ -49,6 +49,9 @@ static int bind_symbols(void *lib, char *err, size_t err_size) {
   BIND(multi_info_read, "curl_multi_info_read");
   BIND(multi_poll, "curl_multi_poll");
   BIND(multi_cleanup, "curl_multi_cleanup");
+  BIND(multi_setopt, "curl_multi_setopt");
+  BIND(multi_socket_action, "curl_multi_socket_action");
+  BIND(multi_strerror, "curl_multi_strerror");
   alloy_curl = api;
   return 0;
 }

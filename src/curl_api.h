@@ -38,6 +38,9 @@ typedef struct curl_api {
   CURLMsg *(*multi_info_read)(CURLM *, int *);
   CURLMcode (*multi_poll)(CURLM *, struct curl_waitfd[], unsigned int, int, int *);
   CURLMcode (*multi_cleanup)(CURLM *);
+  CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
+  CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
+  const char *(*multi_strerror)(CURLMcode);
 } curl_api;
 
 extern curl_api alloy_curl;
@@ -50,8 +53,10 @@ int alloy_curl_load(char *err, size_t err_size);
 #ifndef ALLOY_TYPECHECK
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
+#undef curl_multi_setopt
 #define curl_easy_setopt alloy_curl.easy_setopt
 #define curl_easy_getinfo alloy_curl.easy_getinfo
+#define curl_multi_setopt alloy_curl.multi_setopt
 #endif
 #define curl_global_init alloy_curl.global_init
 #define curl_version_info alloy_curl.version_info
@@ -68,5 +73,7 @@ int alloy_curl_load(char *err, size_t err_size);
 #define curl_multi_info_read alloy_curl.multi_info_read
 #define curl_multi_poll alloy_curl.multi_poll
 #define curl_multi_cleanup alloy_curl.multi_cleanup
+#define curl_multi_socket_action alloy_curl.multi_socket_action
+#define curl_multi_strerror alloy_curl.multi_strerror
 
 #endif

@@ -18,6 +18,7 @@ static const struct code_row {
   /* 100: CURLE_TOO_LARGE (libcurl 8.6+); older ones say CURLE_OUT_OF_MEMORY (response.c) */
   [CODE_HEADERS_TOO_LARGE] = {"HEADERS_TOO_LARGE", 100, "a response header line is larger than libcurl accepts (100 KB)"},
   [CODE_JWT_DECODE] = {"JWT_DECODE", -1, "alloy.jwt_claims: not a JWT with a base64url JSON object payload"},
+  [CODE_CANCELLED] = {"CANCELLED", -1, "a started request was cancelled (handle:cancel(), or client:close() before its callback ran)"},
   {"UNSUPPORTED_PROTOCOL", CURLE_UNSUPPORTED_PROTOCOL, "the URL's scheme is not http or https"},
   {"URL_MALFORMAT", CURLE_URL_MALFORMAT, "the URL cannot be parsed"},
   {"COULDNT_RESOLVE_PROXY", CURLE_COULDNT_RESOLVE_PROXY, "the proxy's host name did not resolve"},

@@ -45,7 +45,8 @@ typedef enum alloy_code {
   CODE_BAD_RESPONSE,
   CODE_BODY_TOO_LARGE,
   CODE_HEADERS_TOO_LARGE,
-  CODE_JWT_DECODE
+  CODE_JWT_DECODE,
+  CODE_CANCELLED
 } alloy_code;
 
 const char *alloy_code_name(alloy_code code);

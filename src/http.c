@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_seconds(void) {
+double http_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -82,10 +82,10 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 /* Waits s seconds; returns nonzero, at once, when a SIGINT comes. In slices: one that comes
  * just before nanosleep starts does not interrupt it. */
 static int sleep_seconds(double s, sig_atomic_t mark) {
-  double end = now_seconds() + s;
+  double end = http_now() + s;
   for (;;) {
     if (interrupted(mark)) return 1;
-    double left = end - now_seconds();
+    double left = end - http_now();
     if (left <= 0) return 0;
     if (left > 0.2) left = 0.2;
     struct timespec ts;
@@ -258,22 +258,6 @@ static void transfer_setup(http_transfer *t, const http_request *req) {
   }
 }
 
-/* Records the outcome of one attempt in t->res. */
-static void transfer_done(http_transfer *t, CURLcode code) {
-  double total = 0;
-  t->res.curl_code = code;
-  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
-  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
-  t->res.total_time += total;
-  t->res.attempts++;
-  if (code == CURLE_FILESIZE_EXCEEDED) t->res.too_large = 1;
-  if (code == CURLE_OK) t->res.too_large = 0;
-  if (code == CURLE_ABORTED_BY_CALLBACK) /* on_progress, the only callback that aborts */
-    snprintf(t->res.errbuf, sizeof t->res.errbuf, "interrupted");
-  else if (code != CURLE_OK && t->res.errbuf[0] == '\0')
-    snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
-}
-
 /* A wait for a retry was cut short by a SIGINT: the request fails as interrupted. */
 static void interrupt_wait(http_transfer *t) {
   t->res.curl_code = CURLE_ABORTED_BY_CALLBACK;
@@ -350,15 +334,35 @@ static double retry_decision(http_transfer *t, const http_request *req) {
   return delay;
 }
 
-CURLcode http_perform(http_transfer *t, const http_request *req) {
-  http_sigint_hold(); /* no Lua runs in here: the release below is always reached */
-  t->sigint_mark = sigint_seen;
+void http_begin(http_transfer *t, sig_atomic_t mark) {
+  t->sigint_mark = mark;
   t->res.attempts = 0;
   t->res.total_time = 0;
+}
+
+/* Records the outcome of one attempt in t->res, then decides on the next. */
+double http_attempt_done(http_transfer *t, const http_request *req, CURLcode code) {
+  double total = 0;
+  t->res.curl_code = code;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
+  curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
+  t->res.total_time += total;
+  t->res.attempts++;
+  if (code == CURLE_FILESIZE_EXCEEDED) t->res.too_large = 1;
+  if (code == CURLE_OK) t->res.too_large = 0;
+  if (code == CURLE_ABORTED_BY_CALLBACK) /* on_progress, the only callback that aborts */
+    snprintf(t->res.errbuf, sizeof t->res.errbuf, "interrupted");
+  else if (code != CURLE_OK && t->res.errbuf[0] == '\0')
+    snprintf(t->res.errbuf, sizeof t->res.errbuf, "%s", curl_easy_strerror(code));
+  return retry_decision(t, req);
+}
+
+CURLcode http_perform(http_transfer *t, const http_request *req) {
+  http_sigint_hold(); /* no Lua runs in here: the release below is always reached */
+  http_begin(t, sigint_seen);
   for (;;) {
     transfer_setup(t, req);
-    transfer_done(t, curl_easy_perform(t->easy));
-    double delay = retry_decision(t, req);
+    double delay = http_attempt_done(t, req, curl_easy_perform(t->easy));
     if (delay < 0) break;
     if (sleep_seconds(delay, t->sigint_mark)) {
       interrupt_wait(t);
@@ -369,9 +373,8 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
   return t->res.curl_code;
 }
 
-static void multi_start(CURLM *m, http_transfer *t, const http_request *req, sig_atomic_t mark) {
+void http_multi_add(CURLM *m, http_transfer *t, const http_request *req) {
   transfer_setup(t, req);
-  t->sigint_mark = mark;
   /* Over TLS a batch's transfers wait for a connection that may multiplex (HTTP/2, when the
    * server offers it) instead of each opening its own; plain HTTP here is HTTP/1.1 only. */
   curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, (long)(strncmp(req->url, "https:", 6) == 0));
@@ -397,18 +400,17 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       }
       n_idle--;
       active++;
-      t->res.attempts = 0;
-      t->res.total_time = 0;
-      multi_start(m, t, &t->req, mark);
+      http_begin(t, mark);
+      http_multi_add(m, t, &t->req);
     }
     if (active == 0) return 0;
-    double now = now_seconds();
+    double now = http_now();
     double next_wake = -1;
     for (size_t i = 0; i < n_waiting;) {
       http_transfer *t = waiting[i];
       if (t->retry_at <= now) {
         waiting[i] = waiting[--n_waiting];
-        multi_start(m, t, &t->req, mark);
+        http_multi_add(m, t, &t->req);
         continue;
       }
       if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
@@ -425,10 +427,9 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       CURLcode code = msg->data.result;
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
       curl_multi_remove_handle(m, easy);
-      transfer_done(t, code);
-      double delay = retry_decision(t, &t->req);
+      double delay = http_attempt_done(t, &t->req, code);
       if (delay >= 0) {
-        t->retry_at = now_seconds() + delay;
+        t->retry_at = http_now() + delay;
         waiting[n_waiting++] = t;
         if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
         continue;
@@ -443,7 +444,7 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
     if (active == 0) continue;
     int wait_ms = 1000;
     if (next_wake >= 0) {
-      double ms = (next_wake - now_seconds()) * 1000;
+      double ms = (next_wake - http_now()) * 1000;
       wait_ms = ms < 0 ? 0 : ms < 1000 ? (int)ms + 1 : 1000;
     }
     if (running > 0 || n_waiting > 0) curl_multi_poll(m, NULL, 0, wait_ms, NULL);

@@ -78,6 +78,18 @@ int http_retryable(const char *method, int retry_unsent, CURLcode code, long sta
 /* Runs req to completion, retrying as the policy allows. Returns res.curl_code. */
 CURLcode http_perform(http_transfer *t, const http_request *req);
 
+/* The steps of a request that http_perform, http_batch and a request driven by the host's
+ * event loop (loop.c) share, so that all three retry, wait, limit and fail alike:
+ * http_begin before the first attempt (mark: the SIGINT count a new one is told by);
+ * http_multi_add puts an attempt at req on multi handle m; http_attempt_done records how an
+ * attempt ended and returns the seconds to wait before the next one (Retry-After, capped, or
+ * the backoff), or -1 when there is none and t->res is the answer. */
+void http_begin(http_transfer *t, sig_atomic_t mark);
+void http_multi_add(CURLM *m, http_transfer *t, const http_request *req);
+double http_attempt_done(http_transfer *t, const http_request *req, CURLcode code);
+/* Seconds on the monotonic clock the waits are measured with. */
+double http_now(void);
+
 /* A batch over curl_multi m, one request in flight per pooled transfer. start(ud, t) gives
  * an idle transfer its next request (sets t->req): HTTP_STARTED, HTTP_NO_MORE, or HTTP_STOP.
  * done(ud, t) is called when t's request has finished, retries included (from this loop,

@@ -229,6 +229,8 @@ M.BY_CODE = {
   INVALID_ARGUMENT = "ids are non-empty, without control characters, '/', '?' or '#' (or whole numbers);"
     .. " header values have no CR, LF or NUL",
   INTERRUPTED = "stopped by Ctrl-C; nothing more was sent",
+  CANCELLED = "cancelled before it finished (its handle was cancelled, or its client closed); a request already"
+    .. " sent may have been acted on",
 }
 
 -- Codes that get the generic advice on purpose: a specific hint would only guess.
