@@ -42,7 +42,7 @@ describe("alloy.defaults", function()
     assert.same({
       base_url = "https://production.runalloy.com", embedded_url = "https://embedded.runalloy.com",
       api_version = "2025-09", timeout = 30, connect_timeout = 10, retries = 2, backoff = 0.5,
-      retry_max_wait = 30, max_body = 8388608, concurrency = 16,
+      retry_max_wait = 30, max_body = 8388608, concurrency = 16, region = "us",
     }, alloy.defaults)
     if math.type then assert.equals("integer", math.type(alloy.defaults.max_body)) end
     local saved = package.loaded.alloy

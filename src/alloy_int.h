@@ -92,11 +92,12 @@ void client_open(lua_State *L, const alloy_open_ctx *o);
 /* options.c: the options, in the order of their rules. */
 enum option_id { OPT_API_KEY, OPT_API_VERSION, OPT_BASE_URL, OPT_EMBEDDED_URL, OPT_TIMEOUT,
        OPT_CONNECT_TIMEOUT, OPT_RETRIES, OPT_BACKOFF, OPT_RETRY_MAX_WAIT, OPT_MAX_BODY,
-       OPT_CA_FILE, OPT_PROXY, OPT_USER_AGENT, OPT_INSECURE, OPT_DEBUG, OPT_TRANSPORT,
+       OPT_CA_FILE, OPT_PROXY, OPT_USER_AGENT, OPT_INSECURE, OPT_DEBUG, OPT_TRANSPORT, OPT_REGION,
        OPT_NEW_COUNT, /* the options above are alloy.new's */
        OPT_CONCURRENCY = OPT_NEW_COUNT, OPT_COUNT };
 /* Pushes the OPT_NEW_COUNT options of alloy.new's table at t, normalised, in that order
- * (defaults for nil); raises "alloy.new: <rule>" on an unknown option or a bad value. */
+ * (defaults for nil: base_url and embedded_url those of the region); raises "alloy.new:
+ * <rule>" on an unknown option or a bad value. */
 void options_read(lua_State *L, int t);
 /* client:batch's concurrency (the value at idx; nil for the default), by its rule. */
 lua_Integer options_concurrency(lua_State *L, int idx);

@@ -1,12 +1,31 @@
 /* The one rule and the one default of every option: alloy.new's (read by client.c),
  * client:batch's concurrency, alloy.check_option and alloy.defaults. */
 #include <string.h>
+#include <strings.h>
 
 #include "alloy_int.h"
 #include "url.h"
 
 enum opt_kind { OPT_KEY, OPT_VERSION, OPT_URL, OPT_NUMBER, OPT_WHOLE, OPT_TEXT, OPT_AGENT,
-                OPT_BOOLEAN, OPT_FUNCTION };
+                OPT_BOOLEAN, OPT_FUNCTION, OPT_REGION_NAME };
+
+/* The hosts of each region, where base_url and embedded_url default to. US: the 2025-09
+ * reference's production.runalloy.com, and embedded.runalloy.com (the Node SDK's; the token
+ * call there with the header is the reported working form). EU: Alloy's Node SDK points every
+ * service at eu-embedded.runalloy.com (with a path version, /2024-03); no EU form of the
+ * production host is documented, so both go there (the header form on it is inferred). */
+static const struct region {
+  const char *name, *base_url, *embedded_url;
+} regions[] = {
+  {"us", "https://production.runalloy.com", "https://embedded.runalloy.com"},
+  {"eu", "https://eu-embedded.runalloy.com", "https://eu-embedded.runalloy.com"},
+};
+
+static const struct region *find_region(const char *s, size_t n) {
+  for (size_t i = 0; i < sizeof regions / sizeof regions[0]; i++)
+    if (n == strlen(regions[i].name) && strncasecmp(s, regions[i].name, n) == 0) return &regions[i];
+  return NULL;
+}
 
 /* The one rule and the one default of every option (alloy.new's, and client:batch's
  * concurrency); alloy.defaults, alloy.check_option and alloy.new all read this table. */
@@ -47,6 +66,7 @@ static const option_rule option_rules[OPT_COUNT] = {
   [OPT_INSECURE] = {"insecure", OPT_BOOLEAN, NULL, 0, 0, 0, "insecure must be a boolean"},
   [OPT_DEBUG] = {"debug", OPT_BOOLEAN, NULL, 0, 0, 0, "debug must be a boolean"},
   [OPT_TRANSPORT] = {"transport", OPT_FUNCTION, NULL, 0, 0, 0, "transport must be a function"},
+  [OPT_REGION] = {"region", OPT_REGION_NAME, "us", 0, 0, 0, "region must be us or eu (any case)"},
   [OPT_CONCURRENCY] = {"concurrency", OPT_WHOLE, NULL, 16, 1, 1024,
                        "concurrency must be a whole number from 1 to 1024"},
 };
@@ -155,6 +175,12 @@ static const char *option_check(lua_State *L, const option_rule *r, int idx) {
     case OPT_FUNCTION:
       if (t != LUA_TFUNCTION) return r->msg;
       break;
+    case OPT_REGION_NAME: {
+      const struct region *g = s ? find_region(s, n) : NULL;
+      if (!g) return r->msg;
+      lua_pushstring(L, g->name);
+      return NULL;
+    }
   }
   lua_pushvalue(L, idx);
   return NULL;
@@ -193,9 +219,21 @@ void options_read(lua_State *L, int t) {
   t = ac_absindex(L, t);
   check_keys(L, t, &option_rules[0].name, sizeof option_rules[0], OPT_NEW_COUNT, "alloy.new", "option");
   luaL_checkstack(L, OPT_NEW_COUNT + 4, "alloy.new");
+  /* the region first: the hosts' defaults are its */
+  lua_getfield(L, t, option_rules[OPT_REGION].name);
+  const char *msg = option_check(L, &option_rules[OPT_REGION], -1);
+  if (msg) luaL_error(L, "alloy.new: %s", msg);
+  size_t gn;
+  const char *gs = lua_tolstring(L, -1, &gn);
+  const struct region *g = find_region(gs, gn);
+  lua_pop(L, 2);
   for (int i = 0; i < OPT_NEW_COUNT; i++) {
     lua_getfield(L, t, option_rules[i].name);
-    const char *msg = option_check(L, &option_rules[i], -1);
+    if (lua_isnil(L, -1) && (i == OPT_BASE_URL || i == OPT_EMBEDDED_URL)) {
+      lua_pop(L, 1);
+      lua_pushstring(L, i == OPT_BASE_URL ? g->base_url : g->embedded_url);
+    }
+    msg = option_check(L, &option_rules[i], -1);
     if (msg) luaL_error(L, "alloy.new: %s", msg);
     lua_replace(L, -2);
   }
@@ -214,4 +252,15 @@ void options_open(lua_State *L, const alloy_open_ctx *o) {
   lua_setfield(L, o->module, "check_option");
   push_defaults(L);
   lua_setfield(L, o->module, "defaults");
+  /* alloy.regions: { us = { base_url =, embedded_url = }, eu = { ... } } */
+  lua_newtable(L);
+  for (size_t i = 0; i < sizeof regions / sizeof regions[0]; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, regions[i].base_url);
+    lua_setfield(L, -2, "base_url");
+    lua_pushstring(L, regions[i].embedded_url);
+    lua_setfield(L, -2, "embedded_url");
+    lua_setfield(L, -2, regions[i].name);
+  }
+  lua_setfield(L, o->module, "regions");
 }

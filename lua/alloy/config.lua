@@ -36,7 +36,7 @@ M.VARS = {
     help = "the host of the token call" },
   { field = "api_version", var = "ALLOY_API_VERSION", flag = "api_version", option = "api_version",
     help = "x-api-version" },
-  { field = "region", var = "ALLOY_REGION", flag = "region", region = true, help = "us or eu" },
+  { field = "region", var = "ALLOY_REGION", flag = "region", option = "region", help = "us or eu, any case" },
   { field = "connection_id", var = "CONNECTION_ID", flag = "credential", help = "the connection alloy run uses" },
   { field = "redirect_uri", var = "REDIRECT_URI", flag = "redirect_uri", help = "where OAuth sends the browser back" },
   { field = "timeout", var = "ALLOY_TIMEOUT", option = "timeout", number = true, help = "seconds per request" },
@@ -58,9 +58,6 @@ M.DEFAULTS = {
   metadata_concurrency = 8,
 }
 
--- Regions and the embedded host of each: the EU host is the Node SDK's (eu-embedded). Read
--- in any case (us, US, Eu).
-M.REGIONS = { us = { embedded_url = false }, eu = { embedded_url = "https://eu-embedded.runalloy.com" } }
 
 local function flag_name(f)
   return "--" .. f:gsub("_", "-")
@@ -96,12 +93,6 @@ local function check(alloy, spec, value, where)
     local v, msg = alloy.check_option(spec.option, spec.number and tonumber(value) or value)
     if v == nil then return nil, ("%s (%s): %s"):format(spec.var, where, msg) end
     value = v
-  end
-  if spec.region then
-    if not M.REGIONS[value:lower()] then
-      return nil, ("%s (%s): must be us or eu, not %q"):format(spec.var, where, value)
-    end
-    value = value:lower()
   end
   if spec.file then
     local ok, msg = check_file(value)
@@ -166,10 +157,12 @@ function M.load(opts)
       cfg.source[spec.field] = where
     end
   end
-  -- a region moves the token call unless a host was set explicitly
-  local region = cfg.region and M.REGIONS[cfg.region]
-  if region and region.embedded_url and cfg.source.embedded_url == "default" then
-    cfg.embedded_url, cfg.source.embedded_url = region.embedded_url, cfg.source.region
+  -- a host not set is the region's (alloy.regions): every call follows the region
+  for _, field in ipairs({ "base_url", "embedded_url" }) do
+    if cfg.source[field] == "default" and cfg.source.region ~= "default" then
+      cfg[field] = alloy.regions[cfg.region][field]
+      cfg.source[field] = "region " .. cfg.region .. " (" .. cfg.source.region .. ")"
+    end
   end
   return cfg
 end
@@ -220,6 +213,7 @@ function M.client_options(cfg, extra)
     retries = cfg.retries,
     backoff = cfg.backoff,
     ca_file = cfg.ca_file,
+    region = cfg.region,
   }
   for k, v in pairs(extra or {}) do o[k] = v end
   return o

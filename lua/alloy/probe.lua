@@ -27,13 +27,19 @@ local function variants(cfg)
   end
   local production = { service = "base", name = "production", url = cfg.base_url }
   local embedded = { service = "embedded", name = "embedded", url = cfg.embedded_url }
+  -- one host for both (the EU region's): each form once
+  local tried = {}
+  local function add(method, host, version, in_path)
+    local key = table.concat({ method, host.url, version, tostring(in_path) }, " ")
+    if tried[key] then return end
+    tried[key] = true
+    list[#list + 1] = { method = method, host = host, version = version, in_path = in_path }
+  end
   for _, method in ipairs({ "GET", "POST" }) do
-    list[#list + 1] = { method = method, host = production, version = cfg.api_version, in_path = false }
-    list[#list + 1] = { method = method, host = embedded, version = cfg.api_version, in_path = false }
+    add(method, production, cfg.api_version, false)
+    add(method, embedded, cfg.api_version, false)
     for _, host in ipairs({ embedded, production }) do
-      for _, v in ipairs(versions) do
-        list[#list + 1] = { method = method, host = host, version = v, in_path = true }
-      end
+      for _, v in ipairs(versions) do add(method, host, v, true) end
     end
   end
   return list

@@ -19,7 +19,7 @@ local M = {
     { "--json", "{token,userId,expiresAt,endpoint,apiVersion}" },
     { "--probe", "try the known variants, documented first, until one works" },
     { "--probe --all", "try all of them and print the whole table" },
-    { "--region eu", "the token call on the EU embedded host" },
+    { "--region eu", "on the EU host (every call follows the region)" },
   },
   notes = [[
 Hosts: https://production.runalloy.com with the x-api-version header is the documented form
