@@ -92,6 +92,7 @@ describe("Ctrl-C (SIGINT) during a request", function()
     end)
 
     it("ends the stalled requests in flight; the queue is never sent", function()
+      sb:fault { path = "^/metadata/credentials$", status = 404 } -- one by one, then
       sb:fault { path = "/credentials/metadata$", delay = 30, times = connectors }
       local r, exited, record = interrupt("list_connectors", {},
         function() return count("/credentials/metadata$") == 8 end)
@@ -101,6 +102,7 @@ describe("Ctrl-C (SIGINT) during a request", function()
     end)
 
     it("ends the Retry-After waits; no retry and nothing of the queue is sent", function()
+      sb:fault { path = "^/metadata/credentials$", status = 404 }
       sb:fault { path = "/credentials/metadata$", status = 429, headers = { ["Retry-After"] = "30" },
                  times = 4 * connectors }
       local r, exited, record = interrupt("list_connectors", {},

@@ -37,20 +37,79 @@ describe("managing", function()
     return out
   end
 
+  local function all_metadata_reads()
+    local n = 0
+    for _, q in ipairs(sb:requests()) do
+      if q.path == "/metadata/credentials" then n = n + 1 end
+    end
+    return n
+  end
+
   describe("list_connectors.lua", function()
-    it("lists id, name and the auth types read from each connector's metadata", function()
+    it("lists id, name and how each connects, from every connector's metadata at once", function()
       local r = script("list_connectors", {})
       assert.equal(0, r.code, r.stderr)
       local lines = run.lines(r.stdout) -- piped: tab-separated rows, no header
       assert.equal(10, #lines)
-      assert.equal("acuityScheduling\tAcuity Scheduling\tapiKey", lines[7])
-      assert.equal("zendesk\tZendesk\toauth2,basic", lines[10])
-      assert.equal(10, #metadata_reads())
+      assert.equal("acuityScheduling\tAcuity Scheduling\tfields: userId, apiKey", lines[7])
+      assert.equal("shopify\tShopify\toauth2 (shopSubdomain)", lines[4])
+      assert.equal("zendesk\tZendesk\toauth2 (subdomain)", lines[10])
+      assert.same({}, metadata_reads()) -- not one request per connector
+      assert.equal(1, all_metadata_reads())
       assert.matches("10 connectors", r.stderr, 1, true)
       r = script("list_connectors", {}, { tty = true })
       lines = run.lines(r.stdout) -- a terminal: aligned, with a header
       assert.matches("^ID%s+NAME%s+AUTH$", lines[1])
-      assert.matches("^zendesk%s+Zendesk%s+oauth2,basic$", lines[11])
+      assert.matches("^zendesk%s+Zendesk%s+oauth2 %(subdomain%)$", lines[11])
+    end)
+
+    it("reads each connector's metadata when the all-at-once call is not there: the same table", function()
+      local want = script("list_connectors", {}).stdout
+      sb:fault { path = "^/metadata/credentials$", status = 404, body = { message = "Route not found" } }
+      local r = script("list_connectors", {})
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(want, r.stdout)
+      assert.equal(10, #metadata_reads())
+      assert.matches("read one by one, 10 requests", r.stderr, 1, true)
+    end)
+
+    it("2,000 connectors cost two requests; a 429 storm on them is a clear failure, not exit 0", function()
+      local list, meta = {}, {}
+      for i = 1, 2000 do
+        local id = ("app%04d"):format(i)
+        list[i] = { id = id, name = "App " .. i }
+        meta[i] = { connector = id, isOauth = i % 2 == 0, properties = { { name = "apiKey", displayName = "Key" } } }
+      end
+      sb:fault { path = "^/connectors$", status = 200, body = { data = list } }
+      sb:fault { path = "^/metadata/credentials$", status = 200, body = { data = meta } }
+      local r = script("list_connectors", {}, { extra = { ALLOY_RETRIES = "2", ALLOY_BACKOFF = "0" } })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal(2000, #run.lines(r.stdout))
+      assert.equal(2, #sb:requests())
+      assert.equal("app0002\tApp 2\toauth2 (apiKey)", run.lines(r.stdout)[2])
+      -- the API keeps answering 429: the retries the client allows, then one clear failure
+      for _, headers in ipairs({ { ["Retry-After"] = "0" }, {} }) do
+        sb:clear_requests()
+        sb:fault { path = "^/connectors$", status = 200, body = { data = list } }
+        sb:fault { path = "^/metadata/credentials$", status = 429, headers = headers, times = 10 }
+        r = script("list_connectors", {}, { extra = { ALLOY_RETRIES = "2", ALLOY_BACKOFF = "0" } })
+        assert.equal(1, r.code)
+        assert.equal("", r.stdout)
+        assert.matches("^error: HTTP_429: ", r.stderr)
+        assert.matches("\nhint: rate limited by the API; wait a little and try again (it was sent 3 times;", r.stderr,
+          1, true)
+        assert.equal(4, #sb:requests()) -- the list, then the metadata three times: nothing one by one
+        sb:clear_faults()
+      end
+    end)
+
+    it("a connector whose metadata cannot be read: ? in the table, and exit 1 (never 0 with work not done)", function()
+      sb:fault { path = "^/metadata/credentials$", status = 404 }
+      sb:fault { path = "^/connectors/slack/credentials/metadata$", status = 500, times = 3 }
+      local r = script("list_connectors", {})
+      assert.equal(1, r.code)
+      assert.matches("\nslack\tSlack\t?\n", "\n" .. r.stdout, 1, true)
+      assert.matches("error: could not read how 1 of 10 connectors are connected\n", r.stderr, 1, true)
     end)
 
     it("--search matches id and name in any case, and reads metadata only for those shown", function()
@@ -58,8 +117,9 @@ describe("managing", function()
       assert.equal(0, r.code, r.stderr)
       local doc = cjson.decode(r.stdout)
       assert.same({ count = 1, search = "SCHED", connectors = {
-        { id = "acuityScheduling", name = "Acuity Scheduling", authTypes = { "apiKey" } } } }, doc)
-      assert.same({ "acuityScheduling" }, metadata_reads())
+        { id = "acuityScheduling", name = "Acuity Scheduling", oauth = false, fields = { "userId", "apiKey" } } } },
+        doc)
+      assert.same({}, metadata_reads())
       r = script("list_connectors", { "--search", "nothing-like-it" })
       assert.equal(0, r.code)
       assert.equal("", r.stdout)

@@ -17,7 +17,7 @@ describe("README lifecycle commands", function()
     assert.matches("^alloy_main%.lua %(lua%-alloy %d+%.%d+%.%d+, libcurl [%d%.]+, Lua[JIT]* [%w%.%-]+%)\n$", out)
     out, err, code = readme.run("lua5.4 lua/alloy_main.lua connectors", env())
     assert.equal(0, code, err)
-    assert.matches("\nzendesk\tZendesk\toauth2,basic\n", out) -- piped: tab-separated rows
+    assert.matches("\nzendesk\tZendesk\toauth2 (subdomain)\n", out, 1, true) -- piped: tab-separated rows
     out, err, code = readme.run("lua5.4 lua/list_connectors.lua --search slack", env())
     assert.equal(0, code, err)
     assert.equal("slack\tSlack\toauth2\n", out)
@@ -52,6 +52,24 @@ describe("README lifecycle commands", function()
     local names = {}
     for _, u in ipairs(cjson.decode(out).users) do names[u.userId] = u.fullName end
     assert.equal("Grace Hopper", names[id])
+    -- PUT /users/{id}: the full name, the username stays
+    out, err, code = readme.run([[lua5.4 lua/users.lua update grace --full-name "Grace Brewster Hopper"]], env())
+    assert.equal(0, code, err)
+    assert.equal(id .. "\n", out)
+    local put
+    for _, q in ipairs(sb:requests()) do
+      if q.method == "PUT" then put = q end
+    end
+    assert.equal("/users/" .. id, put.path)
+    assert.same({ fullName = "Grace Brewster Hopper" }, cjson.decode(put.body))
+    out = readme.run("lua5.4 lua/users.lua list --json", env())
+    for _, u in ipairs(cjson.decode(out).users) do
+      if u.userId == id then assert.same({ "grace", "Grace Brewster Hopper" }, { u.username, u.fullName }) end
+    end
+    -- nothing to change: exit 2, nothing sent
+    local r = run.script("users", { "update", "grace" }, { env = run.env(sb, uid) })
+    assert.equal(2, r.code)
+    assert.matches("^error: update needs %-%-full%-name", r.stderr)
   end)
 
   it("--probe stops at the documented form; --all tries them all", function()

@@ -9,6 +9,8 @@ const alloy_op alloy_ops[] = {
   {"list_users", "GET", SERVICE_BASE, "/users", 0, RESULT_LIST, NULL, RETRY_BY_METHOD},
   {"get_user", "GET", SERVICE_BASE, "/users/{userId}", 0, RESULT_JSON, NULL, RETRY_BY_METHOD},
   {"delete_user", "DELETE", SERVICE_BASE, "/users/{userId}", 0, RESULT_JSON, NULL, RETRY_BY_METHOD},
+  /* fullName only: the username cannot change (the Connectivity users guide) */
+  {"update_user", "PUT", SERVICE_BASE, "/users/{userId}", 1, RESULT_JSON, NULL, RETRY_BY_METHOD},
   {"create_credential", "POST", SERVICE_BASE, "/connectors/{connectorId}/credentials", 1,
    RESULT_JSON, NULL, RETRY_BY_METHOD},
   {"list_credentials", "GET", SERVICE_BASE, "/credentials/users/{userId}", 0, RESULT_LIST, NULL,
@@ -22,6 +24,10 @@ const alloy_op alloy_ops[] = {
   {"credential_metadata", "GET", SERVICE_BASE, "/connectors/{connectorId}/credentials/metadata", 0,
    RESULT_LIST, NULL, RETRY_BY_METHOD},
   {"list_connectors", "GET", SERVICE_BASE, "/connectors", 0, RESULT_LIST, NULL, RETRY_BY_METHOD},
+  {"get_connector", "GET", SERVICE_BASE, "/connectors/{connectorId}", 0, RESULT_JSON, NULL, RETRY_BY_METHOD},
+  /* Every connector's authentication facts in one call (the Embedded reference):
+   * {"data": [{connector, icon, isOauth, properties: [{name, displayName, description?}]}]} */
+  {"credential_metadata_all", "GET", SERVICE_BASE, "/metadata/credentials", 0, RESULT_LIST, NULL, RETRY_BY_METHOD},
   /* The response shape of resources is not documented: the decoded body, as served. */
   {"list_resources", "GET", SERVICE_BASE, "/connectors/{connectorId}/resources", 0, RESULT_JSON, NULL,
    RETRY_BY_METHOD},

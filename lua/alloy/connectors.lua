@@ -5,7 +5,9 @@
 --                               { {type=, authConfigRequired=, oauth=, fields = { {name=, title=,
 --                               description=, secret=, required=}, ... }}, ... }
 -- M.metadata(client, id)     -> entries | nil, err (an unknown id: status 2, "did you mean ...")
--- M.auth_types(client, ids)  -> { [id] = {"oauth2", ...} | false } (one concurrent batch)
+-- M.auth_all(client, ids)    -> { [id] = { oauth =, fields = } | false (its metadata could not be
+--                               read) | nil (the API did not list it) }, requests made | nil, err:
+--                               one request for them all, or one each when that is not there
 -- M.unknown(client, id[, list]) -> the failure for an unknown connector id ("did you mean ...",
 --                               status 2); list: the catalogue, when it was read already
 local failure = require "alloy.failure"
@@ -114,22 +116,52 @@ function M.metadata(client, id)
   return entries
 end
 
-function M.auth_types(client, names)
+-- How a connector is connected: { oauth = true | false, fields = { names } } (the inputs of its
+-- OAuth entry, or of its first entry when it has none).
+local function auth_of_entries(entries)
+  local pick = entries[1]
+  for _, e in ipairs(entries) do
+    if e.oauth then pick = e break end
+  end
+  local fields = {}
+  for i, f in ipairs(pick and pick.fields or {}) do fields[i] = f.name end
+  return { oauth = pick ~= nil and pick.oauth, fields = fields }
+end
+
+-- Every connector's authentication facts in one request (GET /metadata/credentials), else,
+-- when that call is not there (404, 405, 501), one metadata request per connector (`names`),
+-- a few at a time.
+function M.auth_all(client, names)
+  local list, msg, code, res = client:credential_metadata_all()
+  if list == nil and not (code == "HTTP_404" or code == "HTTP_405" or code == "HTTP_501") then
+    return nil, failure.api(msg, code, res, "credential_metadata_all")
+  end
+  local out = {}
+  if list ~= nil then
+    for _, it in ipairs(list) do
+      local id = type(it) == "table" and (str(it.connector) or str(it.name))
+      if id then
+        local fields = {}
+        for _, p in ipairs(type(it.properties) == "table" and it.properties or {}) do
+          if type(p) == "table" and str(p.name) then fields[#fields + 1] = p.name end
+        end
+        out[id] = { oauth = it.isOauth == true, fields = fields }
+      end
+    end
+    return out, 1
+  end
   local reqs = {}
   for i, id in ipairs(names) do reqs[i] = { op = "credential_metadata", args = { id } } end
-  local out = {}
   client:batch(reqs, { concurrency = require("alloy.config").DEFAULTS.metadata_concurrency, on_result = function(i, r)
     if r.ok then
-      local types = {}
-      for k, e in ipairs(M.entries(r.value)) do types[k] = e.type end
-      out[names[i]] = types
+      out[names[i]] = auth_of_entries(M.entries(r.value))
     elseif r.code == "INTERRUPTED" then
       error("interrupted", 0) -- Ctrl-C: the batch stops, and the script with it
     else
       out[names[i]] = false
     end
   end })
-  return out
+  return out, 1 + #reqs
 end
 
 return M

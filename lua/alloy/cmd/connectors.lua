@@ -1,8 +1,10 @@
 -- alloy connectors (list_connectors.lua): the connectors this API key can connect, with
 -- their authentication types (from each connector's credential metadata).
 local M = {
-  summary = "the connectors this API key can connect (id, name, auth types)",
-  description = "List the connectors available to this API key: id, name and authentication type(s) on stdout.",
+  summary = "the connectors this API key can connect (id, name, how each connects)",
+  description = "List the connectors available to this API key: id, name and how each is connected (oauth2, with"
+    .. " the inputs it asks for, or the fields of an API-key, basic or bearer credential) on stdout. Two requests"
+    .. " whatever the number of connectors: the list, and every connector's metadata at once.",
   options = {
     { "-s --search", "<text>", "Only connectors whose id or name contains this text (any case)." },
   },
@@ -12,6 +14,14 @@ local M = {
     { "--json | jq -r '.connectors[].id'" },
   },
 }
+
+-- "oauth2", "oauth2 (shopSubdomain)", "fields: userId, apiKey", or "?" (not read).
+function M.auth_text(a)
+  if not a then return "?" end
+  local fields = table.concat(a.fields, ", ")
+  if a.oauth then return "oauth2" .. (fields ~= "" and (" (" .. fields .. ")") or "") end
+  return "fields: " .. (fields ~= "" and fields or "none")
+end
 
 function M.run(ctx)
   local connectors = require "alloy.connectors"
@@ -29,19 +39,23 @@ function M.run(ctx)
   end
   local names = {}
   for i, c in ipairs(list) do names[i] = c.id end
-  local types = connectors.auth_types(ctx:client(), names)
+  local auth, requests = ctx:check(connectors.auth_all(ctx:client(), names))
+  if requests > 2 then
+    ctx.out:say("(the metadata of all connectors at once is not available here: read one by one, %d requests)",
+      requests - 1)
+  end
 
   if args.json then
     local items = {}
     for i, c in ipairs(list) do
-      items[i] = { id = c.id, name = c.name, authTypes = types[c.id] and json.array(types[c.id]) or json.null }
+      local a = auth[c.id]
+      items[i] = { id = c.id, name = c.name, oauth = json.null, fields = json.null }
+      if a then items[i].oauth, items[i].fields = a.oauth, json.array(a.fields) end
     end
     out:out(json.encode({ count = #list, search = args.search or json.null, connectors = json.array(items) }) .. "\n")
   elseif #list > 0 then
     local rows = { { "ID", "NAME", "AUTH" } }
-    for _, c in ipairs(list) do
-      rows[#rows + 1] = { c.id, c.name, types[c.id] and table.concat(types[c.id], ",") or "?" }
-    end
+    for _, c in ipairs(list) do rows[#rows + 1] = { c.id, c.name, M.auth_text(auth[c.id]) } end
     ctx:print_table(rows)
   end
   if #list == 0 then
@@ -50,8 +64,17 @@ function M.run(ctx)
   end
   out:say("%d connector%s%s", #list, #list == 1 and "" or "s",
     args.search and (" matching " .. ("%q"):format(args.search)) or "")
+  local unread, undescribed = 0, 0
   for _, c in ipairs(list) do
-    if types[c.id] == false then out:warn("could not read the authentication types of %s", c.id) end
+    if auth[c.id] == false then unread = unread + 1 elseif auth[c.id] == nil then undescribed = undescribed + 1 end
+  end
+  if undescribed > 0 then
+    out:warn("%d connector%s listed without metadata (AUTH ?)", undescribed, undescribed == 1 and " is" or "s are")
+  end
+  if unread > 0 then
+    -- never exit 0 with part of the work not done
+    return nil, require("alloy.failure").new(("could not read how %d of %d connectors are connected"):format(unread,
+      #list), "their AUTH is \"?\" above; run again later (--verbose shows what the API answered)")
   end
   -- a command to copy: only an id that is a plain word (a server's id could be "$(...)")
   local example = "notion"

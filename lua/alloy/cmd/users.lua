@@ -1,20 +1,22 @@
 -- alloy users (users.lua): the Alloy users of this API key: list, create, get, delete.
 local M = {
-  summary = "list, create, show and delete Alloy users",
+  summary = "list, create, show, rename and delete Alloy users",
   description = "The Alloy users of this API key. list (the default): a table on stdout; create USERNAME: the new"
-    .. " user id on stdout; get ID: the user; delete ID: asks y/N on a terminal (--yes for scripts).",
+    .. " user id on stdout; get ID: the user; update ID --full-name NAME: its full name (the username cannot"
+    .. " change); delete ID: asks y/N on a terminal (--yes for scripts).",
   arguments = {
-    { "action", "list, create, get or delete.", optional = true },
-    { "target", "USERNAME for create, ID for get and delete.", optional = true },
+    { "action", "list, create, get, update or delete.", optional = true },
+    { "target", "USERNAME for create, ID for get, update and delete.", optional = true },
   },
   options = {
-    { "--full-name", "<name>", "Full name of the user to create." },
+    { "--full-name", "<name>", "Full name of the user to create or update." },
     { "-y --yes", "Delete without asking (for scripts)." },
   },
   examples = {
     { "list" },
     { "create ada --full-name \"Ada Lovelace\"" },
     { "get ada --json" },
+    { "update ada --full-name \"Ada King\"" },
     { "delete ada --yes" },
   },
   notes = "ID is the user id (24 hex digits) or the username.",
@@ -80,6 +82,24 @@ function RUN.get(ctx, json)
   return 0
 end
 
+function RUN.update(ctx, json)
+  local args, failure = ctx.args, require "alloy.failure"
+  if not args.full_name or args.full_name:match("^%s*$") or args.full_name:find("%c") then
+    return nil, failure.usage("update needs --full-name <name> (text on one line): the username cannot change")
+  end
+  local u = ctx:check(get(ctx, args.target))
+  local id = ctx:check(checked_id(u.userId))
+  ctx:call("update_user", id, { fullName = args.full_name })
+  u.fullName = args.full_name
+  ctx.out:say("Updated user %s: full name %q.", args.target, args.full_name)
+  if args.json then
+    ctx.out:out(json.encode(u) .. "\n")
+  else
+    ctx.out:out(id .. "\n")
+  end
+  return 0
+end
+
 function RUN.delete(ctx, json)
   local args = ctx.args
   local u = ctx:check(get(ctx, args.target))
@@ -103,7 +123,7 @@ function M.run(ctx)
   local action = args.action or "list"
   if not RUN[action] then
     return nil, failure.suggest(failure.usage(("unknown action %q"):format(action),
-      "use one of: list, create USERNAME, get ID, delete ID"), "all of it", "users", "--help")
+      "use one of: list, create USERNAME, get ID, update ID, delete ID"), "all of it", "users", "--help")
   end
   if action ~= "list" and not args.target then
     return nil, failure.suggest(failure.usage(("%s needs a %s"):format(action, action == "create" and "USERNAME"
