@@ -123,9 +123,9 @@ local function auth_of_entries(entries)
   for _, e in ipairs(entries) do
     if e.oauth then pick = e break end
   end
-  local fields = {}
-  for i, f in ipairs(pick and pick.fields or {}) do fields[i] = f.name end
-  return { oauth = pick ~= nil and pick.oauth, fields = fields }
+  local inputs = {}
+  for i, f in ipairs(pick and pick.fields or {}) do inputs[i] = f.name end
+  return { oauth = pick ~= nil and pick.oauth, fields = inputs }
 end
 
 -- Every connector's authentication facts in one request (GET /metadata/credentials), else,
@@ -141,11 +141,11 @@ function M.auth_all(client, names)
     for _, it in ipairs(list) do
       local id = type(it) == "table" and (str(it.connector) or str(it.name))
       if id then
-        local fields = {}
+        local inputs = {}
         for _, p in ipairs(type(it.properties) == "table" and it.properties or {}) do
-          if type(p) == "table" and str(p.name) then fields[#fields + 1] = p.name end
+          if type(p) == "table" and str(p.name) then inputs[#inputs + 1] = p.name end
         end
-        out[id] = { oauth = it.isOauth == true, fields = fields }
+        out[id] = { oauth = it.isOauth == true, fields = inputs }
       end
     end
     return out, 1
