@@ -101,17 +101,23 @@ describe("sandbox", function()
       assert.equal(200, call(sb, "GET", "/users", { headers = { authorization = "BEARER " .. sb.api_key } }))
     end)
 
-    it("takes the version from the header or a path prefix", function()
+    it("takes the version from the header or a path prefix, each on its documented host", function()
       assert.equal(200, call(sb, "GET", "/users"))
-      assert.equal(200, call(sb, "GET", "/2023-12/users", { version = false }))
-      assert.equal(200, call(sb, "GET", "/2024-03/users", { version = false }))
+      assert.equal(200, call(sb, "GET", "/2025-09/users", { version = false })) -- the files guide's form
+      local embedded = { version = false, base = sb.embedded_url }
+      assert.equal(200, call(sb, "GET", "/2023-12/users", embedded))
+      assert.equal(200, call(sb, "GET", "/2024-03/users", embedded))
+      -- the older path versions are the embedded host's (the SDKs'), not the API host's
+      assert.equal(404, call(sb, "GET", "/2024-03/users", { version = false }))
+      assert.equal(404, call(sb, "GET", "/2025-09/users", embedded))
       local status, _, _, json = call(sb, "GET", "/users", { version = false })
       assert.equal(400, status)
       assert.matches("x%-api%-version", json.message)
       status, _, _, json = call(sb, "GET", "/users", { headers = { ["x-api-version"] = "2099-01" } })
       assert.equal(400, status)
       assert.matches("2099%-01", json.message)
-      assert.equal(400, call(sb, "GET", "/2099-01/users", { version = false }))
+      -- a path version the API host does not document is no route of it
+      assert.equal(404, call(sb, "GET", "/2099-01/users", { version = false }))
     end)
 
     it("answers unknown routes with 404 JSON", function()
@@ -180,7 +186,7 @@ describe("sandbox", function()
     it("accepts the username, honours token_ttl and 404s unknown users", function()
       sb:create_user { username = "dave" }
       sb:set { token_ttl = 2 }
-      local _, _, _, json = call(sb, "GET", "/2024-03/users/dave/token", { version = false })
+      local _, _, _, json = call(sb, "GET", "/2024-03/users/dave/token", { version = false, base = sb.embedded_url })
       local claims = cjson.decode(b64url_decode(json.token:match("%.([^.]+)%.")))
       assert.equal(claims.iat + 2, claims.exp)
       local status

@@ -69,7 +69,7 @@ local DEFAULTS = {
   credential_types = "documented",
                                 -- on the user lists, compound on /connectors/{id}/credentials
   logs_shape = "notifications", -- notifications (the reference's example) | data | array
-  strict_versions = false,      -- true: path versions only as documented per host
+  strict_versions = true,       -- false: every known path version on every host (lenient)
   rate_limit = false,           -- or {per_second, retry_after?, host?}: see faults.lua
 }
 M.DEFAULTS = DEFAULTS
