@@ -586,6 +586,37 @@ describe("alloy.redact", function()
     assert.equals("abcdefgh", alloy.redact("abcdefgh", "abc")) -- too short a secret to tell from text
   end)
 
+  it("masks the key in base64, standard or URL-safe, at any byte offset (a Basic header)", function()
+    local mime = require "mime"
+    -- 11 base64 characters of the key: any run of them, at any of the three offsets
+    local pieces = {}
+    for offset = 0, 2 do
+      local part = KEY_:sub(offset + 1)
+      local b64 = mime.b64(part:sub(1, #part - #part % 3))
+      for _, form in ipairs({ b64, (b64:gsub("+", "-"):gsub("/", "_")) }) do
+        for i = 1, #form - 10 do pieces[#pieces + 1] = form:sub(i, i + 10) end
+      end
+    end
+    for _, text in ipairs({ mime.b64(KEY_), mime.b64("user:" .. KEY_), mime.b64("ab" .. KEY_ .. "cd") }) do
+      for _, form in ipairs({ text, (text:gsub("+", "-"):gsub("/", "_")) }) do
+        local got = alloy.redact("x " .. form .. " y", KEY_)
+        assert.matches("[REDACTED]", got, 1, true)
+        for _, piece in ipairs(pieces) do assert.is_nil(got:find(piece, 1, true), piece .. " in " .. got) end
+      end
+    end
+    assert.equals("SGVsbG8gd29ybGQ= stays", alloy.redact("SGVsbG8gd29ybGQ= stays", KEY_))
+  end)
+
+  it("alloy.redactor(secret): the same rule, its forms built once", function()
+    local r = alloy.redactor(KEY_)
+    for _, text in ipairs({ "a " .. KEY_ .. " b", "u=" .. KEY_:upper(), require("mime").b64(KEY_), "plain" }) do
+      assert.equals(alloy.redact(text, KEY_), r(text))
+    end
+    assert.equals("abc def", alloy.redactor("abc")("abc def")) -- shorter than the key's rule
+    assert.equals("[REDACTED] def", alloy.redactor("abc", 3)("abc def"))
+    assert.has_error(function() alloy.redactor("x\0y") end)
+  end)
+
   it("with a window, masks pieces that long, or a shorter secret whole (a connector's secrets)", function()
     assert.equals("x [REDACTED] y", alloy.redact("x pin42 y", "pin42", 8))
     assert.equals("[REDACTED]-a [REDACTED]", alloy.redact("secret-a cret", "secret", 4))

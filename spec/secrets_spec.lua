@@ -13,13 +13,33 @@ local function forms(key)
            each("%%25%02X") }
 end
 
--- The first 8-character piece of any form of key found in text (letter case ignored), or nil.
+-- The key in base64 (LuaSocket's mime, standard and URL-safe), from each of the three byte
+-- offsets a piece can start at, cut to whole 3-byte groups: 11 characters carry 8 bytes.
+local function base64_forms(key)
+  local out = {}
+  for offset = 0, 2 do
+    local part = key:sub(offset + 1)
+    local b64 = require("mime").b64(part:sub(1, #part - #part % 3))
+    out[#out + 1] = b64
+    out[#out + 1] = (b64:gsub("+", "-"):gsub("/", "_"))
+  end
+  return out
+end
+
+-- The first 8-character piece of any form of key found in text (letter case ignored), or an
+-- 11-character piece of a base64 form (exact), or nil.
 local function piece_in(text, key)
   local lower = text:lower()
   for _, form in ipairs(forms(key)) do
     for i = 1, #form - 7 do
       local w = form:sub(i, i + 7):lower()
       if lower:find(w, 1, true) then return w end
+    end
+  end
+  for _, form in ipairs(base64_forms(key)) do
+    for i = 1, #form - 10 do
+      local w = form:sub(i, i + 10)
+      if text:find(w, 1, true) then return w end
     end
   end
 end
@@ -182,10 +202,14 @@ describe("the API key never appears, even when a hostile server echoes it", func
     for _, form in ipairs(forms(KEY)) do
       assert.is_string(piece_in("x" .. form:sub(5, 12) .. "y", KEY), form)
     end
+    for _, form in ipairs(base64_forms(KEY)) do
+      assert.is_string(piece_in("x" .. form:sub(5, 15) .. "y", KEY), form)
+    end
     assert.is_nil(piece_in("HTTP_401: [REDACTED] (GET /users/x/token)", KEY))
   end)
 
-  local P = { "{key}", "{key_upper}", "{key_pct}", "{key_pct_lower}", "{key_json}", "{key_json_u}" }
+  local P = { "{key}", "{key_upper}", "{key_pct}", "{key_pct_lower}", "{key_json}", "{key_json_u}", "{key_b64}",
+              "{key_b64url}", "{key_basic}" }
   local function pad(n) return string.rep("x", n) end
   -- name, fault: each placeholder in turn, in faults that reach every failure path
   local FAULTS = {

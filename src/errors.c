@@ -2,6 +2,8 @@
 
 #include <curl/curl.h> /* only the CURLE_ numbers: nothing of libcurl is called here */
 #include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 /* Every failure code alloy.so can return, the one place they are named. curl is the
  * libcurl error a row stands for (-1: none); families come last. */
@@ -188,10 +190,176 @@ static void redact_window(abuf *out, const char *s, size_t n, const char *secret
   abuf_add(out, s + from, n - from);
 }
 
+/* Base64 of the secret, a server may echo it so (a Basic header, a token it wraps): the
+ * standard and URL-safe alphabets, from each of the three byte offsets a piece of it can start
+ * at, each cut to its whole 3-byte groups (the last characters depend on what follows). A run
+ * of B64_MIN characters stands for 8 bytes of the key, the plain rule's piece. */
+#define B64_MIN 11
+
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void base64_of(abuf *out, const unsigned char *s, size_t n, int url_safe) {
+  for (size_t i = 0; i + 3 <= n; i += 3) {
+    unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+    char four[4];
+    for (int k = 0; k < 4; k++) {
+      char c = b64_std[(v >> (18 - 6 * k)) & 63];
+      if (url_safe) c = c == '+' ? '-' : c == '/' ? '_' : c;
+      four[k] = c;
+    }
+    abuf_add(out, four, 4);
+  }
+}
+
+static int is_b64_char(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+         c == '-' || c == '_';
+}
+
+/* The windows of B64_MIN characters of the forms, by a rolling hash: a text position is
+ * compared only where its window's hash is one of theirs. */
+typedef struct b64_window {
+  uint64_t hash;
+  const char *at; /* the window in its form */
+  size_t left;    /* characters of the form from there */
+} b64_window;
+
+#define B64_BASE 1099511628211ull
+
+static int by_hash(const void *a, const void *b) {
+  uint64_t x = ((const b64_window *)a)->hash, y = ((const b64_window *)b)->hash;
+  return x < y ? -1 : x > y;
+}
+
+/* The first window with hash h in the sorted win[0..count), or count. */
+static size_t first_with(const b64_window *win, size_t count, uint64_t h) {
+  size_t lo = 0, hi = count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (win[mid].hash < h) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+static uint64_t hash_window(const char *s) {
+  uint64_t h = 0;
+  for (int i = 0; i < B64_MIN; i++) h = h * B64_BASE + (unsigned char)s[i];
+  return h;
+}
+
+/* The six forms of a secret and their windows, sorted by hash. */
+typedef struct b64_forms {
+  abuf forms[6];
+  abuf windows; /* b64_window[count] */
+  size_t count;
+} b64_forms;
+
+static void b64_build(b64_forms *b, const char *secret) {
+  size_t k = strlen(secret);
+  memset(b, 0, sizeof *b);
+  for (int f = 0; f < 6; f++) {
+    if (k > (size_t)(f % 3)) base64_of(&b->forms[f], (const unsigned char *)secret + f % 3, k - f % 3, f >= 3);
+  }
+  /* the windows point into the forms: added once every form is complete (no more realloc) */
+  for (int f = 0; f < 6; f++) {
+    for (size_t j = 0; j + B64_MIN <= b->forms[f].len; j++) {
+      b64_window w = {hash_window(b->forms[f].data + j), b->forms[f].data + j, b->forms[f].len - j};
+      abuf_add(&b->windows, (const char *)&w, sizeof w);
+      b->count++;
+    }
+  }
+  if (b->count > 1) qsort(b->windows.data, b->count, sizeof(b64_window), by_hash);
+}
+
+static void b64_free(b64_forms *b) {
+  for (int f = 0; f < 6; f++) abuf_free(&b->forms[f]);
+  abuf_free(&b->windows);
+}
+
+/* The length of the run of base64 characters at s, up to n. */
+static size_t b64_run(const char *s, size_t n) {
+  size_t run = 0;
+  while (run < n && is_b64_char((unsigned char)s[run])) run++;
+  return run;
+}
+
+/* Whether s holds a run of base64 characters long enough to carry a piece of a secret. */
+static int has_long_run(const char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    size_t run = b64_run(s + i, n - i);
+    if (run >= B64_MIN) return 1;
+    i += run ? run : 1;
+  }
+  return 0;
+}
+
+/* Appends s with every run of B64_MIN or more characters of one of the forms masked. Only
+ * runs of base64 characters that long are looked into: most text has few. */
+static void redact_base64(abuf *out, const char *s, size_t n, const b64_forms *b) {
+  static const char mask[] = "[REDACTED]";
+  const b64_window *win = (const b64_window *)b->windows.data;
+  size_t count = b->count, from = 0;
+  uint64_t top = 1; /* B64_BASE^(B64_MIN-1), to roll the first character out */
+  for (int i = 1; i < B64_MIN; i++) top *= B64_BASE;
+  for (size_t i = 0; i < n && count > 0;) {
+    size_t run = b64_run(s + i, n - i);
+    if (run < B64_MIN) {
+      i += run ? run : 1;
+      continue;
+    }
+    size_t end = i + run, p = i;
+    uint64_t h = hash_window(s + p);
+    while (p + B64_MIN <= end) {
+      size_t best = 0;
+      for (size_t w = first_with(win, count, h); w < count && win[w].hash == h; w++) {
+        size_t m = 0;
+        while (p + m < end && m < win[w].left && s[p + m] == win[w].at[m]) m++;
+        if (m >= B64_MIN && m > best) best = m;
+      }
+      if (best == 0) {
+        if (p + B64_MIN < end) h = (h - top * (unsigned char)s[p]) * B64_BASE + (unsigned char)s[p + B64_MIN];
+        p++;
+        continue;
+      }
+      abuf_add(out, s + from, p - from);
+      abuf_add(out, mask, sizeof mask - 1);
+      p += best;
+      from = p;
+      if (p + B64_MIN <= end) h = hash_window(s + p);
+    }
+    i = end;
+  }
+  abuf_add(out, s + from, n - from);
+}
+
+/* The whole rule: the plain forms by redact_window, then the base64 ones (forms: built for
+ * this secret, or NULL to build them only when the text has a run long enough). */
+static void redact_all(abuf *out, const char *s, size_t n, const char *secret, size_t window,
+                       const b64_forms *forms) {
+  abuf plain = {0};
+  redact_window(&plain, s, n, secret, window);
+  const char *p = plain.data ? plain.data : "";
+  if (forms) {
+    redact_base64(out, p, plain.len, forms);
+  } else if (has_long_run(p, plain.len)) {
+    b64_forms built;
+    b64_build(&built, secret);
+    redact_base64(out, p, plain.len, &built);
+    b64_free(&built);
+  } else {
+    abuf_add(out, p, plain.len);
+  }
+  abuf_free(&plain);
+}
+
 void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
   /* a key shorter than REDACT_MIN is refused by alloy.new: nothing to mask */
-  if (secret && strlen(secret) >= REDACT_MIN) redact_window(out, s, n, secret, REDACT_MIN);
-  else abuf_add(out, s, n);
+  if (!secret || strlen(secret) < REDACT_MIN) {
+    abuf_add(out, s, n);
+    return;
+  }
+  redact_all(out, s, n, secret, REDACT_MIN, NULL);
 }
 
 void alloy_excerpt(abuf *out, const char *s, size_t n, size_t limit, const char *secret) {
@@ -312,10 +480,67 @@ static int alloy_redact_lua(lua_State *L) {
   } else {
     lua_Integer window = luaL_checkinteger(L, 3);
     luaL_argcheck(L, window >= 1 && window <= REDACT_MIN, 3, "window must be 1 to 8");
-    redact_window(&out, text, n, secret, (size_t)window);
+    redact_all(&out, text, n, secret, (size_t)window, NULL);
   }
   lua_pushlstring(L, out.data ? out.data : "", out.len);
   abuf_free(&out);
+  return 1;
+}
+
+/* alloy.redactor(secret [, window]) -> function(text) -> text: alloy.redact with the secret's
+ * forms built once, for output that passes through it line by line. */
+#define REDACTOR_MT "alloy.redactor"
+
+typedef struct redactor {
+  char *secret;
+  size_t window;
+  b64_forms forms;
+} redactor;
+
+static int redactor_gc(lua_State *L) {
+  redactor *r = luaL_checkudata(L, 1, REDACTOR_MT);
+  if (r->secret) {
+    free(r->secret);
+    b64_free(&r->forms);
+    r->secret = NULL;
+  }
+  return 0;
+}
+
+static int redactor_call(lua_State *L) {
+  redactor *r = lua_touserdata(L, lua_upvalueindex(1));
+  size_t n;
+  const char *text = luaL_checklstring(L, 1, &n);
+  abuf out = {0};
+  if (r->window == 0) abuf_add(&out, text, n); /* a secret too short for the key's rule */
+  else redact_all(&out, text, n, r->secret, r->window, &r->forms);
+  lua_pushlstring(L, out.data ? out.data : "", out.len);
+  abuf_free(&out);
+  return 1;
+}
+
+static int alloy_redactor_lua(lua_State *L) {
+  size_t k;
+  const char *secret = luaL_checklstring(L, 1, &k);
+  if (k != strlen(secret)) luaL_argerror(L, 1, "secret contains NUL");
+  size_t window = REDACT_MIN;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer w = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, w >= 1 && w <= REDACT_MIN, 2, "window must be 1 to 8");
+    window = (size_t)w;
+  } else if (k < REDACT_MIN) {
+    window = 0;
+  }
+  redactor *r = lua_newuserdata(L, sizeof *r);
+  memset(r, 0, sizeof *r);
+  luaL_getmetatable(L, REDACTOR_MT);
+  lua_setmetatable(L, -2);
+  r->secret = malloc(k + 1);
+  if (r->secret == NULL) luaL_error(L, "not enough memory");
+  memcpy(r->secret, secret, k + 1);
+  r->window = window;
+  b64_build(&r->forms, r->secret);
+  lua_pushcclosure(L, redactor_call, 1);
   return 1;
 }
 
@@ -328,4 +553,10 @@ void alloy_errors_open(lua_State *L, int module) {
   lua_setfield(L, module, "codes");
   lua_pushcfunction(L, alloy_redact_lua);
   lua_setfield(L, module, "redact");
+  luaL_newmetatable(L, REDACTOR_MT);
+  lua_pushcfunction(L, redactor_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, alloy_redactor_lua);
+  lua_setfield(L, module, "redactor");
 }

@@ -2,8 +2,8 @@
 --
 --   local o = output.new{ quiet = false }     -- stdout, stderr: io.stdout, io.stderr
 --   o:secret(value [, window])  everything printed from now on has value's pieces masked
---                               (alloy.redact: any piece of `window` bytes, default 8, in
---                               any case, percent-encoded or JSON-escaped)
+--                               (alloy.redactor: any piece of `window` bytes, default 8, in
+--                               any case, percent-encoded, JSON-escaped or in base64)
 --   o:out(text)                 the result, on stdout
 --   o:err(...)                  text on stderr (prompts, errors)
 --   o:say(fmt, ...)             narrative line on stderr, unless quiet; each string argument
@@ -96,16 +96,13 @@ end
 function Output:secret(value, window)
   if type(value) ~= "string" then return end
   for piece in value:gmatch("[^%z]+") do -- alloy.redact takes no NUL: each piece between them
-    self.secrets[#self.secrets + 1] = { piece, window and math.min(window, #piece) }
+    self.secrets[#self.secrets + 1] = require("alloy").redactor(piece, window and math.min(window, #piece))
   end
 end
 
 function Output:redacted(s)
   s = tostring(s)
-  if #self.secrets > 0 then
-    local redact = require("alloy").redact
-    for _, sw in ipairs(self.secrets) do s = redact(s, sw[1], sw[2]) end
-  end
+  for _, redact in ipairs(self.secrets) do s = redact(s) end
   return s
 end
 

@@ -13,6 +13,13 @@ local M = {}
 function M.attach(client, uv)
   uv = uv or (rawget(_G, "vim") and _G.vim.loop) or require "luv"
   local polls, timer = {}, nil
+  -- An event for a client that closed meanwhile (a finaliser, a callback closing it while the
+  -- loop had the event queued) has nothing left to drive: it is dropped; any other error is
+  -- the host's.
+  local function drive(method, ...)
+    local ok, err = pcall(method, client, ...)
+    if not ok and not tostring(err):find("client is closed", 1, true) then error(err, 0) end
+  end
   client:loop {
     socket = function(fd, events)
       local poll = polls[fd]
@@ -23,7 +30,7 @@ function M.attach(client, uv)
         end
         return
       end
-      local function on_events(err, seen) client:socket_action(fd, err and "e" or seen) end
+      local function on_events(err, seen) drive(client.socket_action, fd, err and "e" or seen) end
       if not poll then
         poll = uv.new_socket_poll(fd)
         -- A socket the loop cannot watch (closed meanwhile: its removal comes next) is
@@ -46,7 +53,7 @@ function M.attach(client, uv)
         return
       end
       timer = timer or assert(uv.new_timer())
-      timer:start(ms, 0, function() client:on_timeout() end)
+      timer:start(ms, 0, function() drive(client.on_timeout) end)
     end,
   }
   return client

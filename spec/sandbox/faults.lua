@@ -107,11 +107,15 @@ end
 
 -- The forms a hostile server may echo a secret in: {key} as sent, {key_upper},
 -- {key_pct} / {key_pct_lower} (every byte but letters and digits percent-encoded),
--- {key_json} ('/' as '\/'), {key_json_u} (every byte but letters and digits as \u00xx).
+-- {key_json} ('/' as '\/'), {key_json_u} (every byte but letters and digits as \u00xx),
+-- {key_b64} (base64), {key_b64url} (URL-safe, no padding), {key_basic} (base64 of
+-- "user:<key>", as in a Basic header: the key at another byte offset).
 local function key_forms(key)
   local function each(fmt) return (key:gsub("[^%w]", function(c) return fmt:format(c:byte()) end)) end
   return { key = key, key_upper = key:upper(), key_pct = each("%%%02X"), key_pct_lower = each("%%%02x"),
-           key_json = (key:gsub("/", "\\/")), key_json_u = each("\\u%04x") }
+           key_json = (key:gsub("/", "\\/")), key_json_u = each("\\u%04x"), key_b64 = ngx.encode_base64(key),
+           key_b64url = ngx.encode_base64(key):gsub("+", "-"):gsub("/", "_"):gsub("=", ""),
+           key_basic = ngx.encode_base64("user:" .. key) }
 end
 
 -- With echo, {key...} placeholders in the body and header values become the bearer token of
