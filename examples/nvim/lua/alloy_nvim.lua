@@ -321,6 +321,9 @@ function M.commands()
     local n = M.cancel()
     say(n == 0 and "Alloy: no call in progress" or ("Alloy: cancelled %d call%s"):format(n, n == 1 and "" or "s"))
   end, { nargs = 0, desc = "Alloy: cancel every call in progress" })
+  vim.api.nvim_create_autocmd("VimLeavePre", {
+    group = vim.api.nvim_create_augroup("alloy_nvim", { clear = true }), callback = function() calls.close_all() end,
+  })
 end
 
 return M

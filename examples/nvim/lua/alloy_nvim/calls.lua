@@ -13,13 +13,14 @@
 --     -> call; done(call, <what run returned>) runs once, on the main loop; call.cancelled
 --     says whether it was cancelled (call.superseded: by a new call into the same buffer)
 --   M.cancel(call) -> whether it was in progress; M.cancel_all() -> how many were
---   M.count() -> calls in progress
+--   M.count() -> calls in progress; M.close_all() cancels them all and closes the clients
 local M = {}
 
 local unpack_ = table.unpack or unpack -- luacheck: ignore 113 (LuaJIT)
 
 local running, count, last_id = {}, 0, 0
 local shared = {}
+local clients = setmetatable({}, { __mode = "k" }) -- every client made, while it lives
 
 local function pack(...) return { n = select("#", ...), ... } end
 
@@ -33,6 +34,7 @@ function M.client(alloy, options)
   if key ~= shared.key then
     shared.client = require("alloy.uv").attach(alloy.new(options), vim.loop)
     shared.key = key
+    clients[shared.client] = true
   end
   return shared.client
 end
@@ -96,6 +98,14 @@ function M.cancel_all()
 end
 
 function M.count() return count end
+
+-- Cancels every call and closes every client (when Neovim exits): their connections, timers
+-- and curl handles are let go now, not whenever the process ends.
+function M.close_all()
+  M.cancel_all()
+  for client in pairs(clients) do pcall(client.close, client) end
+  shared = {}
+end
 
 function M.start(spec)
   if spec.buf then -- a new call into a buffer replaces the one writing there
