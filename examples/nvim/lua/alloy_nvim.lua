@@ -122,17 +122,6 @@ function M.token(user, on_done)
   }
 end
 
--- Oldest first; ties keep the API's order.
-local function by_age(list)
-  for i, c in ipairs(list) do c._pos = i end
-  table.sort(list, function(a, b)
-    if (a.createdAt or "") ~= (b.createdAt or "") then return (a.createdAt or "") < (b.createdAt or "") end
-    return a._pos < b._pos
-  end)
-  for _, c in ipairs(list) do c._pos = nil end
-  return list
-end
-
 -- on_done(list, buf) | on_done(nil, message, code); connector: only its connections.
 function M.connections(connector, on_done)
   local lib, lerr = settings.library()
@@ -161,7 +150,9 @@ function M.connections(connector, on_done)
         for _, c in ipairs(known) do found = found or c.id:lower() == connector:lower() end
         if #known > 0 and not found then return nil, connectors.unknown(client, connector, known) end
       end
-      return { list = by_age(list), total = #all }
+      -- oldest first, as `alloy connections` lists them
+      table.sort(list, function(a, b) return (a.createdAt or "") < (b.createdAt or "") end)
+      return { list = list, total = #all }
     end,
     done = settle(what, s.view { connector = connector }, on_done, function(r)
       local lines = { ("Alloy %s for %s: %d"):format(kind, line(uid), #r.list) }
