@@ -145,6 +145,7 @@ function M.session(need, user)
     if spec.field == "user_id" and from_arg then v = from_arg end
     if v ~= nil then
       local ok, msg = v, nil
+      if spec.number then v = tonumber(v) or v end -- let g:alloy_timeout = "10" works too
       if spec.option then ok, msg = alloy.check_option(spec.option, v) end
       if spec.region and not config.REGIONS[tostring(v):lower()] then ok, msg = nil, "region must be us or eu" end
       if ok == nil then
