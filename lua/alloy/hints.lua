@@ -9,6 +9,8 @@
 --     view.value(field)    -> its value here (the user id, the base URL ...) or nil
 --     view.connector, view.action  what the command was about
 --     view.command(name, ...) -> a command line that runs command `name` here, or nil
+--     view.generic            the advice for a failure without a hint of its own (default: run
+--                             again with --verbose)
 -- M.BY_CODE: the advice per code (a string, or a function(f, h) -> hint, next); the families
 -- of alloy.codes, "HTTP_<status>" and "CURL_<n>", are keys too, for the codes of a family
 -- without their own entry. M.GENERIC lists the codes deliberately left to the generic advice.
@@ -254,7 +256,7 @@ function M.for_failure(f, view)
   local code = f.code or ""
   local hint = M.BY_CODE[code] or M.BY_CODE[M.family(code) or ""]
   if type(hint) == "function" then return hint(f, words(view)) end
-  return hint or GENERIC
+  return hint or (view and view.generic) or GENERIC
 end
 
 return M
