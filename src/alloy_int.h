@@ -79,7 +79,7 @@ typedef struct prepared {
   size_t path_len;
   int raw;          /* do not decode the body */
   int url_table, url_index; /* where the URL's Lua string is: table[index], or the stack at index */
-  int anchor_lo, anchor_hi; /* a batch request's slots in the anchor table */
+  int anchor_hi;    /* a batch request's strings: anchor table[1 .. anchor_hi] */
   int in_batch;     /* its response table gets ok and value too: sized for them up front */
   const char *fail_code; /* a bad value: the request is not sent and fails with this */
   const char *fail_msg;
