@@ -217,14 +217,17 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
     lua_call(L, 1, 2);
     if (!lua_isnil(L, -2)) {
       lua_pop(L, 1);
+      lua_pushvalue(L, -1);
       lua_setfield(L, res, "json");
     } else {
       snprintf(json_err, sizeof json_err, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid JSON");
+      lua_settop(L, res);
+      lua_pushnil(L);
     }
-    lua_settop(L, res);
+  } else {
+    lua_pushnil(L);
   }
-  lua_getfield(L, res, "json");
-  int json = lua_gettop(L);
+  int json = res + 1; /* the decoded body, or nil */
   abuf detail = {0};
   int n;
 
