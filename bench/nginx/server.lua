@@ -104,11 +104,12 @@ end
 if arg and arg[0] and arg[0]:match("nginx/server%.lua$") and (...) ~= "nginx.server" then
   local srv = M.start()
   srv.keep = os.getenv("KEEP") == "1"
-  local keyfile = srv:env_file("bench.env", { BENCH_API_KEY = srv.api_key })
+  local keyfile = srv:env_file("bench.env", { BENCH_API_KEY = srv.api_key, ALLOY_API_KEY = srv.api_key })
   io.write("plain: ", srv.url, "/users/", srv.user_id, "/token\n",
     "tls:   ", srv.tls_url, "/users/", srv.user_id, "/token\n",
+    "run:   ", srv.connector, " ", srv.action, " --credential ", srv.credential, "\n",
     "ca:    ", srv.ca_file, "\n",
-    "key:   BENCH_API_KEY in ", keyfile, "\n",
+    "key:   BENCH_API_KEY and ALLOY_API_KEY in ", keyfile, "\n",
     "prefix:", srv.prefix, "\nPress Enter to stop.\n")
   io.stdout:flush()
   io.read("*l")
