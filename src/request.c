@@ -474,8 +474,10 @@ static int same_args(lua_State *L, int first, int nparams, const abuf *key) {
   return k == end;
 }
 
-/* Remembers p's URL as op's, made from the nparams string arguments from first. */
-static void remember_url(lua_State *L, op_url *u, const prepared *p, int first, int nparams) {
+/* Remembers p's URL (its path from path_off) as op's, made from the nparams string arguments
+ * from first. */
+static void remember_url(lua_State *L, op_url *u, const prepared *p, size_t path_off, int first,
+                         int nparams) {
   abuf_clear(&u->args);
   for (int i = first; i < first + nparams; i++) {
     size_t len;
@@ -493,7 +495,7 @@ static void remember_url(lua_State *L, op_url *u, const prepared *p, int first, 
     lua_pushvalue(L, p->url_index);
   luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
   u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  u->path_off = (size_t)(p->path - p->req.url);
+  u->path_off = path_off;
 }
 
 /* Named operation op called with nargs arguments from index first: straight from the
@@ -541,5 +543,5 @@ void request_from_op(lua_State *L, client *c, const alloy_op *op, int first, int
   in.lookup = lookup_arg;
   in.lookup_ud = &al;
   build_request(L, c, &in, a, op, p, who);
-  if (strings && !in.url && !p->fail_code) remember_url(L, u, p, first, nparams);
+  if (strings && !in.url && !p->fail_code) remember_url(L, u, p, strlen(in.base), first, nparams);
 }
