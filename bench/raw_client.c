@@ -4,11 +4,19 @@
  *   raw_client oneshot        URL [CAFILE]   one GET, prints the token
  *   raw_client seq   N        URL [CAFILE]   N GETs on one reused easy handle
  *   raw_client multi N C      URL [CAFILE]   N GETs over curl_multi, C in flight, reused handles
+ *   raw_client each  C BASE CONNECTOR ACTION CREDENTIAL FILE [CAFILE]
+ *                                            what `alloy run ... --each FILE` does: GET the
+ *                                            action's schema, then POST one execute per line of
+ *                                            FILE ({"credentialId":..,"requestBody":<line>}) over
+ *                                            curl_multi, C in flight; prints each answer on its
+ *                                            own line, in line order; RAW_FRESH_CONNECT=1: a new
+ *                                            connection per POST, as alloy opens
  *
  * The API key comes from the environment variable BENCH_API_KEY (never argv).
  * Every request sends the same headers as alloy.so: Authorization: Bearer <key>,
  * x-api-version, Accept: application/json and a User-Agent (as every peer does). Each response must be 200 with a "token".
  * seq and multi print "ok=<n> seconds=<elapsed>" (first request to last response).
+ * each checks every answer is a 200 with "success":true; exit 1 when one is not.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
@@ -119,8 +127,9 @@ static CURL *make_handle(const char *url, const char *cafile, struct curl_slist 
     return e;
 }
 
-/* 1 when the finished transfer on e is a 200 with a token in b. */
-static int check(CURL *e, CURLcode rc, const struct buf *b, int verbose)
+/* 1 when the finished transfer on e is a 200 with a token in b (marker NULL), or whose
+ * body holds marker; with verbose, says why not. */
+static int check(CURL *e, CURLcode rc, const struct buf *b, const char *marker, int verbose)
 {
     long status = 0;
     const char *tok;
@@ -130,7 +139,7 @@ static int check(CURL *e, CURLcode rc, const struct buf *b, int verbose)
         return 0;
     }
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200 || !b->data || find_token(b->data, &tok) == 0) {
+    if (status != 200 || !b->data || (marker ? !strstr(b->data, marker) : find_token(b->data, &tok) == 0)) {
         if (verbose)
             fprintf(stderr, "raw_client: HTTP %ld: %.200s\n", status, b->data ? b->data : "");
         return 0;
@@ -146,7 +155,7 @@ static int run_oneshot(const char *url, const char *cafile)
     CURLcode rc = curl_easy_perform(e);
     const char *tok = NULL;
     size_t n;
-    int ok = check(e, rc, &b, 1);
+    int ok = check(e, rc, &b, NULL, 1);
     if (ok) {
         n = find_token(b.data, &tok);
         printf("%.*s\n", (int)n, tok);
@@ -168,7 +177,7 @@ static int run_seq(long n, const char *url, const char *cafile)
         CURLcode rc;
         b.len = 0;
         rc = curl_easy_perform(e);
-        ok += check(e, rc, &b, ok == i);
+        ok += check(e, rc, &b, NULL, ok == i);
     }
     t1 = now_seconds();
     printf("ok=%ld seconds=%.6f\n", ok, t1 - t0);
@@ -224,7 +233,7 @@ static int run_multi(long n, long c, const char *url, const char *cafile)
                 continue;
             e = msg->easy_handle;
             curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&b);
-            ok += check(e, msg->data.result, b, ok == done);
+            ok += check(e, msg->data.result, b, NULL, ok == done);
             done++;
             curl_multi_remove_handle(m, e);
             if (started < n) {
@@ -256,12 +265,158 @@ static int run_multi(long n, long c, const char *url, const char *cafile)
     return ok == n ? 0 : 1;
 }
 
+/* Reads all of path; NULL on failure. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct buf b = { 0 };
+    char chunk[65536];
+    size_t n;
+    if (!f)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (on_write(chunk, 1, n, &b) != n)
+            break;
+    fclose(f);
+    *len = b.len;
+    return b.data ? b.data : calloc(1, 1);
+}
+
+/* One execute of `each`: its line's request body and, once answered, the answer. */
+struct execute {
+    char *body;
+    struct buf answer;
+    int done, ok;
+};
+
+static void start_execute(CURLM *m, CURL *e, struct execute *x)
+{
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &x->answer);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)x);
+    curl_multi_add_handle(m, e);
+}
+
+static int run_each(long c, const char *base, const char *connector, const char *action,
+                    const char *credential, const char *file, const char *cafile)
+{
+    struct curl_slist *h = make_headers();
+    struct curl_slist *post_h;
+    int fresh = getenv("RAW_FRESH_CONNECT") && strcmp(getenv("RAW_FRESH_CONNECT"), "1") == 0;
+    size_t len, n = 0, cap = 0, i, next_out = 0;
+    char *text = read_file(file, &len), *line, *url, *exec_url;
+    struct execute *ex = NULL;
+    struct buf schema = { 0 };
+    CURLM *m;
+    CURL **handles, *e;
+    long started = 0, done = 0, ok = 0, slots;
+    int running = 0;
+
+    if (!text) {
+        fprintf(stderr, "raw_client: cannot read %s\n", file);
+        return 2;
+    }
+    /* the action's schema first, as `alloy run` reads it */
+    len = strlen(base) + strlen(connector) + strlen(action) + 64;
+    url = malloc(len);
+    exec_url = malloc(len);
+    if (!url || !exec_url)
+        return 2;
+    snprintf(url, len, "%s/connectors/%s/actions/%s", base, connector, action);
+    snprintf(exec_url, len, "%s/connectors/%s/actions/%s/execute", base, connector, action);
+    e = make_handle(url, cafile, h, &schema);
+    if (!check(e, curl_easy_perform(e), &schema, "\"action\"", 1)) {
+        curl_easy_cleanup(e);
+        return 1;
+    }
+    curl_easy_cleanup(e);
+    free(schema.data);
+
+    /* one execute per line that is not blank */
+    for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        size_t k = strlen(line);
+        if (k && line[k - 1] == '\r')
+            line[--k] = '\0';
+        if (strspn(line, " \t") == k)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            ex = realloc(ex, cap * sizeof *ex);
+            if (!ex)
+                return 2;
+        }
+        memset(&ex[n], 0, sizeof ex[n]);
+        ex[n].body = malloc(k + strlen(credential) + 64);
+        if (!ex[n].body)
+            return 2;
+        sprintf(ex[n].body, "{\"credentialId\":\"%s\",\"requestBody\":%s}", credential, line);
+        n++;
+    }
+    post_h = curl_slist_append(NULL, "Content-Type: application/json");
+    post_h = curl_slist_append(post_h, "Expect:");
+    for (struct curl_slist *x = h; x; x = x->next)
+        post_h = curl_slist_append(post_h, x->data);
+
+    slots = c < (long)n ? c : (long)n;
+    m = curl_multi_init();
+    handles = calloc((size_t)(slots ? slots : 1), sizeof *handles);
+    if (!m || !handles || !post_h)
+        return 2;
+    for (i = 0; i < (size_t)slots; i++) {
+        handles[i] = make_handle(exec_url, cafile, post_h, NULL);
+        curl_easy_setopt(handles[i], CURLOPT_FRESH_CONNECT, (long)fresh);
+    }
+    for (i = 0; i < (size_t)slots; i++)
+        start_execute(m, handles[i], &ex[started++]);
+    while (done < (long)n) {
+        CURLMsg *msg;
+        int left;
+        if (curl_multi_perform(m, &running) != CURLM_OK)
+            break;
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            struct execute *x = NULL;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            e = msg->easy_handle;
+            curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+            x->ok = check(e, msg->data.result, &x->answer, "\"success\":true", ok == done);
+            x->done = 1;
+            ok += x->ok;
+            done++;
+            curl_multi_remove_handle(m, e);
+            if (started < (long)n)
+                start_execute(m, e, &ex[started++]);
+        }
+        /* answers in line order, as soon as the ones before are in */
+        for (; next_out < n && ex[next_out].done; next_out++) {
+            printf("%s\n", ex[next_out].answer.data ? ex[next_out].answer.data : "");
+            free(ex[next_out].answer.data);
+            free(ex[next_out].body);
+        }
+        if (done < (long)n && curl_multi_poll(m, NULL, 0, 1000, NULL) != CURLM_OK)
+            break;
+    }
+    for (i = 0; i < (size_t)slots; i++)
+        curl_easy_cleanup(handles[i]);
+    curl_multi_cleanup(m);
+    curl_slist_free_all(h);
+    curl_slist_free_all(post_h);
+    free(handles);
+    free(ex);
+    free(text);
+    free(url);
+    free(exec_url);
+    fprintf(stderr, "%ld lines: %ld succeeded, %ld failed\n", (long)n, ok, (long)n - ok);
+    return ok == (long)n ? 0 : 1;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: raw_client oneshot URL [CAFILE]\n"
             "       raw_client seq N URL [CAFILE]\n"
             "       raw_client multi N C URL [CAFILE]\n"
+            "       raw_client each C BASE CONNECTOR ACTION CREDENTIAL FILE [CAFILE]\n"
             "API key: environment variable BENCH_API_KEY\n");
     exit(2);
 }
@@ -288,6 +443,8 @@ int main(int argc, char **argv)
         rc = run_seq(parse_count(argv[2]), argv[3], argc > 4 ? argv[4] : NULL);
     else if (strcmp(argv[1], "multi") == 0 && argc >= 5 && argc <= 6)
         rc = run_multi(parse_count(argv[2]), parse_count(argv[3]), argv[4], argc > 5 ? argv[5] : NULL);
+    else if (strcmp(argv[1], "each") == 0 && argc >= 8 && argc <= 9)
+        rc = run_each(parse_count(argv[2]), argv[3], argv[4], argv[5], argv[6], argv[7], argc > 8 ? argv[8] : NULL);
     else
         usage();
     curl_global_cleanup();

@@ -5,8 +5,9 @@
 --   BENCH_QUICK=1 make bench            smoke run, well under 30 s; writes bench/out/RESULTS-quick.md
 --
 -- Knobs (environment): BENCH_N (requests per throughput run, 5000), BENCH_CONCURRENCY (32),
--- BENCH_ROUNDS (throughput rounds, 5), BENCH_ONESHOT_RUNS (15), BENCH_RESULTS (output file),
--- BENCH_ONLY (subset of "oneshot,seq,conc") and BENCH_TRANSPORTS (subset of "HTTP,TLS") to
+-- BENCH_ROUNDS (throughput rounds, 5), BENCH_ONESHOT_RUNS (15), BENCH_EACH_N (lines of the
+-- `run --each` file, 1000), BENCH_EACH_ROUNDS (3), BENCH_RESULTS (output file),
+-- BENCH_ONLY (subset of "oneshot,seq,conc,each") and BENCH_TRANSPORTS (subset of "HTTP,TLS") to
 -- iterate quickly while optimising (a filtered run writes bench/out/RESULTS-partial.md).
 -- Each benchmark runs its clients in interleaved rounds (A B C, B C A, ...), never all-A then
 -- all-B. Wall time and peak RSS come from bench/rusage.c (fork, exec, wait4). Throughput
@@ -60,6 +61,9 @@ local N = envnum("BENCH_N", QUICK and 200 or 5000)
 local C = envnum("BENCH_CONCURRENCY", 32)
 local ROUNDS = envnum("BENCH_ROUNDS", QUICK and 1 or 5)
 local ONESHOT_RUNS = envnum("BENCH_ONESHOT_RUNS", QUICK and 3 or 15)
+-- `alloy run --each`: lines in the file, and rounds (its curl loop runs a process a line).
+local EACH_N = envnum("BENCH_EACH_N", QUICK and 100 or 1000)
+local EACH_ROUNDS = envnum("BENCH_EACH_ROUNDS", QUICK and 1 or 3)
 -- socket.http opens a connection per request, and LuaSec's https stalls ~40 ms on each
 -- (delayed ACK): a full N would take minutes, so its TLS sequential run is shorter.
 local SOCKET_TLS_N = math.min(N, QUICK and 20 or 200)
@@ -68,7 +72,7 @@ local function set_of(var, default)
   for w in (v and v ~= "" and v or default):gmatch("[^,%s]+") do set[w:lower()] = true end
   return set, v ~= nil and v ~= ""
 end
-local ONLY, only_given = set_of("BENCH_ONLY", "oneshot,seq,conc")
+local ONLY, only_given = set_of("BENCH_ONLY", "oneshot,seq,conc,each")
 local TRANSPORTS, transports_given = set_of("BENCH_TRANSPORTS", "HTTP,TLS")
 local PARTIAL = only_given or transports_given
 -- With 2+ CPUs nginx (one worker) runs on the last CPU and the throughput clients on CPU 0,
@@ -92,6 +96,7 @@ local RUSAGE = OUT .. "/rusage"
 local LUA = "lua5.4"
 local ALLOY_SO = ROOT .. "/build/lua5.4/alloy.so"
 local GET_JWT = ROOT .. "/lua/get_jwt_token.lua"
+local ALLOY_MAIN = ROOT .. "/lua/alloy_main.lua"
 
 ---------------------------------------------------------------------------------------------
 -- build the C helpers
@@ -164,6 +169,13 @@ local function check(m, kind, n)
     end
     return { value = m.wall, rss = m.rss }
   end
+  if kind == "each" then -- one answer a line, each the server's success
+    local _, count = m.out:gsub('"success":true', "")
+    if count ~= n then
+      return nil, ("%d of %d lines succeeded: %s"):format(count, n, first_line(m.err ~= "" and m.err or m.out))
+    end
+    return { value = m.wall, rss = m.rss }
+  end
   local ok, secs = m.out:match("ok=(%d+) seconds=([%d.]+)")
   ok, secs = tonumber(ok), tonumber(secs)
   if not ok or ok ~= n or not secs or secs <= 0 then
@@ -176,6 +188,18 @@ end
 -- the clients
 
 local TOKEN_PATH -- /users/<id>/token
+local CURL_LOOP   -- the shell loop of curl (below the clients)
+-- The --each input of n lines, one JSON body each, written once per n in the temp prefix.
+local each_files = {}
+local function EACH_FILE(n)
+  if not each_files[n] then
+    local lines = {}
+    for i = 1, n do lines[i] = ('{"text":"message %d of the bench"}'):format(i) end
+    each_files[n] = ("%s/each-%d.jsonl"):format(srv.prefix, n)
+    write_file(each_files[n], table.concat(lines, "\n") .. "\n")
+  end
+  return each_files[n]
+end
 
 local function alloy_reason()
   if not exists(ALLOY_SO) then return "n/a: build/lua5.4/alloy.so not built (run make)" end
@@ -195,6 +219,16 @@ local CLIENTS = {
       end,
       run = function(t)
         return measure({ LUA, GET_JWT }, {
+          ALLOY_USER_ID = srv.user_id, ALLOY_EMBEDDED_URL = t.base, ALLOY_CA_FILE = t.ca,
+        })
+      end },
+    { id = "alloy_cmd", label = "alloy: `alloy token`",
+      reason = function()
+        if not exists(ALLOY_MAIN) then return "n/a: lua/alloy_main.lua missing" end
+        return alloy_reason()
+      end,
+      run = function(t)
+        return measure({ LUA, ALLOY_MAIN, "token" }, {
           ALLOY_USER_ID = srv.user_id, ALLOY_EMBEDDED_URL = t.base, ALLOY_CA_FILE = t.ca,
         })
       end },
@@ -251,7 +285,50 @@ local CLIENTS = {
           { NODE_EXTRA_CA_CERTS = t.ca })
       end },
   },
+  -- `alloy run CONNECTOR ACTION --each FILE`: the action's schema, then an execute a line.
+  each = {
+    { id = "alloy", label = "alloy: `alloy run --each`",
+      reason = function()
+        if not exists(ALLOY_MAIN) then return "n/a: lua/alloy_main.lua missing" end
+        return alloy_reason()
+      end,
+      run = function(t, n)
+        return measure({ LUA, ALLOY_MAIN, "run", srv.connector, srv.action, "--each", EACH_FILE(n),
+          "--concurrency", tostring(C), "--credential", srv.credential },
+          { ALLOY_BASE_URL = t.base, ALLOY_CA_FILE = t.ca })
+      end },
+    { id = "raw", label = "raw C libcurl (curl_multi, connections kept)",
+      run = function(t, n)
+        return measure({ RAW, "each", tostring(C), t.base, srv.connector, srv.action, srv.credential,
+          EACH_FILE(n), t.ca })
+      end },
+    { id = "raw_fresh", label = "raw C libcurl (curl_multi, a new connection a POST, as alloy)",
+      run = function(t, n)
+        return measure({ RAW, "each", tostring(C), t.base, srv.connector, srv.action, srv.credential,
+          EACH_FILE(n), t.ca }, { RAW_FRESH_CONNECT = "1" })
+      end },
+    { id = "curl", label = "curl CLI in a shell loop (a process a line)",
+      reason = function() if not have("curl") then return "n/a: curl not installed" end end,
+      run = function(t, n)
+        return measure({ "sh", "-c", CURL_LOOP, "curl-loop", EACH_FILE(n), srv.credential,
+          t.base .. "/connectors/" .. srv.connector .. "/actions/" .. srv.action, CURL_CFG, t.ca or "" })
+      end },
+  },
 }
+
+-- The curl row of `run --each`: what a shell script does without alloy. $1 file, $2 credential,
+-- $3 the action's URL, $4 curl's -K config (the key), $5 the CA or "".
+CURL_LOOP = [==[
+f=$1 cred=$2 url=$3 cfg=$4 ca=$5
+set -- -q -K "$cfg"
+if [ -n "$ca" ]; then set -- "$@" --cacert "$ca"; fi
+curl "$@" -o /dev/null "$url" || exit 1
+while IFS= read -r line; do
+  case $line in *[![:space:]]*) ;; *) continue ;; esac
+  printf '{"credentialId":"%s","requestBody":%s}' "$cred" "$line" |
+    curl "$@" -H 'Content-Type: application/json' --data-binary @- -w '\n' "$url/execute" || exit 1
+done < "$f"
+]==]
 
 ---------------------------------------------------------------------------------------------
 -- one benchmark group: every client of a kind over one transport, interleaved rounds
@@ -267,11 +344,11 @@ local function median(list)
 end
 
 local function run_group(kind, t, runs)
-  PIN_CLIENT = kind ~= "oneshot"
+  PIN_CLIENT = kind ~= "oneshot" and kind ~= "each"
   local results, active = {}, {}
   local skipped = not (ONLY[kind] and TRANSPORTS[t.name:lower()])
   for _, c in ipairs(CLIENTS[kind]) do
-    local n = c.n and c.n(t, N) or N
+    local n = kind == "each" and EACH_N or (c.n and c.n(t, N) or N)
     local r = { n = n, samples = {} }
     results[c.id] = r
     local why = c.reason and c.reason()
@@ -323,6 +400,7 @@ end
 
 local function fmt_value(kind, v)
   if kind == "oneshot" then return ("%.1f ms"):format(v * 1000) end
+  if kind == "each" then return ("%.0f ms"):format(v * 1000) end
   return fmt_int(v) .. " req/s"
 end
 
@@ -342,7 +420,10 @@ local TITLES = {
   oneshot = function() return ("one-shot, median of %d (wall)"):format(ONESHOT_RUNS) end,
   seq = function() return ("sequential, %s requests (req/s)"):format(fmt_int(N)) end,
   conc = function() return ("concurrent, %s requests, %d in flight (req/s)"):format(fmt_int(N), C) end,
+  each = function() return ("`run --each`, %s lines, %d in flight, median of %d (wall)"):format(fmt_int(EACH_N), C,
+    EACH_ROUNDS) end,
 }
+local KINDS = { "oneshot", "seq", "conc", "each" }
 
 -- r's value over base's: the median of the per-round ratios (each round runs every client
 -- back to back, so a slow spell of the machine hits both sides of a ratio), or the ratio of
@@ -362,7 +443,7 @@ local function cells(kind, r, base)
     return { why:match("^n/a") and "n/a" or "error", "", "" }, why
   end
   local v = fmt_value(kind, r.value)
-  if r.n ~= N and kind ~= "oneshot" then v = v .. (" (n=%d)"):format(r.n) end
+  if r.n ~= N and kind ~= "oneshot" and kind ~= "each" then v = v .. (" (n=%d)"):format(r.n) end
   local ratio = ""
   local x = ratio_of(r, base)
   if x then ratio = fmt_ratio(x) end
@@ -375,7 +456,7 @@ local function table_markdown(all, transports)
     "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   }
   local notes, seen = {}, {}
-  for _, kind in ipairs { "oneshot", "seq", "conc" } do
+  for _, kind in ipairs(KINDS) do
     for i, c in ipairs(CLIENTS[kind]) do
       local row = { i == 1 and TITLES[kind]() or "", c.label }
       for _, t in ipairs(transports) do
@@ -399,7 +480,7 @@ local function spread_markdown(all, transports)
     "| Benchmark | Client | " .. transports[1].name .. " min – max | " .. transports[2].name .. " min – max |",
     "| --- | --- | ---: | ---: |",
   }
-  for _, kind in ipairs { "oneshot", "seq", "conc" } do
+  for _, kind in ipairs(KINDS) do
     for i, c in ipairs(CLIENTS[kind]) do
       local row = { i == 1 and TITLES[kind]():match("^[^,]+") or "", c.label }
       for _, t in ipairs(transports) do
@@ -413,7 +494,16 @@ local function spread_markdown(all, transports)
   return table.concat(lines, "\n")
 end
 
--- Issue 5's targets, evaluated on this run (informational; never a failure).
+-- Issue 20's goals, evaluated on this run (informational; never a failure): each alloy row
+-- against raw C, time (one-shot: at most) or throughput (at least), and peak RSS (at most).
+local GOALS = {
+  { "oneshot", "alloy", "one-shot `get_jwt_token.lua`", 1.15, 1.10 },
+  { "oneshot", "alloy_cmd", "one-shot `alloy token`", 1.15, 1.10 },
+  { "seq", "alloy", "sequential `client:user_token`", 0.95, 1.10 },
+  { "conc", "alloy_stream", "32 in flight, `on_result`", 0.95, 1.25 },
+  { "conc", "alloy", "32 in flight, results kept", 0.90, 1.50 },
+}
+
 local function targets(all, transports)
   local out = {}
   local function add(ok, text)
@@ -423,29 +513,22 @@ local function targets(all, transports)
       out[#out + 1] = (ok and "- met  " or "- MISS ") .. text
     end
   end
+  local function x(v) return v and ("%.2f×"):format(v) or "n/a" end
   for _, t in ipairs(transports) do
-    local o, s, c = all.oneshot[t.name], all.seq[t.name], all.conc[t.name]
-    local function ratio(g, id, base) return ratio_of(g[id], g[base or "raw"]) end
-    local r = ratio(o, "alloy")
-    add(r and r <= 1.2, ("%s one-shot get_jwt_token.lua ≤ 1.2× raw C time: %s"):format(t.name,
-      r and ("%.2f×"):format(r) or "n/a"))
-    local rss = o.alloy and o.alloy.rss
-    add(rss and rss <= 12 * 1024, ("%s one-shot get_jwt_token.lua ≤ 12 MB peak RSS: %s"):format(t.name,
-      rss and ("%.1f MB"):format(rss / 1024) or "n/a"))
-    r = ratio(s, "alloy")
-    add(r and r >= 0.95, ("%s sequential ≥ 0.95× raw C: %s"):format(t.name, r and ("%.2f×"):format(r) or "n/a"))
-    for _, b in ipairs { { "alloy", "results kept" }, { "alloy_stream", "on_result" } } do
-      r = ratio(c, b[1])
-      add(r and r >= 0.9, ("%s concurrent (%s) ≥ 0.9× raw C multi: %s"):format(t.name, b[2],
-        r and ("%.2f×"):format(r) or "n/a"))
-      rss = c[b[1]] and c[b[1]].rss
-      add(rss and rss <= 16 * 1024, ("%s concurrent (%s) ≤ 16 MB peak RSS: %s"):format(t.name, b[2],
-        rss and ("%.1f MB"):format(rss / 1024) or "n/a"))
+    for _, g in ipairs(GOALS) do
+      local kind, id, what, goal, rss_goal = g[1], g[2], g[3], g[4], g[5]
+      local group = all[kind][t.name]
+      local r = ratio_of(group[id], group.raw)
+      local at_most = kind == "oneshot"
+      add(r and (at_most and r <= goal or not at_most and r >= goal),
+        ("%s %s %s %.2f× raw C: %s"):format(t.name, what, at_most and "≤" or "≥", goal, x(r)))
+      local rss = group[id] and group.raw and group[id].rss and group.raw.rss and group[id].rss / group.raw.rss
+      add(rss and rss <= rss_goal, ("%s %s peak RSS ≤ %.2f× raw C: %s"):format(t.name, what, rss_goal, x(rss)))
     end
-    for _, g in ipairs { { "sequential", s, "alloy" }, { "concurrent", c, "alloy_stream" } } do
-      r = ratio(g[2], g[3], "node")
-      add(r and r >= 10, ("%s %s alloy ≥ 10× Node fetch: %s"):format(t.name, g[1],
-        r and ("%.1f×"):format(r) or "n/a"))
+    local node_rows = { { "sequential", all.seq[t.name], "alloy" }, { "concurrent", all.conc[t.name], "alloy_stream" } }
+    for _, g in ipairs(node_rows) do
+      local r = ratio_of(g[2][g[3]], g[2].node)
+      add(r and r >= 10, ("%s %s alloy ≥ 10× Node fetch: %s"):format(t.name, g[1], r and ("%.1f×"):format(r) or "n/a"))
     end
   end
   return table.concat(out, "\n")
@@ -504,11 +587,12 @@ local function main()
     { name = "TLS", base = srv.tls_url, url = srv.tls_url .. TOKEN_PATH, ca = srv.ca_file },
   }
 
-  local all = { oneshot = {}, seq = {}, conc = {} }
-  for _, kind in ipairs { "oneshot", "seq", "conc" } do
+  local all = { oneshot = {}, seq = {}, conc = {}, each = {} }
+  local runs = { oneshot = ONESHOT_RUNS, seq = ROUNDS, conc = ROUNDS, each = EACH_ROUNDS }
+  for _, kind in ipairs(KINDS) do
     for _, t in ipairs(transports) do
       if ONLY[kind] and TRANSPORTS[t.name:lower()] then log("bench: %s over %s", kind, t.name) end
-      all[kind][t.name] = run_group(kind, t, kind == "oneshot" and ONESHOT_RUNS or ROUNDS)
+      all[kind][t.name] = run_group(kind, t, runs[kind])
     end
   end
   local elapsed = os.time() - t_start
@@ -557,7 +641,7 @@ local function main()
   doc[#doc + 1] = ""
   doc[#doc + 1] = spread_markdown(all, transports)
   doc[#doc + 1] = ""
-  doc[#doc + 1] = "## Targets (issue 5; informational, from this run)"
+  doc[#doc + 1] = "## Goals (issue 20; informational, from this run)"
   doc[#doc + 1] = ""
   doc[#doc + 1] = targets(all, transports)
   doc[#doc + 1] = ""

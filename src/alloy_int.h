@@ -25,6 +25,15 @@ typedef struct alloy_open_ctx {
   int module, methods, cjson;
 } alloy_open_ctx;
 
+/* A named operation's last URL built straight from its arguments (request_from_op): the
+ * same arguments again reuse that Lua string instead of expanding, checking and encoding
+ * the path and making a new string, for every request of a loop or a batch. */
+typedef struct op_url {
+  int ref;   /* the URL string in the registry, or LUA_NOREF */
+  abuf args; /* the path arguments it was made from: each one's length (size_t), then its bytes */
+  size_t path_off; /* where its path starts */
+} op_url;
+
 typedef struct client {
   http_conf conf;
   http_transfer single; /* one reused easy handle: keep-alive and TLS session reuse */
@@ -47,6 +56,7 @@ typedef struct client {
   char *ca_file;
   char *proxy;
   abuf scratch; /* URL and message building, reused across calls */
+  op_url *op_urls; /* one per row of alloy_ops */
   int transport_ref; /* a Lua function that sends instead of libcurl, or LUA_NOREF */
   int closed;   /* close() was called: any later use raises */
   int busy;     /* method calls in progress (see client_guarded) */
@@ -71,7 +81,7 @@ typedef struct prepared {
   size_t path_len;
   int raw;          /* do not decode the body */
   int url_table, url_index; /* where the URL's Lua string is: table[index], or the stack at index */
-  int anchor_lo, anchor_hi; /* a batch request's slots in the anchor table */
+  int anchor_hi;    /* a batch request's strings: anchor table[1 .. anchor_hi] */
   int in_batch;     /* its response table gets ok and value too: sized for them up front */
   const char *fail_code; /* a bad value: the request is not sent and fails with this */
   const char *fail_msg;

@@ -43,13 +43,14 @@ enum {
   ARG_REQUESTS,
   SLOT_ON_RESULT, /* the options argument is replaced by on_result, or nil */
   SLOT_ERROR,     /* on_result's error: the batch stops and raises it */
-  SLOT_ANCHORS,   /* the strings of the requests in flight */
   SLOT_RESULTS,   /* the results table (true with on_result: nothing is kept) */
   SLOT_STATE,     /* userdata: unsigned char per request */
   SLOT_SLOTS,     /* userdata: batch_slot per pooled transfer */
   SLOT_POOL,      /* userdata: http_transfer * per pooled transfer */
   SLOT_SCRATCH,   /* userdata: http_batch's 2 * width http_transfer * */
-  SLOT_TOP = SLOT_SCRATCH
+  SLOT_ANCHORS    /* and up: per pooled transfer, a table of the strings of its request, from
+                   * index 1 for each request (a table that grew with every request, its old
+                   * entries set to nil, was rehashed again and again: 1.2k instructions a string) */
 };
 
 /* What a pooled transfer runs, by its place in c->pool. */
@@ -64,7 +65,6 @@ typedef struct batch_ctx {
   unsigned char *state; /* per request */
   size_t n, cursor;     /* requests; the next one to consider sending */
   batch_slot *slots;
-  anchors keep;         /* strings of the requests in flight */
   const alloy_op *op;   /* the last op looked up: most batches repeat one */
   int streaming;        /* results go to on_result, not into the results table */
   int failed;           /* on_result raised */
@@ -158,15 +158,15 @@ static int batch_store_fresh(batch_ctx *b, size_t i, const http_response *r) {
 }
 
 /* Drops what anchored p once its result is out: memory then follows what is in flight. */
-static void release_anchors(batch_ctx *b, const prepared *p) {
-  for (int k = p->anchor_lo; k <= p->anchor_hi; k++) {
+static void release_anchors(batch_ctx *b, const prepared *p, int table) {
+  for (int k = 1; k <= p->anchor_hi; k++) {
     lua_pushnil(b->L);
-    lua_rawseti(b->L, b->keep.table, k);
+    lua_rawseti(b->L, table, k);
   }
 }
 
 /* http_batch's start: requests are prepared as transfers free up, so a batch holds only
- * what is in flight (its strings are anchored in keep until the result is out). */
+ * what is in flight (its strings are anchored in its transfer's table until the result is out). */
 static int batch_start(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
   lua_State *L = b->L;
@@ -178,14 +178,13 @@ static int batch_start(void *ud, http_transfer *t) {
     batch_slot *slot = &b->slots[t - b->c->pool];
     prepared *p = &slot->p;
     int top = lua_gettop(L);
-    int lo = b->keep.n + 1;
-    batch_prepare(b, i, &b->keep, p);
+    anchors keep = {L, SLOT_ANCHORS + (int)(t - b->c->pool), 0};
+    batch_prepare(b, i, &keep, p);
     lua_settop(L, top);
-    p->anchor_lo = lo;
-    p->anchor_hi = b->keep.n;
+    p->anchor_hi = keep.n;
     if (p->fail_code) { /* the request changed since it was checked */
       int stop = batch_store(b, i, NULL, p);
-      release_anchors(b, p);
+      release_anchors(b, p, keep.table);
       if (stop) return HTTP_STOP;
       continue;
     }
@@ -202,7 +201,7 @@ static int batch_finished(void *ud, http_transfer *t) {
   if (b->c->closed) return HTTP_STOP; /* by on_result: no more results either */
   batch_slot *slot = &b->slots[t - b->c->pool];
   int rc = batch_store(b, slot->request, &t->res, &slot->p);
-  release_anchors(b, &slot->p);
+  release_anchors(b, &slot->p, SLOT_ANCHORS + (int)(t - b->c->pool));
   return rc ? HTTP_STOP : 0;
 }
 
@@ -249,7 +248,6 @@ static int client_batch(lua_State *L) {
   b.n = n;
   b.streaming = !lua_isnil(L, SLOT_ON_RESULT);
   lua_pushnil(L); /* SLOT_ERROR */
-  lua_newtable(L); /* SLOT_ANCHORS */
   if (b.streaming)
     lua_pushboolean(L, 1);
   else
@@ -260,8 +258,9 @@ static int client_batch(lua_State *L) {
   http_transfer **pool_ptrs = lua_newuserdata(L, (width + 1) * sizeof *pool_ptrs);
   http_transfer **scratch = lua_newuserdata(L, 2 * (width + 1) * sizeof *scratch);
   memset(b.state, REQ_PENDING, n + 1);
-  b.keep.L = L;
-  b.keep.table = SLOT_ANCHORS;
+  luaL_checkstack(L, (int)width + 8, "client:batch");
+  for (size_t i = 0; i < width; i++) lua_createtable(L, 4, 0); /* SLOT_ANCHORS + i */
+  const int top = lua_gettop(L);
 
   /* Every request is checked before any is sent: misuse raises with nothing sent, and a
    * bad value (an id with a newline) fails in place. They are built again when sent. */
@@ -270,7 +269,7 @@ static int client_batch(lua_State *L) {
     anchors on_stack = {L, 0, 0};
     prepared p;
     batch_prepare(&b, i, &on_stack, &p);
-    lua_settop(L, SLOT_TOP);
+    lua_settop(L, top);
     if (p.fail_code) b.state[i] = REQ_BAD; /* reported below */
     else sendable++;
   }
@@ -303,7 +302,7 @@ static int client_batch(lua_State *L) {
         rc = batch_store(&b, i, &r, &p);
         http_response_free(&r);
       }
-      lua_settop(L, SLOT_TOP);
+      lua_settop(L, top);
     }
   } else if (sendable) {
     http_transfer *pool = ensure_pool(L, c, width);

@@ -60,6 +60,12 @@ static void client_release(lua_State *L, client *c) {
   c->base_url = c->embedded_url = c->api_version = NULL;
   c->ca_file = c->proxy = NULL;
   abuf_free(&c->scratch);
+  for (size_t i = 0; c->op_urls && i < alloy_op_count; i++) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->op_urls[i].ref);
+    abuf_free(&c->op_urls[i].args);
+  }
+  free(c->op_urls);
+  c->op_urls = NULL;
 }
 
 /* close(), __close and __gc: a call in progress (close() reached from on_result, a transport,
@@ -199,6 +205,9 @@ static int alloy_new(lua_State *L) {
   c->closed = 0;
   c->transport_ref = LUA_NOREF;
   c->conf = conf;
+  c->op_urls = calloc(alloy_op_count, sizeof *c->op_urls);
+  if (c->op_urls == NULL) luaL_error(L, "alloy: out of memory");
+  for (size_t i = 0; i < alloy_op_count; i++) c->op_urls[i].ref = LUA_NOREF;
   c->api_key = dup_string(L, key, key_len);
   c->api_version = dup_string(L, version, ver_len);
   c->base_url = opt_dup(L, OPT(OPT_BASE_URL));

@@ -278,6 +278,8 @@ typedef struct request_input {
   int json, body, query, headers;
   url_param_fn lookup; /* the values of the path's {name} placeholders */
   void *lookup_ud;
+  int url;             /* or the stack index of the URL, made already, its path at url_path_off */
+  size_t url_path_off;
 } request_input;
 
 /* Builds the wire request p from in; the strings it makes are anchored through a. Misuse
@@ -307,31 +309,34 @@ static void build_request(lua_State *L, client *c, const request_input *in, anch
 
   /* URL: base + [/version] + expanded path + query. */
   abuf *url = &c->scratch;
-  abuf_clear(url);
-  size_t path_off;
-  if (in->full_url) {
-    abuf_add(url, in->full_url, in->url_len);
-    /* Only the path, for messages: libcurl parses the URL it sends (no CURLU needed). */
-    const char *scheme_end = strstr(url->data, "://");
-    const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
-    path_off = slash ? (size_t)(slash - url->data) : url->len;
+  size_t path_off = in->url_path_off;
+  if (in->url) {
+    lua_pushvalue(L, in->url);
   } else {
-    abuf_adds(url, in->base);
-    path_off = url->len;
-    if (in->version_in_path) {
-      abuf_add(url, "/", 1);
-      abuf_adds(url, c->api_version);
+    abuf_clear(url);
+    if (in->full_url) {
+      abuf_add(url, in->full_url, in->url_len);
+      /* Only the path, for messages: libcurl parses the URL it sends (no CURLU needed). */
+      const char *scheme_end = strstr(url->data, "://");
+      const char *slash = scheme_end ? strchr(scheme_end + 3, '/') : NULL;
+      path_off = slash ? (size_t)(slash - url->data) : url->len;
+    } else {
+      abuf_adds(url, in->base);
+      path_off = url->len;
+      if (in->version_in_path) {
+        abuf_add(url, "/", 1);
+        abuf_adds(url, c->api_version);
+      }
+      const char *err = NULL;
+      char name[48];
+      if (url_expand(url, in->path, in->path_len, in->lookup, in->lookup_ud, &err, name, sizeof name) != 0) {
+        if (strcmp(err, "invalid path parameter") != 0) luaL_error(L, "%s: %s '%s'", who, err, name);
+        set_failure(L, p, a, "path parameter '%s' must be a non-empty id (a string without control characters, '/', '?' or '#', or a whole number)", name);
+      }
     }
-    const char *err = NULL;
-    char name[48];
-    if (url_expand(url, in->path, in->path_len, in->lookup, in->lookup_ud, &err, name, sizeof name) != 0) {
-      if (strcmp(err, "invalid path parameter") != 0) luaL_error(L, "%s: %s '%s'", who, err, name);
-      set_failure(L, p, a, "path parameter '%s' must be a non-empty id (a string without control characters, '/', '?' or '#', or a whole number)", name);
-    }
+    if (in->query) append_query(L, in->query, url);
+    lua_pushlstring(L, url->data, url->len);
   }
-  if (in->query) append_query(L, in->query, url);
-
-  lua_pushlstring(L, url->data, url->len);
   p->req.url = lua_tostring(L, -1);
   p->url_table = a->table;
   p->url_index = a->table ? a->n + 1 : lua_gettop(L);
@@ -454,6 +459,45 @@ static void op_spec(lua_State *L, const alloy_op *op, int first, int nargs, cons
   if (arg < first + nargs) luaL_error(L, "%s: too many arguments", who);
 }
 
+/* Whether the nparams arguments from first are the strings cached in key. */
+static int same_args(lua_State *L, int first, int nparams, const abuf *key) {
+  const char *k = key->data, *end = key->data + key->len;
+  for (int i = first; i < first + nparams; i++) {
+    size_t len, klen;
+    const char *v = lua_tolstring(L, i, &len);
+    if ((size_t)(end - k) < sizeof klen) return 0;
+    memcpy(&klen, k, sizeof klen);
+    k += sizeof klen;
+    if (klen != len || (size_t)(end - k) < len || memcmp(k, v, len) != 0) return 0;
+    k += len;
+  }
+  return k == end;
+}
+
+/* Remembers p's URL (its path from path_off) as op's, made from the nparams string arguments
+ * from first. */
+static void remember_url(lua_State *L, op_url *u, const prepared *p, size_t path_off, int first,
+                         int nparams) {
+  abuf_clear(&u->args);
+  for (int i = first; i < first + nparams; i++) {
+    size_t len;
+    const char *v = lua_tolstring(L, i, &len);
+    if (abuf_add(&u->args, &len, sizeof len) != 0 || abuf_add(&u->args, v, len) != 0) {
+      abuf_free(&u->args); /* out of memory: nothing is remembered */
+      luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
+      u->ref = LUA_NOREF;
+      return;
+    }
+  }
+  if (p->url_table)
+    lua_rawgeti(L, p->url_table, p->url_index);
+  else
+    lua_pushvalue(L, p->url_index);
+  luaL_unref(L, LUA_REGISTRYINDEX, u->ref);
+  u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  u->path_off = path_off;
+}
+
 /* Named operation op called with nargs arguments from index first: straight from the
  * arguments, unless an options table asks for the general path. */
 void request_from_op(lua_State *L, client *c, const alloy_op *op, int first, int nargs,
@@ -485,8 +529,19 @@ void request_from_op(lua_State *L, client *c, const alloy_op *op, int first, int
       in.json = lua_gettop(L);
     }
   }
+  /* Path arguments that are all strings: the URL of the last call with the same ones. */
+  op_url *u = &c->op_urls[op - alloy_ops];
+  int strings = nparams <= nargs;
+  for (int i = first; strings && i < first + nparams; i++) strings = lua_type(L, i) == LUA_TSTRING;
+  if (strings && u->ref != LUA_NOREF && same_args(L, first, nparams, &u->args)) {
+    luaL_checkstack(L, 1, "request");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
+    in.url = lua_gettop(L);
+    in.url_path_off = u->path_off;
+  }
   arg_lookup al = {L, first, last, a, who};
   in.lookup = lookup_arg;
   in.lookup_ud = &al;
   build_request(L, c, &in, a, op, p, who);
+  if (strings && !in.url && !p->fail_code) remember_url(L, u, p, strlen(in.base), first, nparams);
 }

@@ -6,6 +6,9 @@
 --   srv.ca_file            -- PEM of the throwaway CA that signed the TLS certificate
 --   srv.api_key            -- the fake bench key (only ever in files and environments)
 --   srv.user_id, srv.token -- the id the bench asks for and the JWT nginx answers with
+--   srv.connector, srv.action, srv.credential -- what `alloy run` executes, with which
+--                          connection: GET /connectors/<c>/actions/<a>, POST .../execute
+--   srv.executed           -- the body every execute answers
 --   srv:stop()             -- idempotent
 --
 -- Run directly (lua5.4 bench/nginx/server.lua) it starts, prints where it listens and waits
@@ -53,8 +56,14 @@ function M.start(opts)
     nginx = Nginx.BIN,
     api_key = opts.api_key or Nginx.random_key(32),
     user_id = opts.user_id or "65f1c2a9b3e4d5f6a7b8c9d0",
+    connector = "bench", action = "post_message", credential = "65f1c2a9b3e4d5f6a7b8c9d1",
   }, Server)
   self.token = make_jwt(self.user_id)
+  -- An action in the documented schema shape: no required parameter, one body field.
+  local schema = '{"action":{"id":"' .. self.action .. '","displayName":"Post a message","httpMethod":"POST",'
+    .. '"path":"/messages","parameters":[],"requestBody":{"type":"object","properties":'
+    .. '{"text":{"type":"string","description":"The message text"}}}}}'
+  self.executed = '{"success":true,"result":{"id":"6b0bce1d93a754c30fc8c03b","ok":true,"channel":"C0123"}}'
   local template = assert(Nginx.read(here .. "/nginx.conf.in"), "bench nginx: nginx.conf.in missing")
   self.proc = Nginx.start {
     name = "lua-alloy-bench", ports = 2, timeout = 5,
@@ -64,7 +73,7 @@ function M.start(opts)
         PREFIX = n.dir, PORT = ports[1], TLS_PORT = ports[2], KEY = self.api_key,
         WORKERS = opts.cpu and "1" or "2",
         AFFINITY = opts.cpu and ("worker_cpu_affinity 1" .. ("0"):rep(opts.cpu) .. ";") or "",
-        BODY = '{"token":"' .. self.token .. '"}',
+        BODY = '{"token":"' .. self.token .. '"}', SCHEMA = schema, EXECUTED = self.executed,
       }, "@([A-Z_]+)@")
     end,
   }
@@ -95,11 +104,12 @@ end
 if arg and arg[0] and arg[0]:match("nginx/server%.lua$") and (...) ~= "nginx.server" then
   local srv = M.start()
   srv.keep = os.getenv("KEEP") == "1"
-  local keyfile = srv:env_file("bench.env", { BENCH_API_KEY = srv.api_key })
+  local keyfile = srv:env_file("bench.env", { BENCH_API_KEY = srv.api_key, ALLOY_API_KEY = srv.api_key })
   io.write("plain: ", srv.url, "/users/", srv.user_id, "/token\n",
     "tls:   ", srv.tls_url, "/users/", srv.user_id, "/token\n",
+    "run:   ", srv.connector, " ", srv.action, " --credential ", srv.credential, "\n",
     "ca:    ", srv.ca_file, "\n",
-    "key:   BENCH_API_KEY in ", keyfile, "\n",
+    "key:   BENCH_API_KEY and ALLOY_API_KEY in ", keyfile, "\n",
     "prefix:", srv.prefix, "\nPress Enter to stop.\n")
   io.stdout:flush()
   io.read("*l")
