@@ -1,5 +1,7 @@
 /* client:batch: many requests over curl_multi (or one by one through a Lua transport),
- * prepared as transfers free up; results in a table or handed to on_result. */
+ * prepared as transfers free up; results in a table or handed to on_result. The requests are
+ * an array, or a function that hands them out one at a time (nil: no more; false: none now,
+ * ask again when a result is out): then only what is in flight is held, whatever the number. */
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +42,7 @@ enum { REQ_PENDING, REQ_BAD, REQ_SENT, REQ_DONE }; /* a batch request's state */
 /* client:batch's Lua stack: its arguments, then what it keeps alive while it runs. */
 enum {
   ARG_CLIENT = 1,
-  ARG_REQUESTS,
+  ARG_REQUESTS, /* the array, or the function that hands them out */
   SLOT_ON_RESULT, /* the options argument is replaced by on_result, or nil */
   SLOT_ERROR,     /* on_result's error: the batch stops and raises it */
   SLOT_RESULTS,   /* the results table (true with on_result: nothing is kept) */
@@ -57,13 +59,16 @@ enum {
 typedef struct batch_slot {
   prepared p;
   size_t request; /* the index of that request */
+  int busy;       /* it has one in flight */
 } batch_slot;
 
 typedef struct batch_ctx {
   lua_State *L;
   client *c;
-  unsigned char *state; /* per request */
+  unsigned char *state; /* per request (an array only) */
   size_t n, cursor;     /* requests; the next one to consider sending */
+  int source;           /* the requests come from a function: n counts those it gave */
+  int drained;          /* the function said nil */
   batch_slot *slots;
   const alloy_op *op;   /* the last op looked up: most batches repeat one */
   int streaming;        /* results go to on_result, not into the results table */
@@ -71,13 +76,16 @@ typedef struct batch_ctx {
   int failures;
 } batch_ctx;
 
-/* Prepares request i of the batch into p (pushing what it needs; the caller restores the
- * stack). Misuse raises, naming the request. */
-static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
+/* Prepares request i of the batch into p: the array's item, or (item > 0) the table at that
+ * stack index (pushing what it needs; the caller restores the stack). Misuse raises, naming
+ * the request. */
+static void batch_prepare_item(batch_ctx *b, size_t i, int item, anchors *a, prepared *p) {
   lua_State *L = b->L;
-  lua_rawgeti(L, ARG_REQUESTS, (int)i + 1);
-  if (!lua_istable(L, -1)) luaL_error(L, "client:batch: request %d must be a table", (int)i + 1);
-  int item = lua_gettop(L);
+  if (item == 0) {
+    lua_rawgeti(L, ARG_REQUESTS, (int)i + 1);
+    item = lua_gettop(L);
+  }
+  if (!lua_istable(L, item)) luaL_error(L, "client:batch: request %d must be a table", (int)i + 1);
   lua_getfield(L, item, "op");
   if (lua_isnil(L, -1)) {
     request_from_spec(L, b->c, item, a, NULL, p, "client:batch");
@@ -102,13 +110,18 @@ static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
   p->in_batch = 1;
 }
 
+static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
+  batch_prepare_item(b, i, 0, a, p);
+}
+
 /* The result of request i: the response (ok = true, value for a named op) or {ok = false,
- * error, code, res}; stored in results[i] or handed to on_result. r NULL: p failed
- * validation. Returns nonzero when on_result raised. */
-static int batch_store(batch_ctx *b, size_t i, const http_response *r, const prepared *p) {
+ * error, code, res, sent}; stored in results[i] or handed to on_result. r NULL: p failed
+ * validation. sent: for a request that never finished, whether it went out (the server may
+ * have acted), else -1. Returns nonzero when on_result raised. */
+static int batch_store_sent(batch_ctx *b, size_t i, const http_response *r, const prepared *p, int sent) {
   lua_State *L = b->L;
   int base = lua_gettop(L);
-  b->state[i] = REQ_DONE;
+  if (b->state) b->state[i] = REQ_DONE;
   int nres = r ? response_result(L, b->c, r, p) : alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
   int first = lua_gettop(L) - nres + 1; /* finish_request leaves scratch below its results */
   if (lua_isnil(L, first)) { /* nil, msg, code, res */
@@ -122,6 +135,10 @@ static int batch_store(batch_ctx *b, size_t i, const http_response *r, const pre
     lua_setfield(L, -2, "code");
     lua_pushvalue(L, first + 3);
     lua_setfield(L, -2, "res");
+    if (sent >= 0) {
+      lua_pushboolean(L, sent);
+      lua_setfield(L, -2, "sent");
+    }
   } else { /* res, or value, res */
     lua_pushvalue(L, nres == 2 ? first + 1 : first);
     lua_pushboolean(L, 1);
@@ -146,13 +163,18 @@ static int batch_store(batch_ctx *b, size_t i, const http_response *r, const pre
   return b->failed;
 }
 
-/* Prepares request i on the stack and stores its result: r, or p's own failure. */
-static int batch_store_fresh(batch_ctx *b, size_t i, const http_response *r) {
+static int batch_store(batch_ctx *b, size_t i, const http_response *r, const prepared *p) {
+  return batch_store_sent(b, i, r, p, -1);
+}
+
+/* Prepares request i of the array on the stack and stores its result: r, or p's own failure
+ * (sent as batch_store_sent takes it). */
+static int batch_store_fresh(batch_ctx *b, size_t i, const http_response *r, int sent) {
   int top = lua_gettop(b->L);
   anchors on_stack = {b->L, 0, 0};
   prepared p;
   batch_prepare(b, i, &on_stack, &p);
-  int rc = batch_store(b, i, p.fail_code ? NULL : r, &p);
+  int rc = batch_store_sent(b, i, p.fail_code ? NULL : r, &p, sent);
   lua_settop(b->L, top);
   return rc;
 }
@@ -172,14 +194,36 @@ static int batch_start(void *ud, http_transfer *t) {
   lua_State *L = b->L;
   if (b->c->closed) return HTTP_STOP; /* by on_result: nothing more is sent */
   for (;;) {
-    while (b->cursor < b->n && b->state[b->cursor] != REQ_PENDING) b->cursor++;
-    if (b->cursor == b->n) return HTTP_NO_MORE;
-    size_t i = b->cursor++;
+    size_t i;
+    int top = lua_gettop(L), item = 0;
+    if (b->source) { /* the next request from the function, held by the transfer's anchors */
+      if (b->drained) return HTTP_NO_MORE;
+      lua_pushvalue(L, ARG_REQUESTS);
+      lua_call(L, 0, 1);
+      if (lua_isnil(L, -1)) {
+        lua_settop(L, top);
+        b->drained = 1;
+        return HTTP_NO_MORE;
+      }
+      if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        lua_settop(L, top);
+        return HTTP_WAIT;
+      }
+      i = b->n++;
+      item = lua_gettop(L);
+    } else {
+      while (b->cursor < b->n && b->state[b->cursor] != REQ_PENDING) b->cursor++;
+      if (b->cursor == b->n) return HTTP_NO_MORE;
+      i = b->cursor++;
+    }
     batch_slot *slot = &b->slots[t - b->c->pool];
     prepared *p = &slot->p;
-    int top = lua_gettop(L);
     anchors keep = {L, SLOT_ANCHORS + (int)(t - b->c->pool), 0};
-    batch_prepare(b, i, &keep, p);
+    if (item) { /* the request table itself is anchored: p points into it */
+      lua_pushvalue(L, item);
+      lua_rawseti(L, keep.table, ++keep.n);
+    }
+    batch_prepare_item(b, i, item, &keep, p);
     lua_settop(L, top);
     p->anchor_hi = keep.n;
     if (p->fail_code) { /* the request changed since it was checked */
@@ -188,8 +232,9 @@ static int batch_start(void *ud, http_transfer *t) {
       if (stop) return HTTP_STOP;
       continue;
     }
-    b->state[i] = REQ_SENT;
+    if (b->state) b->state[i] = REQ_SENT;
     slot->request = i;
+    slot->busy = 1;
     t->req = p->req;
     return HTTP_STARTED;
   }
@@ -200,6 +245,7 @@ static int batch_finished(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
   if (b->c->closed) return HTTP_STOP; /* by on_result: no more results either */
   batch_slot *slot = &b->slots[t - b->c->pool];
+  slot->busy = 0;
   int rc = batch_store(b, slot->request, &t->res, &slot->p);
   release_anchors(b, &slot->p, SLOT_ANCHORS + (int)(t - b->c->pool));
   return rc ? HTTP_STOP : 0;
@@ -221,7 +267,8 @@ static int client_batch(lua_State *L) {
    * clears this when the call ends, however it ends. */
   if (c->batch_running) luaL_error(L, "alloy: batch already running on this client");
   c->batch_running = 1;
-  luaL_checktype(L, ARG_REQUESTS, LUA_TTABLE);
+  int source = lua_isfunction(L, ARG_REQUESTS);
+  if (!source) luaL_checktype(L, ARG_REQUESTS, LUA_TTABLE);
   lua_settop(L, SLOT_ON_RESULT);
   int has_options = !lua_isnil(L, SLOT_ON_RESULT);
   if (has_options) {
@@ -239,13 +286,16 @@ static int client_batch(lua_State *L) {
       luaL_error(L, "client:batch: on_result must be a function");
     lua_replace(L, SLOT_ON_RESULT);
   }
-  size_t n = ac_rawlen(L, ARG_REQUESTS);
-  size_t width = (size_t)concurrency < n ? (size_t)concurrency : n;
+  if (source && lua_isnil(L, SLOT_ON_RESULT))
+    luaL_error(L, "client:batch: requests from a function need on_result (nothing is kept)");
+  size_t n = source ? 0 : ac_rawlen(L, ARG_REQUESTS);
+  size_t width = source || (size_t)concurrency < n ? (size_t)concurrency : n;
   batch_ctx b;
   memset(&b, 0, sizeof b);
   b.L = L;
   b.c = c;
   b.n = n;
+  b.source = source;
   b.streaming = !lua_isnil(L, SLOT_ON_RESULT);
   lua_pushnil(L); /* SLOT_ERROR */
   if (b.streaming)
@@ -253,18 +303,20 @@ static int client_batch(lua_State *L) {
   else
     lua_createtable(L, (int)n, 0); /* SLOT_RESULTS */
   /* Bookkeeping lives in userdata, so nothing leaks if anything below raises. */
-  b.state = lua_newuserdata(L, n + 1);
+  b.state = source ? NULL : lua_newuserdata(L, n + 1);
+  if (source) lua_pushnil(L); /* SLOT_STATE */
   b.slots = lua_newuserdata(L, (width + 1) * sizeof *b.slots);
   http_transfer **pool_ptrs = lua_newuserdata(L, (width + 1) * sizeof *pool_ptrs);
   http_transfer **scratch = lua_newuserdata(L, 2 * (width + 1) * sizeof *scratch);
-  memset(b.state, REQ_PENDING, n + 1);
+  if (b.state) memset(b.state, REQ_PENDING, n + 1);
+  memset(b.slots, 0, (width + 1) * sizeof *b.slots);
   luaL_checkstack(L, (int)width + 8, "client:batch");
   for (size_t i = 0; i < width; i++) lua_createtable(L, 4, 0); /* SLOT_ANCHORS + i */
   const int top = lua_gettop(L);
 
   /* Every request is checked before any is sent: misuse raises with nothing sent, and a
    * bad value (an id with a newline) fails in place. They are built again when sent. */
-  size_t sendable = 0;
+  size_t sendable = source; /* a function's requests are checked as they come */
   for (size_t i = 0; i < n; i++) {
     anchors on_stack = {L, 0, 0};
     prepared p;
@@ -275,14 +327,16 @@ static int client_batch(lua_State *L) {
   }
   if (c->closed) luaL_error(L, "alloy: client is closed");
   for (size_t i = 0; i < n && !b.failed; i++)
-    if (b.state[i] == REQ_BAD) batch_store_fresh(&b, i, NULL);
+    if (b.state[i] == REQ_BAD) batch_store_fresh(&b, i, NULL, -1);
   if (b.failed) return batch_raise(L);
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result */
 
   int rc = 0;
   http_sigint_hold(); /* released by client_guarded when anything below raises */
   c->sigint_holds++;
-  if (sendable && c->transport_ref != LUA_NOREF) {
+  if (source && c->transport_ref != LUA_NOREF) {
+    luaL_error(L, "client:batch: requests from a function go over libcurl, not a transport");
+  } else if (sendable && c->transport_ref != LUA_NOREF) {
     sig_atomic_t mark = http_sigint_count();
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (b.state[i] != REQ_PENDING) continue;
@@ -318,13 +372,21 @@ static int client_batch(lua_State *L) {
   c->sigint_holds--;
   if (b.failed) return batch_raise(L);
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result: the rest were not sent */
-  if (rc != 0) { /* what never finished fails in place */
+  if (rc == 3) luaL_error(L, "client:batch: the requests function said false (none now) with none in flight");
+  if (rc != 0) { /* what never finished fails in place: in flight (sent, or not yet), then the rest */
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
     aborted.curl_code = rc == 2 ? CURLE_ABORTED_BY_CALLBACK : CURLE_FAILED_INIT;
     snprintf(aborted.errbuf, sizeof aborted.errbuf, rc == 2 ? "interrupted" : "batch aborted");
-    for (size_t i = 0; i < n && !b.failed; i++)
-      if (b.state[i] != REQ_DONE) batch_store_fresh(&b, i, &aborted);
+    for (size_t s = 0; s < width && !b.failed; s++) {
+      batch_slot *slot = &b.slots[s];
+      if (!slot->busy) continue;
+      slot->busy = 0;
+      batch_store_sent(&b, slot->request, &aborted, &slot->p, c->pool[s].on_wire);
+      release_anchors(&b, &slot->p, SLOT_ANCHORS + (int)s);
+    }
+    for (size_t i = 0; i < n && !b.failed && !source; i++)
+      if (b.state[i] != REQ_DONE) batch_store_fresh(&b, i, &aborted, 0);
     if (b.failed) return batch_raise(L);
   }
   lua_settop(L, SLOT_RESULTS);

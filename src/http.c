@@ -112,6 +112,7 @@ void http_sigint_release(void) {
 sig_atomic_t http_sigint_count(void) { return sigint_seen; }
 
 static int interrupted(sig_atomic_t mark) { return sigint_seen != mark; }
+int http_interrupted(sig_atomic_t mark) { return interrupted(mark); }
 
 /* libcurl's progress callback: nonzero aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
@@ -344,7 +345,7 @@ static double response_retry_after(CURL *e) {
   return strspn(v, "0") == digits ? 0 : HUGE_VAL;
 }
 
-static double backoff_delay(const http_conf *conf, int attempt, double retry_after) {
+double http_backoff(const http_conf *conf, int attempt, double retry_after) {
   double cap = conf->retry_max_wait;
   if (retry_after >= 0) return retry_after < cap ? retry_after : cap;
   double ceiling = conf->backoff;
@@ -360,8 +361,9 @@ static double retry_decision(http_transfer *t, const http_request *req) {
   if (!is_retryable(req, t->res.curl_code, t->res.status, 1)) return -1;
   int ok = t->res.curl_code == CURLE_OK;
   double retry_after = ok ? response_retry_after(t->easy) : -1;
+  t->res.retry_after = retry_after;
   if (!is_retryable(req, t->res.curl_code, t->res.status, retry_after >= 0)) return -1;
-  double delay = backoff_delay(t->conf, t->res.attempts, retry_after);
+  double delay = http_backoff(t->conf, t->res.attempts, retry_after);
   if (t->conf->debug) {
     char other[24];
     const char *why = t->res.curl_code != CURLE_OK ? alloy_curl_code((int)t->res.curl_code, other, sizeof other) : NULL;
@@ -376,6 +378,7 @@ static double retry_decision(http_transfer *t, const http_request *req) {
 
 void http_begin(http_transfer *t, sig_atomic_t mark) {
   t->sigint_mark = mark;
+  t->on_wire = 0;
   t->res.attempts = 0;
   t->res.total_time = 0;
 }
@@ -384,6 +387,7 @@ void http_begin(http_transfer *t, sig_atomic_t mark) {
 double http_attempt_done(http_transfer *t, const http_request *req, CURLcode code) {
   double total = 0;
   t->res.curl_code = code;
+  t->res.retry_after = -1;
   curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->res.status);
   curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &total);
   t->res.total_time += total;
@@ -415,78 +419,11 @@ CURLcode http_perform(http_transfer *t, const http_request *req) {
 
 void http_multi_add(CURLM *m, http_transfer *t, const http_request *req) {
   transfer_setup(t, req);
+  t->on_wire = 1;
+  t->sent_at = http_now();
   /* Over TLS a batch's transfers wait for a connection that may multiplex (HTTP/2, when the
    * server offers it) instead of each opening its own; plain HTTP here is HTTP/1.1 only. */
   curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, (long)(strncmp(req->url, "https:", 6) == 0));
   curl_multi_add_handle(m, t->easy);
 }
 
-int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer **scratch,
-               http_start_fn start_next, http_done_fn done, void *ud) {
-  http_transfer **idle = scratch, **waiting = scratch + pool_size;
-  size_t n_idle = pool_size, n_waiting = 0, active = 0;
-  int more = 1;
-  sig_atomic_t mark = sigint_seen;
-  memcpy(idle, pool, pool_size * sizeof *idle);
-  for (;;) {
-    if (interrupted(mark)) return 2; /* nothing more is started, nor waited for */
-    while (more && n_idle > 0) {
-      http_transfer *t = idle[n_idle - 1];
-      int s = start_next(ud, t);
-      if (s == HTTP_STOP) return 1;
-      if (s == HTTP_NO_MORE) {
-        more = 0;
-        break;
-      }
-      n_idle--;
-      active++;
-      http_begin(t, mark);
-      http_multi_add(m, t, &t->req);
-    }
-    if (active == 0) return 0;
-    double now = http_now();
-    double next_wake = -1;
-    for (size_t i = 0; i < n_waiting;) {
-      http_transfer *t = waiting[i];
-      if (t->retry_at <= now) {
-        waiting[i] = waiting[--n_waiting];
-        http_multi_add(m, t, &t->req);
-        continue;
-      }
-      if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
-      i++;
-    }
-    int running = 0;
-    if (curl_multi_perform(m, &running) != CURLM_OK) return -1;
-    CURLMsg *msg;
-    int queued, freed = 0;
-    while ((msg = curl_multi_info_read(m, &queued)) != NULL) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      http_transfer *t = NULL;
-      CURL *easy = msg->easy_handle;
-      CURLcode code = msg->data.result;
-      curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
-      curl_multi_remove_handle(m, easy);
-      double delay = http_attempt_done(t, &t->req, code);
-      if (delay >= 0) {
-        t->retry_at = http_now() + delay;
-        waiting[n_waiting++] = t;
-        if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
-        continue;
-      }
-      /* The caller copies what it needs; the buffers serve the transfer's next request. */
-      idle[n_idle++] = t;
-      active--;
-      freed = 1;
-      if (done(ud, t) != 0) return 1;
-    }
-    if (freed && more) continue; /* start what is queued before waiting on anything */
-    if (active == 0) continue;
-    int wait_ms = 1000;
-    if (next_wake >= 0) {
-      double ms = (next_wake - http_now()) * 1000;
-      wait_ms = ms < 0 ? 0 : ms < 1000 ? (int)ms + 1 : 1000;
-    }
-    if (running > 0 || n_waiting > 0) curl_multi_poll(m, NULL, 0, wait_ms, NULL);
-  }
-}

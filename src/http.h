@@ -37,6 +37,7 @@ typedef struct http_response {
   int too_large;
   int transport_failed; /* a Lua transport failed; errbuf says why */
   int attempts;
+  double retry_after; /* the last answer's Retry-After in seconds, or -1 for none */
   double total_time;
   abuf body;
   abuf headers;  /* raw header block of the last response */
@@ -53,6 +54,8 @@ typedef struct http_transfer {
   /* Batch bookkeeping. */
   http_request req; /* the request this transfer runs */
   double retry_at;
+  double sent_at; /* when its last attempt was put on the wire */
+  int on_wire;    /* an attempt of its request went out: the server may have acted */
   sig_atomic_t sigint_mark; /* the SIGINT count when its call began: a new one aborts it */
 } http_transfer;
 
@@ -89,14 +92,23 @@ void http_multi_add(CURLM *m, http_transfer *t, const http_request *req);
 double http_attempt_done(http_transfer *t, const http_request *req, CURLcode code);
 /* Seconds on the monotonic clock the waits are measured with. */
 double http_now(void);
+/* The wait before attempt+1: retry_after (>= 0) capped, or the exponential backoff. */
+double http_backoff(const http_conf *conf, int attempt, double retry_after);
+/* Whether a SIGINT came since the count was mark. */
+int http_interrupted(sig_atomic_t mark);
 
-/* A batch over curl_multi m, one request in flight per pooled transfer. start(ud, t) gives
- * an idle transfer its next request (sets t->req): HTTP_STARTED, HTTP_NO_MORE, or HTTP_STOP.
+/* http_batch.c: a batch over curl_multi m, one request in flight per pooled transfer.
+ * start(ud, t) gives an idle transfer its next request (sets t->req): HTTP_STARTED,
+ * HTTP_NO_MORE, HTTP_WAIT (none now: ask again once a request has finished) or HTTP_STOP.
  * done(ud, t) is called when t's request has finished, retries included (from this loop,
  * never from inside libcurl; t->res is only valid during the call): 0, or HTTP_STOP.
- * scratch holds 2 * pool_size pointers. Returns 0; 1 when stopped, or 2 when a SIGINT
- * stopped it, with the unfinished transfers still on m; -1 when curl_multi failed. */
-enum { HTTP_STARTED, HTTP_NO_MORE, HTTP_STOP };
+ * A 429 is about the host, not the request: every request to that host waits for the pause
+ * it asked for (Retry-After, else a backoff the host's refusals grow), and once the host has
+ * refused as many rounds in a row as a request may be retried, what is left for it fails
+ * without being sent (a 429 whose body says so). scratch holds 2 * pool_size pointers.
+ * Returns 0; 1 when stopped, 2 when a SIGINT stopped it, with the unfinished transfers still
+ * on m; 3 when start waited with nothing in flight; -1 when curl_multi failed. */
+enum { HTTP_STARTED, HTTP_NO_MORE, HTTP_STOP, HTTP_WAIT };
 typedef int (*http_start_fn)(void *ud, http_transfer *t);
 typedef int (*http_done_fn)(void *ud, http_transfer *t);
 int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer **scratch,
