@@ -74,7 +74,31 @@ typedef struct batch_ctx {
   int streaming;        /* results go to on_result, not into the results table */
   int failed;           /* on_result raised */
   int failures;
+  sig_atomic_t sigint_mark; /* SIGINTs seen when the batch began */
+  int interrupted;          /* the requests function was not asked: Ctrl-C came first */
+  int hook_held;            /* the host's hook is set aside (below) */
+  lua_Hook hook;
+  int hook_mask, hook_count;
 } batch_ctx;
+
+/* After a Ctrl-C, lua.c (and LuaJIT) sets a hook that raises "interrupted!" at the next Lua
+ * call. The batch sets it aside until its results are out, so on_result sees every request
+ * end (done, or interrupted with sent = whether it went out), then puts it back: the host
+ * stops right after batch returns, as it asked. */
+static void batch_hold_hook(batch_ctx *b) {
+  if (b->hook_held || http_sigint_count() == b->sigint_mark) return;
+  b->hook = lua_gethook(b->L);
+  b->hook_mask = lua_gethookmask(b->L);
+  b->hook_count = lua_gethookcount(b->L);
+  lua_sethook(b->L, NULL, 0, 0);
+  b->hook_held = 1;
+}
+
+static void batch_release_hook(batch_ctx *b) {
+  if (!b->hook_held) return;
+  b->hook_held = 0;
+  lua_sethook(b->L, b->hook, b->hook_mask, b->hook_count);
+}
 
 /* Prepares request i of the batch into p: the array's item, or (item > 0) the table at that
  * stack index (pushing what it needs; the caller restores the stack). Misuse raises, naming
@@ -120,6 +144,7 @@ static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
  * have acted), else -1. Returns nonzero when on_result raised. */
 static int batch_store_sent(batch_ctx *b, size_t i, const http_response *r, const prepared *p, int sent) {
   lua_State *L = b->L;
+  batch_hold_hook(b);
   int base = lua_gettop(L);
   if (b->state) b->state[i] = REQ_DONE;
   int nres = r ? response_result(L, b->c, r, p) : alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
@@ -193,6 +218,11 @@ static int batch_start(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
   lua_State *L = b->L;
   if (b->c->closed) return HTTP_STOP; /* by on_result: nothing more is sent */
+  batch_hold_hook(b);
+  if (b->hook_held) { /* Ctrl-C: nothing more is asked for */
+    b->interrupted = 1;
+    return HTTP_STOP;
+  }
   for (;;) {
     size_t i;
     int top = lua_gettop(L), item = 0;
@@ -246,15 +276,17 @@ static int batch_finished(void *ud, http_transfer *t) {
   if (b->c->closed) return HTTP_STOP; /* by on_result: no more results either */
   batch_slot *slot = &b->slots[t - b->c->pool];
   slot->busy = 0;
-  int rc = batch_store(b, slot->request, &t->res, &slot->p);
+  /* one a refusing host kept from being sent says so (sent = false) */
+  int rc = batch_store_sent(b, slot->request, &t->res, &slot->p, t->on_wire ? -1 : 0);
   release_anchors(b, &slot->p, SLOT_ANCHORS + (int)(t - b->c->pool));
   return rc ? HTTP_STOP : 0;
 }
 
 /* Raises on_result's error. */
-static int batch_raise(lua_State *L) {
-  lua_pushvalue(L, SLOT_ERROR);
-  return lua_error(L);
+static int batch_raise(batch_ctx *b) {
+  batch_release_hook(b);
+  lua_pushvalue(b->L, SLOT_ERROR);
+  return lua_error(b->L);
 }
 
 static const char *const batch_options[] = {"concurrency", "on_result"};
@@ -297,6 +329,7 @@ static int client_batch(lua_State *L) {
   b.n = n;
   b.source = source;
   b.streaming = !lua_isnil(L, SLOT_ON_RESULT);
+  b.sigint_mark = http_sigint_count();
   lua_pushnil(L); /* SLOT_ERROR */
   if (b.streaming)
     lua_pushboolean(L, 1);
@@ -328,7 +361,8 @@ static int client_batch(lua_State *L) {
   if (c->closed) luaL_error(L, "alloy: client is closed");
   for (size_t i = 0; i < n && !b.failed; i++)
     if (b.state[i] == REQ_BAD) batch_store_fresh(&b, i, NULL, -1);
-  if (b.failed) return batch_raise(L);
+  batch_release_hook(&b); /* nothing was sent: a Ctrl-C meanwhile stops the host now */
+  if (b.failed) return batch_raise(&b);
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result */
 
   int rc = 0;
@@ -340,7 +374,10 @@ static int client_batch(lua_State *L) {
     sig_atomic_t mark = http_sigint_count();
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (b.state[i] != REQ_PENDING) continue;
-      if (c->closed) luaL_error(L, "alloy: client is closed"); /* by the transport: the rest are not sent */
+      if (c->closed) { /* by the transport: the rest are not sent */
+        batch_release_hook(&b);
+        luaL_error(L, "alloy: client is closed");
+      }
       if (http_sigint_count() != mark) { /* Ctrl-C: the transport may have swallowed lua.c's stop */
         rc = 2;
         break;
@@ -370,10 +407,10 @@ static int client_batch(lua_State *L) {
   }
   http_sigint_release();
   c->sigint_holds--;
-  if (b.failed) return batch_raise(L);
-  if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result: the rest were not sent */
-  if (rc == 3) luaL_error(L, "client:batch: the requests function said false (none now) with none in flight");
-  if (rc != 0) { /* what never finished fails in place: in flight (sent, or not yet), then the rest */
+  if (rc == 1 && b.interrupted) rc = 2;
+  if (rc != 0 && rc != 3 && !b.failed && !c->closed) {
+    /* what never finished fails in place: in flight (sent, or not yet), then the rest */
+    batch_hold_hook(&b);
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
     aborted.curl_code = rc == 2 ? CURLE_ABORTED_BY_CALLBACK : CURLE_FAILED_INIT;
@@ -387,8 +424,11 @@ static int client_batch(lua_State *L) {
     }
     for (size_t i = 0; i < n && !b.failed && !source; i++)
       if (b.state[i] != REQ_DONE) batch_store_fresh(&b, i, &aborted, 0);
-    if (b.failed) return batch_raise(L);
   }
+  batch_release_hook(&b);
+  if (b.failed) return batch_raise(&b);
+  if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result: the rest were not sent */
+  if (rc == 3) luaL_error(L, "client:batch: the requests function said false (none now) with none in flight");
   lua_settop(L, SLOT_RESULTS);
   lua_pushinteger(L, b.failures);
   return 2;

@@ -67,6 +67,9 @@ static double host_outcome(host_state *h, const http_transfer *t, double now) {
     if (now + wait > h->until) h->until = now + wait;
     h->paused_at = now;
     if (h->rounds > t->conf->retries) h->refusing = 1;
+  } else if (t->res.retry_after >= 0) { /* of this round, and it says how long */
+    double wait = http_backoff(t->conf, 1, t->res.retry_after);
+    if (now + wait > h->until) h->until = now + wait;
   }
   return h->until;
 }
@@ -140,13 +143,14 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       CURLcode code = msg->data.result;
       curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
       curl_multi_remove_handle(m, easy);
+      if (code == CURLE_ABORTED_BY_CALLBACK && http_interrupted(mark)) continue; /* the caller's to report */
       double delay = http_attempt_done(t, &t->req, code);
       double at = http_now();
       host_state *h = host_of(&hosts, t->req.url);
       double host_until = host_outcome(h, t, at);
       if (delay >= 0 && !(h && h->refusing)) {
-        t->retry_at = at + delay;
-        if (host_until > t->retry_at) t->retry_at = host_until;
+        /* a 429 goes again when its host's pause ends, with the others it held: one round */
+        t->retry_at = host_until > 0 ? host_until : at + delay;
         waiting[n_waiting++] = t;
         if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
         continue;
