@@ -21,6 +21,7 @@ static const struct code_row {
   [CODE_HEADERS_TOO_LARGE] = {"HEADERS_TOO_LARGE", 100, "a response header line is larger than libcurl accepts (100 KB)"},
   [CODE_JWT_DECODE] = {"JWT_DECODE", -1, "alloy.jwt_claims: not a JWT with a base64url JSON object payload"},
   [CODE_CANCELLED] = {"CANCELLED", -1, "a started request was cancelled (handle:cancel(), or client:close() before its callback ran)"},
+  [CODE_UNSUCCESSFUL] = {"UNSUCCESSFUL", -1, "a 2xx answer that says {\"success\": false}: the API did not do it"},
   {"UNSUPPORTED_PROTOCOL", CURLE_UNSUPPORTED_PROTOCOL, "the URL's scheme is not http or https"},
   {"URL_MALFORMAT", CURLE_URL_MALFORMAT, "the URL cannot be parsed"},
   {"COULDNT_RESOLVE_PROXY", CURLE_COULDNT_RESOLVE_PROXY, "the proxy's host name did not resolve"},

@@ -46,7 +46,8 @@ typedef enum alloy_code {
   CODE_BODY_TOO_LARGE,
   CODE_HEADERS_TOO_LARGE,
   CODE_JWT_DECODE,
-  CODE_CANCELLED
+  CODE_CANCELLED,
+  CODE_UNSUCCESSFUL
 } alloy_code;
 
 const char *alloy_code_name(alloy_code code);

@@ -188,6 +188,27 @@ static int shape_result(lua_State *L, const alloy_op *op, int json) {
   return 0;
 }
 
+/* No body, or only blanks (a 204, an empty 200). */
+static int body_blank(const http_response *r) {
+  for (size_t i = 0; i < r->body.len; i++) {
+    char ch = r->body.data[i];
+    if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') return 0;
+  }
+  return 1;
+}
+
+/* The decoded body at json says the API did not do it: {"success": false}. Alloy's deletes,
+ * execute and headless create answer {"success": true, ...}; a false is not documented either
+ * way, and reporting it done would be the one wrong answer. */
+static int said_unsuccessful(lua_State *L, int json) {
+  if (!lua_istable(L, json)) return 0;
+  lua_pushliteral(L, "success");
+  lua_rawget(L, json);
+  int no = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return no;
+}
+
 int response_result(lua_State *L, client *c, const http_response *r, const prepared *p) {
   if (r->transport_failed)
     return fail(L, c, p, r, alloy_code_name(CODE_TRANSPORT_ERROR), r->errbuf, strlen(r->errbuf), 0);
@@ -211,7 +232,7 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
   push_response(L, r, p);
   int res = lua_gettop(L);
   char json_err[96] = "";
-  if (!p->raw && r->body.len > 0) {
+  if (!p->raw && !body_blank(r)) {
     lua_getfield(L, CJSON_UPVALUE, "decode");
     lua_getfield(L, res, "body");
     lua_call(L, 1, 2);
@@ -246,6 +267,14 @@ int response_result(lua_State *L, client *c, const http_response *r, const prepa
   } else if (p->op == NULL) {
     lua_pushvalue(L, res);
     n = 1;
+  } else if (p->op->result == RESULT_JSON && said_unsuccessful(L, json)) {
+    alloy_server_detail(L, json, "", 0, c->api_key, &detail);
+    if (detail.len == 0) abuf_adds(&detail, "the API answered success: false");
+    n = fail(L, c, p, r, alloy_code_name(CODE_UNSUCCESSFUL), detail.data, detail.len, res);
+  } else if (p->op->result == RESULT_JSON && lua_isnil(L, json)) {
+    lua_pushboolean(L, 1); /* 204, or a 2xx with no body: done, nothing to say */
+    lua_pushvalue(L, res);
+    n = 2;
   } else if (shape_result(L, p->op, json)) {
     lua_pushvalue(L, res);
     n = 2;

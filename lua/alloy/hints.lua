@@ -230,6 +230,12 @@ M.BY_CODE = {
   UNSUPPORTED_PROTOCOL = bad_url, URL_MALFORMAT = bad_url,
   INVALID_ARGUMENT = "ids are non-empty, without control characters, '/', '?' or '#' (or whole numbers);"
     .. " header values have no CR, LF or NUL",
+  UNSUCCESSFUL = function(f, h)
+    local what = f.op == "execute_action" and "the action did not run as asked (the connector's message above says"
+      .. " why); check the input and the connection (" .. h:connections() .. ")"
+      or "the API answered that it did not do it (success: false); the message above says why"
+    return what .. (f.op == "delete_credential" and h:then_run("what the user has now", "connections") or "")
+  end,
   INTERRUPTED = "stopped by Ctrl-C; nothing more was sent",
   CANCELLED = "cancelled before it finished (its handle was cancelled, or its client closed); a request already"
     .. " sent may have been acted on",
