@@ -191,6 +191,21 @@ describe("connect", function()
       assert.same({}, creds())
     end)
 
+    it("--verbose: a server echoing the secret in a header or its error does not show it", function()
+      sb:fault { method = "POST", path = "/credentials$", status = 400,
+                 headers = { ["X-Echo"] = "got " .. SECRET, ["X-Short"] = "a1b2c3d4e5f" },
+                 body = { message = "bad apiKey " .. SECRET } }
+      local r = connect({ "--connector", "acuityScheduling", "--field", "userId=1", "--verbose" },
+                        { stdin = SECRET .. "\n", secrets = { SECRET } })
+      assert.equal(1, r.code, r.stderr)
+      no_secret(r)
+      assert.matches("\n< X-Echo: got [REDACTED]\n", r.stderr, 1, true)
+      assert.matches("\nerror: HTTP_400: bad apiKey [REDACTED] (POST /connectors/acuityScheduling/credentials)",
+        r.stderr, 1, true)
+      -- a piece of 8 or more of it, as the key's rule
+      assert.matches("\n< X-Short: [REDACTED]\n", r.stderr, 1, true)
+    end)
+
     it("stdin ended before the secret: exit 2 naming the field", function()
       local r = connect { "--connector", "twilio", "--field", "username=AC42" }
       assert.equal(2, r.code)

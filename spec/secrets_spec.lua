@@ -315,4 +315,30 @@ describe("the API key never appears, even when a hostile server echoes it", func
       end
     end
   end)
+
+  it("client:add_secret: a value masked as the key is, in messages and in debug lines", function()
+    local secret, short = "conn-S3cret-v4lue-99", "pw12"
+    sb:fault { path = "^/users$", status = 403, body = { message = secret .. " said " .. short },
+               headers = { ["X-Echo"] = "conn%2DS3cret%2Dv4lue%2D99 " .. short .. " " .. secret:upper() } }
+    local out, err, code = run.lua_code(([[
+      local alloy = require "alloy"
+      local c = alloy.new { api_key = %q, base_url = %q, retries = 0, debug = true }
+      c:add_secret(%q)
+      c:add_secret(%q)
+      c:add_secret(%q) -- again: nothing changes
+      local _, msg = c:request { path = "/users" }
+      print(msg)
+      print(pcall(c.add_secret, c, ""))
+      print(pcall(c.add_secret, c, "a\0b"))
+    ]]):format(KEY, sb.url, secret, short, secret))
+    assert.equals(0, code, err)
+    -- what the server echoed: in a header, in the message, percent-encoded
+    assert.is_nil((out .. err):find(secret, 1, true), out .. err)
+    assert.is_nil((out .. err):find("S3cret-v", 1, true))
+    assert.is_nil((out .. err):find("conn%2DS3cret", 1, true))
+    assert.is_nil((out .. err):find(short, 1, true))
+    assert.matches("< X-Echo: [REDACTED] [REDACTED] [REDACTED]\n", err, 1, true)
+    assert.equals("HTTP_403: [REDACTED] said [REDACTED] (GET /users)", run.lines(out)[1])
+    assert.matches("\nfalse\t[^\n]*a secret is a non%-empty string without NUL%)\nfalse\t", out)
+  end)
 end)

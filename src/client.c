@@ -46,6 +46,10 @@ static void client_release(lua_State *L, client *c) {
   c->pool_size = 0;
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
+  for (size_t i = 0; i < c->conf.also_count; i++) wipe_free(c->conf.also_secret[i]);
+  free(c->conf.also_secret);
+  c->conf.also_secret = NULL;
+  c->conf.also_count = 0;
   wipe_free(c->api_key);
   wipe_free(c->auth_header);
   c->api_key = c->auth_header = NULL;
@@ -279,6 +283,25 @@ static int client_op(lua_State *L) {
   return run_single(L, c, &p);
 }
 
+/* client:add_secret(value): one more value (a connector's password, a token) this client
+ * never prints: masked as the key is in its messages and debug output. */
+enum { MAX_ALSO_SECRETS = 32 };
+static int client_add_secret(lua_State *L) {
+  client *c = method_client(L);
+  size_t n;
+  const char *s = luaL_checklstring(L, 2, &n);
+  luaL_argcheck(L, n > 0 && n == strlen(s), 2, "a secret is a non-empty string without NUL");
+  for (size_t i = 0; i < c->conf.also_count; i++)
+    if (strcmp(c->conf.also_secret[i], s) == 0) return 0;
+  if (c->conf.also_count == MAX_ALSO_SECRETS) luaL_error(L, "client:add_secret: at most %d secrets", MAX_ALSO_SECRETS);
+  char **list = realloc(c->conf.also_secret, (c->conf.also_count + 1) * sizeof *list);
+  if (list == NULL) luaL_error(L, "alloy: out of memory");
+  c->conf.also_secret = list;
+  list[c->conf.also_count] = dup_string(L, s, n);
+  c->conf.also_count++;
+  return 0;
+}
+
 static const luaL_Reg client_meta[] = {
   {"__gc", client_gc},
   {"__close", client_close},
@@ -317,6 +340,8 @@ void client_open(lua_State *L, const alloy_open_ctx *o) {
   lua_pushvalue(L, o->cjson);
   lua_pushcclosure(L, client_request, 1);
   lua_setfield(L, o->methods, "request");
+  lua_pushcfunction(L, client_add_secret);
+  lua_setfield(L, o->methods, "add_secret");
   lua_newtable(L); /* alloy.operations */
   for (size_t i = 0; i < alloy_op_count; i++) {
     lua_pushvalue(L, o->cjson);

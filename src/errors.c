@@ -363,6 +363,15 @@ void alloy_redact(abuf *out, const char *s, size_t n, const char *secret) {
   redact_all(out, s, n, secret, REDACT_MIN, NULL);
 }
 
+void alloy_redact_value(abuf *out, const char *s, size_t n, const char *secret) {
+  size_t k = secret ? strlen(secret) : 0;
+  if (k == 0) {
+    abuf_add(out, s, n);
+    return;
+  }
+  redact_all(out, s, n, secret, k < REDACT_MIN ? k : REDACT_MIN, NULL);
+}
+
 void alloy_excerpt(abuf *out, const char *s, size_t n, size_t limit, const char *secret) {
   abuf tmp = {0};
   /* Enough input for limit bytes of output even when some is masked or collapsed, plus a

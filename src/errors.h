@@ -24,6 +24,8 @@ void alloy_server_detail(lua_State *L, int json_idx, const char *body, size_t bo
  * as given, in other letter case, percent-encoded (once or twice), JSON-escaped (\uXXXX,
  * \/) or in any mix of these. One rule for every message and the --verbose output. */
 void alloy_redact(abuf *out, const char *s, size_t n, const char *secret);
+/* As alloy_redact, for a value that may be shorter than a key: pieces of min(8, its length). */
+void alloy_redact_value(abuf *out, const char *s, size_t n, const char *secret);
 /* Appends s redacted, then as one printable line (control bytes as spaces, invalid UTF-8 as
  * '?') of at most limit bytes, ending in "..." when cut: redacting first, so a key the cut
  * would halve is masked whole. */

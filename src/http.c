@@ -169,18 +169,35 @@ static int starts_with_ci(const char *s, size_t n, const char *prefix) {
   return n >= k && strncasecmp(s, prefix, k) == 0;
 }
 
-/* Writes one debug line as messages are written (errors.c): the key masked in every form,
- * control bytes and invalid UTF-8 from the server scrubbed. */
-static void debug_line(const char *prefix, const char *s, size_t n, const char *secret) {
-  abuf line = {0};
-  alloy_excerpt(&line, s, n, 2 * n + 16, secret);
+void http_redact_also(const http_conf *conf, abuf *text) {
+  for (size_t i = 0; i < conf->also_count && text->len > 0; i++) {
+    abuf out = {0};
+    alloy_redact_value(&out, text->data, text->len, conf->also_secret[i]);
+    abuf_free(text);
+    *text = out;
+  }
+}
+
+/* Writes one debug line as messages are written (errors.c): the key and the values added
+ * with client:add_secret masked in every form, control bytes and invalid UTF-8 from the
+ * server scrubbed. */
+static void debug_line(const char *prefix, const char *s, size_t n, const http_conf *conf) {
+  abuf line = {0}, raw = {0};
+  if (conf->also_count) { /* before the cut: a value cut in half would no longer match */
+    abuf_add(&raw, s, n);
+    http_redact_also(conf, &raw);
+    s = raw.data ? raw.data : "";
+    n = raw.len;
+  }
+  alloy_excerpt(&line, s, n, 2 * n + 16, conf->secret);
   fprintf(stderr, "%s%s\n", prefix, line.data ? line.data : "");
   abuf_free(&line);
+  abuf_free(&raw);
 }
 
 /* Prints headers to stderr with credentials replaced, line by line: the Authorization
  * headers entirely, and the key wherever else it shows (a server may echo it). */
-static void debug_lines(const char *prefix, const char *data, size_t size, const char *secret) {
+static void debug_lines(const char *prefix, const char *data, size_t size, const http_conf *conf) {
   const char *p = data, *end = data + size;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -193,7 +210,7 @@ static void debug_lines(const char *prefix, const char *data, size_t size, const
       else if (starts_with_ci(p, shown, "proxy-authorization:"))
         fprintf(stderr, "%sProxy-Authorization: [REDACTED]\n", prefix);
       else
-        debug_line(prefix, p, shown, secret);
+        debug_line(prefix, p, shown, conf);
     }
     p += n + (eol ? 1 : 0);
   }
@@ -203,9 +220,9 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
   const http_conf *conf = ud;
   (void)h;
   switch (type) {
-    case CURLINFO_TEXT: debug_lines("* ", data, size, conf->secret); break;
-    case CURLINFO_HEADER_OUT: debug_lines("> ", data, size, conf->secret); break;
-    case CURLINFO_HEADER_IN: debug_lines("< ", data, size, conf->secret); break;
+    case CURLINFO_TEXT: debug_lines("* ", data, size, conf); break;
+    case CURLINFO_HEADER_OUT: debug_lines("> ", data, size, conf); break;
+    case CURLINFO_HEADER_IN: debug_lines("< ", data, size, conf); break;
     default: break;
   }
   return 0;

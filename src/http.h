@@ -20,7 +20,13 @@ typedef struct http_conf {
   int insecure;
   int debug;
   const char *secret;     /* never printed: replaced in debug output */
+  char **also_secret;     /* more values masked the same way (client:add_secret) */
+  size_t also_count;
 } http_conf;
+
+/* Masks the values of conf->also_secret in text (in place): after the key's own redaction,
+ * for what the module prints (debug lines, failure messages). */
+void http_redact_also(const http_conf *conf, abuf *text);
 
 typedef struct http_request {
   const char *method;

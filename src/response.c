@@ -85,6 +85,7 @@ static int fail(lua_State *L, client *c, const prepared *p, const http_response 
                 const char *detail, size_t detail_len, int res) {
   alloy_format_message(&c->scratch, code, detail, detail_len, p->req.method, p->path, p->path_len,
                        r ? r->attempts : 0, c->api_key);
+  http_redact_also(&c->conf, &c->scratch);
   return alloy_push_failure(L, c->scratch.data, code, res);
 }
 

@@ -135,8 +135,7 @@ local function inputs(ctx, connector, entry, given)
     end
     if v ~= nil and v ~= "" then
       data[f.name], any = v, true
-      -- masked in all that is printed from now on, as the key is (a shorter one whole)
-      if f.secret then ctx.out:secret(v, math.min(8, #v)) end
+      if f.secret then ctx:secret(v) end
     end
   end
   local config_id = ctx.args.auth_config

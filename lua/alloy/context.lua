@@ -9,6 +9,7 @@
 --   ctx:new_client(extra) -> another client, with extra options (retries = 0, ...)
 --                            Every client is closed when the command ends.
 --   ctx:call(op, ...)     -> client:<op>(...) -> value, res; a failure (with its op) is raised
+--   ctx:secret(value)     a value never printed: masked in the output and by every client
 --   ctx:check(v, err, ...)-> v, ... when v is not nil, else raises err
 --   ctx:print_table(rows) the result table on stdout (aligned on a terminal, TSV otherwise)
 --   ctx:say_table(rows)   a table of narrative on stderr (always aligned)
@@ -33,7 +34,7 @@ Context.__index = Context
 function M.new(o)
   return setmetatable({ name = o.row and o.row.name, row = o.row, cmd = o.cmd, args = o.args or {},
                         out = o.out or require("alloy.output").new(), mode = o.mode or "alloy",
-                        cfg = o.cfg, default_client = o.client, clients = {} }, Context)
+                        cfg = o.cfg, default_client = o.client, clients = {}, secrets = {} }, Context)
 end
 
 function Context:invocation()
@@ -66,7 +67,18 @@ function Context:new_client(extra)
   for k, v in pairs(extra or {}) do options[k] = v end
   local client = self:check(config.client(self:config(), options))
   self.clients[#self.clients + 1] = client
+  for _, s in ipairs(self.secrets) do client:add_secret(s) end
   return client
+end
+
+-- A value never to be printed (a connector's secret field): masked, as the key is, in all
+-- that is printed from now on and in every client's messages and --verbose lines (a shorter
+-- one whole).
+function Context:secret(value)
+  self.out:secret(value, math.min(8, #value))
+  self.secrets[#self.secrets + 1] = value
+  for _, client in ipairs(self.clients) do client:add_secret(value) end
+  if self.default_client then self.default_client:add_secret(value) end -- a host's own, too
 end
 
 function Context:client()
