@@ -42,7 +42,7 @@ describe("alloy module", function()
       local idempotent = { COULDNT_CONNECT = "always", GOT_NOTHING = "always", SEND_ERROR = "always",
                            RECV_ERROR = "always", HTTP_429 = "always", HTTP_502 = "always", HTTP_503 = "always",
                            HTTP_504 = "always" }
-      assert.same({ method = "GET", path = "/users/{userId}/token", service = "embedded", retried = idempotent },
+      assert.same({ method = "GET", path = "/users/{userId}/token?userId={userId}", service = "embedded", retried = idempotent },
         alloy.operations.user_token)
     end)
 
@@ -513,7 +513,7 @@ describe("alloy module", function()
       assert.equals("eyJhIjoxfQ.eyJiIjoyfQ.c2ln", token)
       assert.equals("a, b", res.headers["x-many"])
       assert.equals("GET", seen.method)
-      assert.equals(sb.embedded_url .. "/users/u%201/token", seen.url)
+      assert.equals(sb.embedded_url .. "/users/u%201/token?userId=u%201", seen.url)
       local names = {}
       for _, h in ipairs(seen.headers) do names[h[1]:lower()] = h[2] end
       assert.equals("Bearer " .. sb.api_key, names.authorization)

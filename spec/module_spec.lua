@@ -58,7 +58,7 @@ describe("alloy.defaults", function()
     local c = alloy.new { api_key = KEY }
     local d = alloy.defaults
     local req = assert(c:prepare("user_token", "u1"))
-    assert.equals(d.embedded_url .. "/users/u1/token", req.url)
+    assert.equals(d.embedded_url .. "/users/u1/token?userId=u1", req.url)
     assert.equals(d.timeout, req.timeout)
     local names = {}
     for _, h in ipairs(req.headers) do names[h[1]:lower()] = h[2] end

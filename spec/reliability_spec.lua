@@ -418,7 +418,9 @@ describe("reliability", function()
           assert.equals("INVALID_ARGUMENT", results[i].code, id)
         else
           assert.equals("HTTP_404", results[i].code, id)
-          local path = results[i].res.url:match("^https?://[^/]+(/[^?#]*)$")
+          local path, query = results[i].res.url:match("^https?://[^/]+(/[^?#]*)%?userId=([^?#&]*)$")
+          -- the query repeats the path's id, encoded the same way
+          assert.equals(path and path:match("^/users/([^/]+)/token$"), query)
           assert.is_string(path, results[i].res.url)
           local seg = path:match("^/users/([^/]+)/token$")
           assert.is_string(seg, id .. " -> " .. path)

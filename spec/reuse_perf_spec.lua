@@ -26,7 +26,7 @@ describe("a named operation called again", function()
     for _, id in ipairs(ids) do
       local token, res_or_msg, _, res = c:user_token(id)
       res = token and res_or_msg or res
-      assert.equals(sb.embedded_url .. "/users/" .. id .. "/token", res.url)
+      assert.equals(sb.embedded_url .. "/users/" .. id .. "/token?userId=" .. id, res.url)
     end
     local want = {}
     for i, id in ipairs(ids) do want[i] = "/users/" .. id .. "/token" end
@@ -70,7 +70,7 @@ describe("a named operation called again", function()
     for i = 1, 12 do
       local id = (i % 3 == 0) and other or uid
       reqs[i] = { op = "user_token", args = { id } }
-      want[i] = sb.embedded_url .. "/users/" .. id .. "/token"
+      want[i] = sb.embedded_url .. "/users/" .. id .. "/token?userId=" .. id
     end
     reqs[13] = { op = "user_token", args = { "x\n" } }
     local results, failures = c:batch(reqs, { concurrency = 4 })

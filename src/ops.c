@@ -3,7 +3,8 @@
 #include <string.h>
 
 const alloy_op alloy_ops[] = {
-  {"user_token", "GET", SERVICE_EMBEDDED, "/users/{userId}/token", 0, RESULT_FIELD, "token",
+  /* the 2025-09 reference sends userId in the query as well as the path */
+  {"user_token", "GET", SERVICE_EMBEDDED, "/users/{userId}/token?userId={userId}", 0, RESULT_FIELD, "token",
    RETRY_BY_METHOD},
   {"create_user", "POST", SERVICE_BASE, "/users", 1, RESULT_JSON, NULL, RETRY_BY_METHOD},
   {"list_users", "GET", SERVICE_BASE, "/users", 0, RESULT_LIST, NULL, RETRY_BY_METHOD},

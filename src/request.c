@@ -96,25 +96,49 @@ static const char *lookup_param(void *ud, const char *name, size_t name_len, siz
   return v;
 }
 
-/* A named operation's path parameters: its positional arguments, in template order. */
+/* A named operation's path parameters: its positional arguments, in template order; a name
+ * met again (in the template's query: ?userId={userId}) takes the same value. */
+enum { ARGS_SEEN = 4 };
 typedef struct arg_lookup {
   lua_State *L;
   int next, last;
   anchors *a;
   const char *who;
+  struct {
+    const char *name, *value;
+    size_t name_len, value_len;
+  } seen[ARGS_SEEN];
+  int n_seen;
 } arg_lookup;
+
+static const char *seen_arg(arg_lookup *al, const char *name, size_t name_len, const char *v, size_t *value_len) {
+  if (al->n_seen < ARGS_SEEN) {
+    al->seen[al->n_seen].name = name;
+    al->seen[al->n_seen].name_len = name_len;
+    al->seen[al->n_seen].value = v;
+    al->seen[al->n_seen].value_len = *value_len;
+    al->n_seen++;
+  }
+  return v;
+}
 
 static const char *lookup_arg(void *ud, const char *name, size_t name_len, size_t *value_len) {
   arg_lookup *al = ud;
   lua_State *L = al->L;
+  for (int k = 0; k < al->n_seen; k++) {
+    if (al->seen[k].name_len == name_len && memcmp(al->seen[k].name, name, name_len) == 0) {
+      *value_len = al->seen[k].value_len;
+      return al->seen[k].value;
+    }
+  }
   int i = al->next++;
   int t = i <= al->last ? lua_type(L, i) : LUA_TNIL;
-  if (t == LUA_TSTRING) return lua_tolstring(L, i, value_len);
+  if (t == LUA_TSTRING) return seen_arg(al, name, name_len, lua_tolstring(L, i, value_len), value_len);
   if (t == LUA_TNUMBER) {
     luaL_checkstack(L, 2, "path parameters");
     const char *v = number_param(L, i, value_len); /* a copy: the caller's argument stays a number */
     anchor(al->a);
-    return v;
+    return seen_arg(al, name, name_len, v, value_len);
   }
   char shown[48];
   snprintf(shown, sizeof shown, "%.*s", (int)name_len, name);
@@ -154,8 +178,9 @@ static void append_query(lua_State *L, int query, abuf *url) {
     lua_insert(L, -2);
   }
   qsort(pairs, n, sizeof pairs[0], compare_keys);
+  int has_query = url->len > 0 && memchr(url->data, '?', url->len) != NULL; /* the template's own */
   for (size_t i = 0; i < n; i++) {
-    abuf_add(url, i == 0 ? "?" : "&", 1);
+    abuf_add(url, i == 0 && !has_query ? "?" : "&", 1);
     url_encode(url, pairs[i].key, strlen(pairs[i].key));
     abuf_add(url, "=", 1);
     url_encode(url, pairs[i].value, pairs[i].value_len);
@@ -423,8 +448,8 @@ static void op_spec(lua_State *L, const alloy_op *op, int first, int nargs, cons
   lua_newtable(L);
   int spec = lua_gettop(L);
   lua_newtable(L);
-  const char *s = op->path;
-  while ((s = strchr(s, '{')) != NULL) {
+  const char *s = op->path, *query = strchr(op->path, '?');
+  while ((s = strchr(s, '{')) != NULL && (query == NULL || s < query)) {
     const char *e = strchr(s, '}');
     char name[48];
     snprintf(name, sizeof name, "%.*s", (int)(e - s - 1), s + 1);
@@ -502,8 +527,9 @@ static void remember_url(lua_State *L, op_url *u, const prepared *p, size_t path
  * arguments, unless an options table asks for the general path. */
 void request_from_op(lua_State *L, client *c, const alloy_op *op, int first, int nargs,
                        anchors *a, prepared *p, const char *who) {
-  int nparams = 0;
-  for (const char *s = op->path; (s = strchr(s, '{')) != NULL; s++) nparams++;
+  int nparams = 0; /* in the path: the query's repeat them */
+  const char *query = strchr(op->path, '?');
+  for (const char *s = op->path; (s = strchr(s, '{')) != NULL && (query == NULL || s < query); s++) nparams++;
   int last = first + nargs - 1;
   int body = op->has_body ? first + nparams : 0;
   int options = first + nparams + (op->has_body ? 1 : 0);
@@ -539,7 +565,7 @@ void request_from_op(lua_State *L, client *c, const alloy_op *op, int first, int
     in.url = lua_gettop(L);
     in.url_path_off = u->path_off;
   }
-  arg_lookup al = {L, first, last, a, who};
+  arg_lookup al = {L, first, last, a, who, {{0}}, 0};
   in.lookup = lookup_arg;
   in.lookup_ud = &al;
   build_request(L, c, &in, a, op, p, who);

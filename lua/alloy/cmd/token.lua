@@ -79,6 +79,11 @@ local function print_token(ctx, doc)
   end
 end
 
+-- The URL called, without its query (the token call repeats userId there): the endpoint.
+local function endpoint(url)
+  return url and (url:gsub("%?.*$", ""))
+end
+
 function M.run(ctx)
   local cfg = ctx:config{ user = true }
   local alloy = require "alloy"
@@ -87,7 +92,7 @@ function M.run(ctx)
     local results, first = probe.run(ctx, cfg)
     if not first then return nil, probe.failure(results) end
     local v = first.variant
-    local url = first.res.url or v.host.url
+    local url = endpoint(first.res.url) or v.host.url
     ctx.out:say("first working variant: #%d %s %s (%s)", first.row.n, v.method, url,
       v.in_path and ("version in the path, /" .. v.version) or ("x-api-version: " .. v.version .. " header"))
     if v.method == "GET" and not v.in_path and v.host.service == "base" and v.host.url ~= cfg.embedded_url then
@@ -102,7 +107,7 @@ function M.run(ctx)
   end
 
   local token, res = ctx:call("user_token", cfg.user_id)
-  local url = res.url or (cfg.embedded_url .. "/users/" .. cfg.user_id .. "/token")
+  local url = endpoint(res.url) or (cfg.embedded_url .. "/users/" .. cfg.user_id .. "/token")
   local iso = summary(ctx.out, cfg.user_id, "GET", url, cfg.api_version .. " (x-api-version header)", token, alloy)
   local id, typed = resolved(alloy, token, cfg.user_id)
   print_token(ctx, { token = token, userId = id, user = typed, expiresAt = iso, endpoint = url,
