@@ -42,8 +42,8 @@ describe("alloy module", function()
       local idempotent = { COULDNT_CONNECT = "always", GOT_NOTHING = "always", SEND_ERROR = "always",
                            RECV_ERROR = "always", HTTP_429 = "always", HTTP_502 = "always", HTTP_503 = "always",
                            HTTP_504 = "always" }
-      assert.same({ method = "GET", path = "/users/{userId}/token?userId={userId}", service = "embedded", retried = idempotent },
-        alloy.operations.user_token)
+      assert.same({ method = "GET", path = "/users/{userId}/token?userId={userId}", service = "embedded",
+                    retried = idempotent }, alloy.operations.user_token)
     end)
 
     it("states each operation's retry rule as the wire follows it (what hints say)", function()
