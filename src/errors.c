@@ -163,21 +163,58 @@ static size_t match_span(const unsigned char *s, size_t n, const unsigned char *
  * at least this long, options.c). */
 #define REDACT_MIN 8
 
+/* The offsets of the secret a match may start at (those with room for a window), chained by
+ * their byte (letter case folded): a text byte is tried only against the offsets that hold it,
+ * one or two for a key of mixed letters and digits, instead of all of them. */
+typedef struct start_index {
+  int first[256];
+  int *next;
+  int own[256]; /* next, for a secret of up to 256 offsets */
+} start_index;
+
+static int start_index_build(start_index *x, const unsigned char *key, size_t starts) {
+  x->next = starts <= 256 ? x->own : malloc(starts * sizeof *x->next);
+  if (x->next == NULL) return -1;
+  for (int b = 0; b < 256; b++) x->first[b] = -1;
+  for (size_t j = starts; j-- > 0;) {
+    unsigned char b = fold(key[j]);
+    x->next[j] = x->first[b];
+    x->first[b] = (int)j;
+  }
+  return 0;
+}
+
+static void start_index_free(start_index *x) {
+  if (x->next != x->own) free(x->next);
+}
+
 /* As alloy_redact, masking pieces of `window` bytes (the whole secret when it is shorter). */
 static void redact_window(abuf *out, const char *s, size_t n, const char *secret, size_t window) {
   static const char mask[] = "[REDACTED]";
   const unsigned char *u = (const unsigned char *)s, *key = (const unsigned char *)secret;
   size_t k = secret ? strlen(secret) : 0, from = 0;
   if (window > k) window = k;
-  for (size_t i = 0; window > 0 && i + window <= n;) {
-    size_t best = 0;
-    /* Only a key byte (any case) or the start of an encoding can begin a match: the scripts
-     * pass all their output through here, so most offsets are ruled out with one compare. */
-    int encoded = u[i] == '%' || u[i] == '\\' || u[i] == '+';
-    for (size_t j = 0; j + window <= k; j++) {
-      if (!encoded && fold(u[i]) != fold(key[j])) continue;
-      size_t count, span = match_span(u + i, n - i, key, k, j, &count);
-      if (count >= window && span > best) best = span;
+  if (window == 0 || n < window) { /* nothing can match */
+    abuf_add(out, s, n);
+    return;
+  }
+  start_index x;
+  int indexed = start_index_build(&x, key, k - window + 1) == 0; /* else every offset, slower */
+  for (size_t i = 0; i + window <= n;) {
+    size_t best = 0, count, span;
+    /* The start of an encoding may stand for any byte: every offset. Else only those that
+     * hold this byte. The scripts pass all their output through here. */
+    if (u[i] == '%' || u[i] == '\\' || u[i] == '+' || !indexed) {
+      for (size_t j = 0; j + window <= k; j++) {
+        if (u[i] != '%' && u[i] != '\\' && u[i] != '+' && fold(u[i]) != fold(key[j])) continue;
+        span = match_span(u + i, n - i, key, k, j, &count);
+        if (count >= window && span > best) best = span;
+      }
+    } else {
+      for (int j = x.first[fold(u[i])]; j >= 0; j = x.next[j]) {
+        span = match_span(u + i, n - i, key, k, (size_t)j, &count);
+        if (count >= window && span > best) best = span;
+      }
     }
     if (best == 0) {
       i++;
@@ -189,6 +226,7 @@ static void redact_window(abuf *out, const char *s, size_t n, const char *secret
     from = i;
   }
   abuf_add(out, s + from, n - from);
+  if (indexed) start_index_free(&x);
 }
 
 /* Base64 of the secret, a server may echo it so (a Basic header, a token it wraps): the
