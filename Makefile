@@ -79,7 +79,17 @@ endef
 
 .PHONY: all deps deps-build deps-run deps-demo deps-test deps-check check-build-deps print-packages deps-browser test run-tests test-all examples-module demo lint clean install completions bench bench-quick soak sanitize sanitize-build valgrind fuzz fuzz-build sandbox
 
-all: $(MODULE)
+all: $(MODULE) $(BUILD_DIR)/luac/index
+
+# The modules as this ABI's bytecode, for a one-shot command that would otherwise compile them
+# all on every run (alloy.paths loads one only while its source is unchanged). argparse too:
+# it is most of the source a command compiles.
+LUA_MODULES := $(wildcard lua/alloy/*.lua lua/alloy/cmd/*.lua)
+$(BUILD_DIR)/luac/index: $(LUA_MODULES) tools/precompile.lua
+	@mkdir -p $(BUILD_DIR)/luac
+	@echo "precompile: $(BUILD_DIR)/luac"
+	@$(LUA) tools/precompile.lua $(BUILD_DIR)/luac argparse \
+	  $(foreach f,$(LUA_MODULES),$(subst /,.,$(patsubst lua/%.lua,%,$(f)))=$(f))
 
 $(BUILD_DIR)/%.o: src/%.c $(HDRS) | check-build-deps
 	@mkdir -p $(BUILD_DIR)
@@ -234,7 +244,7 @@ fuzz: fuzz-build
 	exit $$fail
 
 lint:
-	luacheck --no-color lua spec bench examples fuzz
+	luacheck --no-color lua spec bench examples fuzz tools
 
 # libcurl's compile-time checks of curl_easy_setopt/getinfo argument types (typecheck-gcc.h),
 # which the run-time loading in src/curl_api.h bypasses: every source against the real

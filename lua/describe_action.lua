@@ -2,4 +2,5 @@
 -- Installed as alloy-describe-action; the command itself is lua/alloy/cmd/action.lua.
 local d = (arg and arg[0] or ""):match("^(.*)[/\\]") or "."
 package.path = d .. "/?.lua;" .. package.path
+require "alloy.paths" -- first: the modules after it load precompiled (build/<abi>/luac)
 require("alloy.main").script("action")

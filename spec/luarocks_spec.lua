@@ -56,7 +56,7 @@ end
 -- A copy of what the rockspec builds from (the Makefile builds into its build/).
 local function copy_source(src)
   local out, code = sh("mkdir -p " .. run.quote(src) .. " && cd " .. run.quote(ROOT) .. " && cp -R "
-    .. ROCKSPEC .. " Makefile src lua " .. run.quote(src))
+    .. ROCKSPEC .. " Makefile src lua tools " .. run.quote(src))
   assert.are.equal(0, code, out)
   return src
 end

@@ -22,10 +22,56 @@ local function script_dir()
   return a0:match("^(.*)[/\\]") or "."
 end
 
-local cpath_entry = script_dir() .. "/../build/" .. abi() .. "/?.so"
+local build = script_dir() .. "/../build/" .. abi()
+local cpath_entry = build .. "/?.so"
 
 if not package.cpath:find(cpath_entry, 1, true) then
   package.cpath = cpath_entry .. ";" .. package.cpath
+end
+
+-- The bytecode `make` compiled (tools/precompile.lua): a module whose source is still exactly
+-- what it was made from loads without compiling; any other, from its source as usual.
+local cache = build .. "/luac/"
+local index = io.open(cache .. "index", "rb")
+local searchers = package.searchers or package.loaders -- luacheck: ignore 143 (5.1)
+if index and searchers[2] then
+  index:close()
+  local load_bytecode = loadstring or load -- luacheck: ignore 113 (5.1)
+
+  local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+
+  local function searchpath(name)
+    if package.searchpath then return package.searchpath(name, package.path) end
+    for template in package.path:gmatch("[^;]+") do -- Lua 5.1
+      local path = template:gsub("%?", (name:gsub("%.", "/")))
+      local f = io.open(path, "rb")
+      if f then
+        f:close()
+        return path
+      end
+    end
+  end
+
+  table.insert(searchers, 2, function(name)
+    local blob = read(cache .. name:gsub("%.", "/") .. ".luac")
+    local length, from = (blob or ""):match("^alloy%-luac (%d+)\n()")
+    if not length then return nil end
+    local path = searchpath(name)
+    local source = path and read(path)
+    length = tonumber(length)
+    if not source or #source ~= length or blob:sub(from, from + length - 1) ~= source then return nil end
+    local chunk = blob:sub(from + length)
+    if chunk:byte(1) ~= 27 then return nil end -- only bytecode (Lua 5.1's loadstring takes text too)
+    local fn = load_bytecode(chunk, "@" .. path, "b")
+    if not fn then return nil end
+    return fn, path
+  end)
 end
 
 -- alloy.so is loaded here, before the helpers: a missing module is reported later, with
