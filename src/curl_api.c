@@ -52,6 +52,11 @@ static int bind_symbols(void *lib, char *err, size_t err_size) {
   BIND(multi_setopt, "curl_multi_setopt");
   BIND(multi_socket_action, "curl_multi_socket_action");
   BIND(multi_strerror, "curl_multi_strerror");
+  BIND(url, "curl_url");
+  BIND(url_cleanup, "curl_url_cleanup");
+  BIND(url_set, "curl_url_set");
+  BIND(url_get, "curl_url_get");
+  BIND(free, "curl_free");
   alloy_curl = api;
   return 0;
 }
