@@ -54,10 +54,10 @@ function M.suggest(f, lead, ...)
   return f
 end
 
--- Exit status for a failure code: 2 for bad input we sent (usage), 130 for Ctrl-C (as a
--- shell reports it), 1 for API/network.
+-- Exit status for a failure code: 2 for bad input we sent (usage) or a file we cannot read,
+-- 130 for Ctrl-C (as a shell reports it), 1 for API/network.
 function M.status_of(code)
-  if code == "INVALID_ARGUMENT" then return M.USAGE end
+  if code == "INVALID_ARGUMENT" or code == "FILE_READ" then return M.USAGE end
   if code == "INTERRUPTED" then return M.INTERRUPTED end
   return M.FAILURE
 end
