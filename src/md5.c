@@ -181,18 +181,22 @@ static int file_md5(lua_State *L) {
   }
   long long done = 0;
   double last = http_now();
-  ssize_t n;
-  while ((n = files_read(fd, block, MD5_BLOCK)) > 0) {
+  ssize_t n = 0;
+  /* on_progress: at the start, a few times a second, and at the end */
+  int raised = progress && report(L, progress, 0, size) != 0;
+  while (!raised && (n = files_read(fd, block, MD5_BLOCK)) > 0) {
     md5_update(ctx, block, (size_t)n);
     done += n;
     if (progress && http_now() - last >= 0.2) {
       last = http_now();
-      if (report(L, progress, done, size) != 0) {
-        md5_abandon(ctx);
-        close(fd);
-        return lua_error(L);
-      }
+      raised = report(L, progress, done, size) != 0;
     }
+  }
+  if (!raised && n == 0 && progress) raised = report(L, progress, done, size) != 0;
+  if (raised) {
+    md5_abandon(ctx);
+    close(fd);
+    return lua_error(L);
   }
   int read_failed = n < 0;
   close(fd);

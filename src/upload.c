@@ -301,23 +301,24 @@ static int transfer(lua_State *L, put *p, int progress) {
   curl_multi_add_handle(p->multi, p->t.easy);
   p->on_multi = 1;
   double last = http_now();
-  int running = 1;
-  while (running) {
+  int running = 1, raised = progress && report(L, progress, p) != 0; /* at the start, then a few times a second */
+  while (running && !raised) {
     if (curl_multi_perform(p->multi, &running) != CURLM_OK) return CURLE_OUT_OF_MEMORY;
     if (!running) break;
     curl_multi_poll(p->multi, NULL, 0, 100, NULL);
     if (progress && http_now() - last >= 0.2) {
       last = http_now();
-      if (report(L, progress, p) != 0) {
-        if (http_sigint_count() == p->t.sigint_mark) return -1;
-        lua_pop(L, 1); /* lua.c's stop, raised in the callback: the transfer fails as interrupted */
-        return CURLE_ABORTED_BY_CALLBACK;
-      }
+      raised = report(L, progress, p) != 0;
     }
   }
   int queued = 0;
-  CURLMsg *m = curl_multi_info_read(p->multi, &queued);
-  return m && m->msg == CURLMSG_DONE ? (int)m->data.result : CURLE_OUT_OF_MEMORY;
+  CURLMsg *m = raised ? NULL : curl_multi_info_read(p->multi, &queued);
+  int rc = m && m->msg == CURLMSG_DONE ? (int)m->data.result : CURLE_OUT_OF_MEMORY;
+  if (!raised && rc == CURLE_OK && progress) raised = report(L, progress, p) != 0; /* and at the end */
+  if (!raised) return rc;
+  if (http_sigint_count() == p->t.sigint_mark) return -1;
+  lua_pop(L, 1); /* lua.c's stop, raised in the callback: the transfer fails as interrupted */
+  return CURLE_ABORTED_BY_CALLBACK;
 }
 
 /* Pushes the response table of a 2xx or a refusal: status, body, raw_headers (headers on
