@@ -81,7 +81,7 @@ describe("embedded runs", function()
       { { "trigger", "Order Created", "--data", "@." }, "error: cannot read the data: . is a directory, not a file" },
       { { "trigger", "Order Created", "--data", "{}", "--each", "x" }, "--each and --data do not go together" },
       { { "trigger", "Order Created", "--concurrency", "2" }, "--concurrency goes with --each" },
-      { { "workflow", "run", "x", "--id", HUBSPOT }, "error: the workflow is given twice: give it once, by id or by name"
+      { { "workflow", "run", "x", "--id", HUBSPOT }, "error: the workflow is given twice: give it once, by id or by"
       },
       { { "workflow", "run", "--id", HUBSPOT, "--name", "x" }, "the workflow is given twice" },
       { { "workflow", "run", "--id", "not-an-id" }, '"not-an-id" is not a workflow id' },
