@@ -4,6 +4,7 @@
 -- anything is sent.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 
 local ORDER = { orderId = "1001", customerEmail = "ada@example.com" }
@@ -237,6 +238,86 @@ describe("embedded runs", function()
       assert.equal(1, res.attempts)
       assert.equal(1, #sent("^/run/event$"))
       c:close()
+    end)
+  end)
+  describe("the documentation", function()
+    it("docs/commands.md's commands run as printed", function()
+      local env = run.env(sb, uid)
+      local out, err, code = readme.run("lua5.4 lua/alloy_main.lua events --json", { env = env })
+      assert.equal(0, code, err)
+      assert.equal(2, cjson.decode(out).count)
+      out, err, code = readme.run('lua5.4 lua/alloy_main.lua trigger "Order Created" --data @order.json',
+        { env = env, files = { ["order.json"] = cjson.encode(ORDER) } })
+      assert.equal(0, code, err)
+      assert.equal('{"message":"Event successfully triggered"}\n', out)
+      -- luacheck: push no max line length (the documentation's commands, one literal each)
+      out, err, code = readme.run([[printf '%s\n' '{"orderId":"1","customerEmail":"a@example.com"}' '{"orderId":"2"}' | lua5.4 lua/alloy_main.lua trigger "Order Created" --each - --concurrency 2]],
+        { env = env })
+      assert.equal(0, code, err)
+      assert.equal(2, #run.lines(out))
+      assert.matches("2 lines: 2 succeeded, 0 failed", err, 1, true)
+      out, err, code = readme.run("lua5.4 lua/alloy_main.lua workflows", { env = env })
+      assert.equal(0, code, err)
+      assert.equal(4, #run.lines(out))
+      out, err, code = readme.run([[lua5.4 lua/alloy_main.lua workflow run "Sync a contact to HubSpot" --data '{"email":"ada@example.com","fullName":"Ada Lovelace"}']],
+        { env = env })
+      -- luacheck: pop
+      assert.equal(0, code, err)
+      assert.equal('{"message":"success"}\n', out)
+      assert.equal(7, executions())
+    end)
+
+    -- What changes from run to run: ids and times.
+    local function stable(text)
+      return (text:gsub("%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x%x", "<id>")
+        :gsub("%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ", "<time>"))
+    end
+
+    it("docs/embedded.md's walk-through runs as printed, from a new user to the log line, and shows that", function()
+      sb:reset() -- a fresh sandbox, as `make sandbox` starts: ada is made by the walk-through
+      local seeded = sb:create_user { username = "sandbox-user" }
+      local shown = {}
+      for block in readme.section("docs/embedded.md", "## From a new user to a log line"):gmatch("\n```text\n(.-)```") do
+        for cmd, output in block:gmatch("%$ ([^\n]+)\n([^$]*)") do shown[#shown + 1] = { cmd = cmd, output = output } end
+      end
+      local dir2 = readme.checkout()
+      run.write(dir2 .. "/.env.sandbox", ("ALLOY_API_KEY=%s\nALLOY_USER_ID=%s\nALLOY_BASE_URL=%s\nALLOY_EMBEDDED_URL=%s\n")
+        :format(sb.api_key, seeded, sb.url, sb.embedded_url), "600")
+      -- luacheck: push no max line length (the documentation's commands, one literal each)
+      local cmds = {
+        readme.command([[lua5.4 lua/alloy_main.lua users create ada --full-name "Ada Lovelace" --env-file .env.sandbox]]),
+        readme.command([[lua5.4 lua/alloy_main.lua events --env-file .env.sandbox]]),
+        readme.command([[lua5.4 lua/alloy_main.lua trigger "Order Created" --data '{"orderId":"1001","customerEmail":"ada@example.com"}' -u ada --env-file .env.sandbox]]),
+        readme.command([[lua5.4 lua/alloy_main.lua logs --since 5m --env-file .env.sandbox -u ada]]),
+        readme.command([[lua5.4 lua/alloy_main.lua trigger "Order Created" --data '{"orderId":"1002"}' -u ada --env-file .env.sandbox]]),
+        readme.command([[lua5.4 lua/alloy_main.lua logs --errors --env-file .env.sandbox -u ada]]),
+      }
+      -- luacheck: pop
+      local run_shown = readme.run -- (an alias: each command above is a checked literal of readme.command)
+      assert.equal(#cmds, #shown)
+      for i, cmd in ipairs(cmds) do
+        assert.equal(cmd, shown[i].cmd)
+        local out, err, code = run_shown(cmd, { cwd = dir2, tty = true })
+        assert.equal(0, code, out .. err)
+        assert.equal(stable(shown[i].output), stable(out))
+      end
+      run.rmdir(dir2)
+      -- ada's executions are those two triggers' only, and the log lines name her
+      assert.equal(4, sb:state().executions)
+    end)
+
+    it("docs/embedded.md's Lua example runs as printed", function()
+      local block = assert(readme.section("docs/embedded.md", "## From Lua"):match("\n```lua\n(.-)\n```"))
+      local file = dir .. "/example.lua"
+      run.write(file, ("arg = { [0] = %q }; package.path = %q .. package.path; require 'alloy.paths'\n")
+        :format(run.root .. "/lua/example.lua", run.root .. "/lua/?.lua;") .. block .. "\n")
+      local r = run.script(file, {}, { cwd = dir, env = run.env(sb, uid) })
+      assert.equal(0, r.code, r.stderr)
+      local lines = run.lines(r.stdout)
+      assert.equal(3, #lines, r.stdout)
+      assert.equal("Event successfully triggered", lines[1])
+      assert.matches("^[^\t]+\texecutionSuccess\tPost new orders to Slack\tada\t%x+$", lines[2])
+      assert.matches("^[^\t]+\texecutionSuccess\tLog orders in Notion\tada\t%x+$", lines[3])
     end)
   end)
 end)

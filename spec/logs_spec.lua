@@ -4,6 +4,7 @@
 -- on Ctrl-C with exit 130. Over real HTTP against the sandbox.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 
 local ORDER = { orderId = "1", customerEmail = "ada@example.com" }
@@ -248,5 +249,23 @@ describe("logs", function()
       local rows = lines_in(out)
       assert.equal("Post new tickets to Slack", cjson.decode(rows[3]).forgeWorkflow.name)
     end)
+  end)
+  it("docs/commands.md's commands run as printed; --follow stops on Ctrl-C", function()
+    trigger(1)
+    trigger(1, uid, { orderId = "2" })
+    local out, err, code = readme.run("lua5.4 lua/alloy_main.lua logs --errors --since 1h", { env = run.env(sb, uid) })
+    assert.equal(0, code, err)
+    assert.equal(2, #run.lines(out))
+    assert.is_nil(out:find("executionSuccess", 1, true))
+    local h = readme.background("lua5.4 lua/alloy_main.lua logs --follow --workflow 66a200000000000000000001",
+      { env = run.env(sb, uid) })
+    assert.truthy(run.wait_for(function() return #run.lines(h.stdout()) == 2 end, 20), h.stderr())
+    trigger(1)
+    assert.truthy(run.wait_for(function() return #run.lines(h.stdout()) == 3 end, 20), h.stderr())
+    local r = h:stop()
+    local rows = run.lines(r.stdout)
+    assert.equal(3, #rows)
+    for _, row in ipairs(rows) do assert.matches("\tPost new orders to Slack\t", row, 1, true) end
+    assert.matches("\ninterrupted\n$", r.stderr)
   end)
 end)

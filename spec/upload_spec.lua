@@ -5,6 +5,7 @@
 -- already there, and input refused before anything is sent.
 local Sandbox = require "sandbox"
 local run = require "run"
+local readme = require "readme"
 local cjson = require "cjson"
 local alloy = require "alloy"
 
@@ -311,5 +312,16 @@ print("done")
       assert.matches("\27[K" .. uid .. "_big.bin\n", r.stdout, 1, true) -- the progress line cleared first
       assert.equal(5000000, sb:state().objects[1].size)
     end)
+  end)
+  it("docs/commands.md's commands run as printed", function()
+    local env = run.env(sb, uid)
+    local out, err, code = readme.run("lua5.4 lua/alloy_main.lua upload report.csv --type text/csv",
+      { env = env, files = { ["report.csv"] = "a,b\n1,2\n" } })
+    assert.equal(0, code, err)
+    assert.equal(uid .. "_report.csv\n", out)
+    assert.equal("text/csv", sb:state().objects[1].contentType)
+    out, err, code = readme.run("lua5.4 lua/alloy_main.lua files | cut -f1", { env = env })
+    assert.equal(0, code, err)
+    assert.equal(uid .. "_report.csv\n", out)
   end)
 end)
