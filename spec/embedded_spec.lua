@@ -277,12 +277,15 @@ describe("embedded runs", function()
       sb:reset() -- a fresh sandbox, as `make sandbox` starts: ada is made by the walk-through
       local seeded = sb:create_user { username = "sandbox-user" }
       local shown = {}
-      for block in readme.section("docs/embedded.md", "## From a new user to a log line"):gmatch("\n```text\n(.-)```") do
-        for cmd, output in block:gmatch("%$ ([^\n]+)\n([^$]*)") do shown[#shown + 1] = { cmd = cmd, output = output } end
+      local section = readme.section("docs/embedded.md", "## From a new user to a log line")
+      for block in section:gmatch("\n```text\n(.-)```") do
+        for cmd, output in block:gmatch("%$ ([^\n]+)\n([^$]*)") do
+          shown[#shown + 1] = { cmd = cmd, output = output }
+        end
       end
       local dir2 = readme.checkout()
-      run.write(dir2 .. "/.env.sandbox", ("ALLOY_API_KEY=%s\nALLOY_USER_ID=%s\nALLOY_BASE_URL=%s\nALLOY_EMBEDDED_URL=%s\n")
-        :format(sb.api_key, seeded, sb.url, sb.embedded_url), "600")
+      run.write(dir2 .. "/.env.sandbox", ("ALLOY_API_KEY=%s\nALLOY_USER_ID=%s\nALLOY_BASE_URL=%s\n"
+        .. "ALLOY_EMBEDDED_URL=%s\n"):format(sb.api_key, seeded, sb.url, sb.embedded_url), "600")
       -- luacheck: push no max line length (the documentation's commands, one literal each)
       local cmds = {
         readme.command([[lua5.4 lua/alloy_main.lua users create ada --full-name "Ada Lovelace" --env-file .env.sandbox]]),
