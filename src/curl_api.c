@@ -7,16 +7,7 @@
 
 curl_api alloy_curl;
 
-/* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
-#define BIND(field, symbol)                                                   \
-  do {                                                                        \
-    void *fn = dlsym(lib, symbol);                                            \
-    if (fn == NULL) {                                                         \
-      snprintf(err, err_size, "libcurl has no %s", symbol);                   \
-      return -1;                                                              \
-    }                                                                         \
-    memcpy(&api.field, &fn, sizeof fn);                                       \
-  } while (0)
+#define BIND(field, symbol) ALLOY_BIND(api, lib, "libcurl", field, symbol, err, err_size)
 
 static void *open_libcurl(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl.so", "libcurl.4.dylib", NULL};

@@ -52,6 +52,19 @@ typedef struct curl_api {
 
 extern curl_api alloy_curl;
 
+/* In a function binding a library's symbols into a table: api.field = lib's symbol (dlsym gives
+ * a void *; POSIX guarantees it converts to a function pointer), or "<name> has no <symbol>"
+ * in err and -1 returned. curl_api.c binds libcurl with it, md5.c libcrypto. */
+#define ALLOY_BIND(api, lib, name, field, symbol, err, err_size)             \
+  do {                                                                        \
+    void *fn_ = dlsym(lib, symbol);                                           \
+    if (fn_ == NULL) {                                                        \
+      snprintf(err, err_size, "%s has no %s", name, symbol);                  \
+      return -1;                                                              \
+    }                                                                         \
+    memcpy(&(api).field, &fn_, sizeof fn_);                                   \
+  } while (0)
+
 /* Loads and initialises libcurl once; returns 0, or -1 with a reason in err. */
 int alloy_curl_load(char *err, size_t err_size);
 

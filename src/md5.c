@@ -29,15 +29,7 @@ typedef struct crypto_api {
 static crypto_api crypto;
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define BIND(field, symbol)                                                   \
-  do {                                                                        \
-    void *fn = dlsym(lib, symbol);                                            \
-    if (fn == NULL) {                                                         \
-      snprintf(err, err_size, "libcrypto has no %s", symbol);                 \
-      return -1;                                                              \
-    }                                                                         \
-    memcpy(&api.field, &fn, sizeof fn);                                       \
-  } while (0)
+#define BIND(field, symbol) ALLOY_BIND(api, lib, "libcrypto", field, symbol, err, err_size)
 
 static int bind_symbols(void *lib, char *err, size_t err_size) {
   crypto_api api;

@@ -11,6 +11,9 @@
 --   opts            concurrency (client:batch's), on_progress(done, sent, failed) as results come
 -- M.lines(text)   -> a source over the lines of text ("\r\n" or "\n")
 -- M.object(line)  -> the JSON object of a line, or nil, message, "INVALID_JSON" (a build's refusal)
+-- M.options(args, single, default) -> concurrency | nil, err (status 2): the --each and
+--   --concurrency options as a command takes them: --concurrency only with --each, --each not
+--   with the single run's input (args[single]: "body", "data")
 -- M.print(out, client, path, build, opts) -> 0 | nil, err: the --each of a command: the lines of
 --   file `path` (- for stdin, alloy.input.read), one line on stdout per input line, in order,
 --   {"line":n,"ok":true,"result":...} or {"line":n,"ok":false,"error":{message, code, status}},
@@ -33,6 +36,21 @@ function M.object(line)
     return nil, what and ("not a JSON object (" .. what .. ")") or ("not JSON: " .. err), "INVALID_JSON"
   end
   return v
+end
+
+function M.options(args, single, default)
+  local failure = require "alloy.failure"
+  if args.each and args[single] then
+    return nil, failure.usage(("--each and --%s do not go together"):format(single),
+      ("--each reads one %s per line"):format(single == "body" and "body" or "JSON object"))
+  end
+  if args.concurrency and not args.each then
+    return nil, failure.usage("--concurrency goes with --each", "--each <file> --concurrency <n>")
+  end
+  if not args.concurrency then return default end
+  local n, msg = require("alloy").check_option("concurrency", tonumber(args.concurrency) or args.concurrency)
+  if not n then return nil, failure.usage("--concurrency: " .. msg) end
+  return n
 end
 
 function M.run(client, source, build, on_result, opts)

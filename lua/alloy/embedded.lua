@@ -32,11 +32,11 @@ function M.check_data(data)
   return data
 end
 
--- client:<op>(...) -> value, res | nil, err (an alloy.failure carrying the op)
+-- A named operation: value, res | nil, err; an empty answer is {}.
 local function call(client, op, ...)
-  local v, msg, code, res = client[op](client, ...)
-  if v == nil then return nil, failure.api(msg, code, res, op) end
-  return v, msg
+  local v, res = failure.call(client, op, ...)
+  if failure.is(res) then return nil, res end
+  return v == nil and {} or v, res
 end
 
 function M.trigger(client, event, user, data)

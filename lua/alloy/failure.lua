@@ -16,6 +16,8 @@
 --   err.res      the response table, when there was one
 --   err.plain    the message is a plain line, not an error (the person declined): a command
 --                prints it as it is, with no "error:" and no hint
+-- M.call(client, op, ...) -> value, res | nil, err: a named operation, its failure as one
+--                (an empty 2xx body is nil, res: M.is(res) tells them apart)
 -- tostring(err) is the message.
 local M = {}
 
@@ -68,6 +70,14 @@ function M.api(msg, code, res, op)
   local f = M.new(msg or code or "request failed", nil, M.status_of(code))
   f.code, f.res, f.op = code, res, op
   return f
+end
+
+-- client:<op>(...) -> value, res | nil, err: the operation's failure as a failure (a success
+-- with an empty body is nil, res: tell them apart with M.is(res)).
+function M.call(client, op, ...)
+  local v, msg, code, res = client[op](client, ...)
+  if v == nil and type(msg) == "string" then return nil, M.api(msg, code, res, op) end
+  return v, msg
 end
 
 function M.is(v)

@@ -69,12 +69,12 @@ function M.page(client, query, skip, limit)
   local q = {}
   for k, v in pairs(query) do q[k] = v end
   q.skip, q.limit = skip, limit
-  local body, msg, code, res = client:list_logs({ query = q })
-  if body == nil then return nil, failure.api(msg, code, res, "list_logs") end
+  local body, res = failure.call(client, "list_logs", { query = q })
+  if failure.is(res) then return nil, res end
   local list, pagination = entries_of(body)
   if not list then
     return nil, failure.api("BAD_RESPONSE: the logs' answer has no list (notifications, data, or an array)"
-      .. " (GET /logs)", "BAD_RESPONSE", msg, "list_logs")
+      .. " (GET /logs)", "BAD_RESPONSE", res, "list_logs")
   end
   local out = {}
   for _, e in ipairs(list) do

@@ -91,25 +91,25 @@ function M.upload(client, path, opts)
     return nil, failure.api(msg, code, nil, "file_md5")
   end
   local headers = opts.user and { headers = { ["x-alloy-userid"] = opts.user } } or nil
-  local body, res, ccode, cres = client:upload_request({ filename = filename, mimeType = content_type,
-                                                          md5 = md5.base64 }, headers)
-  if body == nil then return nil, failure.api(res, ccode, cres, "upload_request") end
+  local body, berr = failure.call(client, "upload_request", { filename = filename, mimeType = content_type,
+                                                               md5 = md5.base64 }, headers)
+  if failure.is(berr) then return nil, berr end
   local answer, aerr = checked_answer(body, md5.base64)
   if not answer then return nil, aerr end
   local out = { s3Key = answer.s3Key, type = answer.type, md5 = md5.base64, size = md5.size, filename = filename,
                 content_type = content_type, sent = false }
   if answer.type == "existing" then return out end
   if opts.on_url then opts.on_url(answer.presignedUrl) end
-  local put, pmsg, pcode, pres = client:put_file(answer.presignedUrl, path, { content_type = content_type,
+  local _, perr = failure.call(client, "put_file", answer.presignedUrl, path, { content_type = content_type,
     md5 = md5.base64, on_progress = progress and function(done, total) progress("put", done, total) end })
-  if not put then return nil, failure.api(pmsg, pcode, pres, "put_file") end
+  if failure.is(perr) then return nil, perr end
   out.sent = true
   return out
 end
 
 function M.list(client, user)
-  local body, res, code, cres = client:list_files(user and { headers = { ["x-alloy-userid"] = user } } or nil)
-  if body == nil then return nil, failure.api(res, code, cres, "list_files") end
+  local body, res = failure.call(client, "list_files", user and { headers = { ["x-alloy-userid"] = user } } or nil)
+  if failure.is(res) then return nil, res end
   local files = type(body) == "table" and (body.files or body.data or (body[1] and body)) or nil
   if type(files) ~= "table" then
     return nil, failure.api("BAD_RESPONSE: the file list has no files (GET /connectors/files/list)", "BAD_RESPONSE",

@@ -99,18 +99,7 @@ function M.run(ctx)
   local args, out = ctx.args, ctx.out
   local connector, id = require("alloy.cmd.actions").checked(ctx, true)
   if not connector then return nil, id end
-  if args.each and args.body then
-    return nil, failure.usage("--each and --body do not go together", "--each reads one body per line")
-  end
-  if args.concurrency and not args.each then
-    return nil, failure.usage("--concurrency goes with --each", "--each <file> --concurrency <n>")
-  end
-  local concurrency = config.DEFAULTS.execute_concurrency
-  if args.concurrency then
-    local cmsg
-    concurrency, cmsg = require("alloy").check_option("concurrency", tonumber(args.concurrency) or args.concurrency)
-    if not concurrency then return nil, failure.usage("--concurrency: " .. cmsg) end
-  end
+  local concurrency = ctx:check(require("alloy.each").options(args, "body", config.DEFAULTS.execute_concurrency))
   local input = {}
   for _, flag in ipairs({ "query", "path", "header" }) do ctx:check(pairs_of(args[flag], flag, input)) end
   local cfg = ctx:config()

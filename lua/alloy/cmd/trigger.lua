@@ -29,21 +29,10 @@ with Retry-After: its workflows may have run.]],
 }
 
 function M.run(ctx)
-  local failure, embedded, each = require "alloy.failure", require "alloy.embedded", require "alloy.each"
+  local embedded, each = require "alloy.embedded", require "alloy.each"
   local args, out = ctx.args, ctx.out
   local event = ctx:check(embedded.check_event(args.event))
-  if args.each and args.data then
-    return nil, failure.usage("--each and --data do not go together", "--each reads one event's data per line")
-  end
-  if args.concurrency and not args.each then
-    return nil, failure.usage("--concurrency goes with --each", "--each <file> --concurrency <n>")
-  end
-  local concurrency = config.DEFAULTS.execute_concurrency
-  if args.concurrency then
-    local cmsg
-    concurrency, cmsg = require("alloy").check_option("concurrency", tonumber(args.concurrency) or args.concurrency)
-    if not concurrency then return nil, failure.usage("--concurrency: " .. cmsg) end
-  end
+  local concurrency = ctx:check(each.options(args, "data", config.DEFAULTS.execute_concurrency))
   local data
   if not args.each then data = ctx:check(require("alloy.input").object(args.data, "--data", "the data")) or {} end
   local cfg = ctx:config{ user = true }
