@@ -200,6 +200,10 @@ describe("logs", function()
       local h = run.spawn("alloy_main", args, { env = run.env(sb, uid), cwd = dir,
         shell = "setsid " .. table.concat(argv, " ") .. " > " .. run.quote(out) .. ' & echo "pid $!"; wait $!' })
       local pid = assert(h:line():match("^pid (%d+)$"))
+      finally(function() -- a failed assertion must not leave it running (nor the suite waiting on it)
+        if run.alive(pid) then os.execute("kill -KILL -" .. pid) end
+        h:wait()
+      end)
       return pid, h, out
     end
 
@@ -259,6 +263,7 @@ describe("logs", function()
     assert.is_nil(out:find("executionSuccess", 1, true))
     local h = readme.background("lua5.4 lua/alloy_main.lua logs --follow --workflow 66a200000000000000000001",
       { env = run.env(sb, uid) })
+    finally(function() h:stop() end)
     assert.truthy(run.wait_for(function() return #run.lines(h.stdout()) == 2 end, 20), h.stderr())
     trigger(1)
     assert.truthy(run.wait_for(function() return #run.lines(h.stdout()) == 3 end, 20), h.stderr())
