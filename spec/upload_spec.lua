@@ -288,6 +288,27 @@ print("done")
       assert.same({}, sb:state().objects)
     end)
 
+    it("Ctrl-C while the storage host has not answered: exit 130, nothing reported done", function()
+      run.write(dir .. "/hello.txt", "hello world\n")
+      sb:fault { host = "s3", hold = "never" } -- the PUT's answer never comes
+      finally(function() sb:release("never") end)
+      local argv = { run.quote(run.lua), run.quote(run.root .. "/lua/alloy_main.lua"), "upload", "hello.txt" }
+      local h = run.spawn("alloy_main", { "upload", "hello.txt" }, { env = run.env(sb, uid), cwd = dir,
+        shell = "setsid " .. table.concat(argv, " ") .. ' & echo "pid $!"; wait $!' })
+      local pid = assert(h:line():match("^pid (%d+)$"))
+      finally(function()
+        if run.alive(pid) then os.execute("kill -KILL -" .. pid) end
+        h:wait()
+      end)
+      assert.truthy(run.wait_for(function() return #requests("s3") == 1 end, 20), "no PUT")
+      os.execute("kill -INT -" .. pid)
+      assert.truthy(run.wait_for(function() return not run.alive(pid) end, 10), "still running after Ctrl-C")
+      local r = h:wait()
+      assert.equal(130, r.code, r.stderr)
+      assert.equal("", (r.stdout:gsub("^pid %d+\n", "")))
+      assert.same({ "interrupted" }, run.lines(r.stderr))
+    end)
+
     it("the URL's query never shows, even with --verbose and a refusal", function()
       run.write(dir .. "/hello.txt", "hello world\n")
       sb:fault { host = "s3", status = 403, body = "<Error><Code>AccessDenied</Code><Message>Request has expired"
