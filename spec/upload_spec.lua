@@ -123,6 +123,15 @@ describe("files", function()
       res = assert(client:put_file(p.presignedUrl, dir .. "/hello.txt", { content_type = "text/plain" }))
       assert.equal(200, res.status)
       assert.is_nil(res.url:find(signature, 1, true))
+      -- every value but AWS's plain ones is masked, and so is a bare token
+      local url = sb.s3_url .. "/alloy-user-files/x?opaque-token-123&X-Amz-Date=20251001T120000Z"
+        .. "&X-Amz-Credential=AKIAEXAMPLE%2Fus-east-1&X-Amz-Signature=" .. signature
+      local refused
+      refused, msg, code, res = client:put_file(url, dir .. "/hello.txt")
+      assert.is_nil(refused)
+      assert.equal("HTTP_403", code, msg)
+      assert.equal(sb.s3_url .. "/alloy-user-files/x?[REDACTED]&X-Amz-Date=20251001T120000Z"
+        .. "&X-Amz-Credential=[REDACTED]&X-Amz-Signature=[REDACTED]", res.url)
     end)
 
     it("a file that changed since its MD5 is stopped before its last byte: FILE_CHANGED, nothing stored", function()

@@ -67,21 +67,22 @@ static int shown_param(const char *name, size_t n) {
   return 0;
 }
 
-/* p->shown_query and p->hidden from p->query: every value but shown_param's is hidden. */
+/* p->shown_query and p->hidden from p->query: every value but shown_param's is hidden, and so
+ * is a parameter without a name (no "="): it may be a token on its own. */
 static void split_query(put *p) {
   const char *q = p->query.data ? p->query.data : "", *end = q + p->query.len;
   while (q < end) {
     const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp ? amp : end;
-    const char *eq = memchr(q, '=', (size_t)(stop - q));
-    size_t name_len = (size_t)((eq ? eq : stop) - q);
+    const char *eq = memchr(q, '=', (size_t)(stop - q)), *value = eq ? eq + 1 : q;
+    size_t name_len = eq ? (size_t)(eq - q) : 0;
     if (p->shown_query.len) abuf_add(&p->shown_query, "&", 1);
     abuf_add(&p->shown_query, q, name_len);
-    if (eq && !shown_param(q, name_len)) {
-      abuf_adds(&p->shown_query, "=[REDACTED]");
-      abuf_add(&p->hidden, eq + 1, (size_t)(stop - eq - 1));
-      abuf_add(&p->hidden, "", 1);
-    } else if (eq) {
+    if (eq && shown_param(q, name_len)) {
       abuf_add(&p->shown_query, eq, (size_t)(stop - eq));
+    } else {
+      abuf_adds(&p->shown_query, eq ? "=[REDACTED]" : "[REDACTED]");
+      abuf_add(&p->hidden, value, (size_t)(stop - value));
+      abuf_add(&p->hidden, "", 1);
     }
     q = stop + (amp ? 1 : 0);
   }
