@@ -5,7 +5,7 @@
  *   batch.c -> options.c, transport.c, request.c, response.c
  *   loop.c -> request.c, response.c, http_loop.c
  *   transport.c -> request.c, response.c;  options.c -> request.c
- *   md5.c -> files.c;  upload.c -> files.c, md5.c, request.c
+ *   md5.c -> files.c;  upload.c -> files.c, md5.c, presigned.c, request.c
  * and all of them -> http.c, url.c, ops.c, errors.c. */
 #ifndef ALLOY_INT_H
 #define ALLOY_INT_H

@@ -1,19 +1,17 @@
 /* client:put_file(url, path, {content_type =, md5 =, on_progress =}): a file's bytes PUT to a
  * presigned storage URL (the Connectivity API's uploads). That host is not Alloy: the request
  * carries Content-Type, Content-MD5 and Content-Length only (never the key, x-api-version or
- * any header the client adds for Alloy); the URL must be https (http only on loopback, for a
- * local stand-in) and its query is a credential, masked in every message and --verbose line.
+ * any header the client adds for Alloy); the URL is checked and masked as presigned.h says.
  * The file is streamed, never held in memory, and its MD5 is computed as it is read: a file
  * that no longer has the MD5 it was requested with is stopped before its last byte. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "alloy_int.h"
 #include "errors.h"
 #include "md5.h"
+#include "presigned.h"
 #include "url.h"
 
 #define PUT_MT "alloy.put_file"
@@ -26,14 +24,12 @@ typedef struct put {
   void *md5;                 /* the digest of what was read, until it is final */
   unsigned char want[MD5_LEN];
   int changed, read_failed;  /* why the read callback stopped the transfer */
-  CURLU *url;
+  presigned url;
   CURLM *multi;
   http_transfer t;
   int has_transfer, on_multi;
   struct curl_slist headers[4];
   char content_type[200], content_md5[48];
-  abuf query, shown_query, hidden; /* the URL's query, as shown, its hidden values (NUL-separated) */
-  const char *secret;        /* the API key: masked too, should a server echo it */
 } put;
 
 static void put_release(put *p) {
@@ -43,98 +39,15 @@ static void put_release(put *p) {
   p->multi = NULL;
   if (p->has_transfer) http_transfer_free(&p->t);
   p->has_transfer = 0;
-  if (p->url) curl_url_cleanup(p->url);
-  p->url = NULL;
+  presigned_free(&p->url); /* after the handle that used it */
   if (p->fd >= 0) close(p->fd);
   p->fd = -1;
   md5_abandon(p->md5);
   p->md5 = NULL;
-  abuf_free(&p->query);
-  abuf_free(&p->shown_query);
-  abuf_free(&p->hidden);
 }
 
 static int put_gc(lua_State *L) {
   put_release(luaL_checkudata(L, 1, PUT_MT));
-  return 0;
-}
-
-/* Query parameters whose values are not credentials (AWS SigV4's): shown as they are. */
-static int shown_param(const char *name, size_t n) {
-  static const char *const plain[] = {"X-Amz-Algorithm", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders"};
-  for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
-    if (strlen(plain[i]) == n && strncasecmp(plain[i], name, n) == 0) return 1;
-  return 0;
-}
-
-/* p->shown_query and p->hidden from p->query: every value but shown_param's is hidden, and so
- * is a parameter without a name (no "="): it may be a token on its own. */
-static void split_query(put *p) {
-  const char *q = p->query.data ? p->query.data : "", *end = q + p->query.len;
-  while (q < end) {
-    const char *amp = memchr(q, '&', (size_t)(end - q)), *stop = amp ? amp : end;
-    const char *eq = memchr(q, '=', (size_t)(stop - q)), *value = eq ? eq + 1 : q;
-    size_t name_len = eq ? (size_t)(eq - q) : 0;
-    if (p->shown_query.len) abuf_add(&p->shown_query, "&", 1);
-    abuf_add(&p->shown_query, q, name_len);
-    if (eq && shown_param(q, name_len)) {
-      abuf_add(&p->shown_query, eq, (size_t)(stop - eq));
-    } else {
-      abuf_adds(&p->shown_query, eq ? "=[REDACTED]" : "[REDACTED]");
-      abuf_add(&p->hidden, value, (size_t)(stop - value));
-      abuf_add(&p->hidden, "", 1);
-    }
-    q = stop + (amp ? 1 : 0);
-  }
-}
-
-/* Appends s with the URL's query and each hidden value masked (and the API key). */
-static void mask(const put *p, abuf *out, const char *s, size_t n) {
-  abuf a = {0}, b = {0};
-  const char *q = p->query.data;
-  size_t k = p->query.len, from = 0;
-  for (size_t i = 0; k > 0 && i + k <= n;) {
-    if (memcmp(s + i, q, k) == 0) {
-      abuf_add(&a, s + from, i - from);
-      abuf_add(&a, p->shown_query.data, p->shown_query.len);
-      i += k;
-      from = i;
-    } else {
-      i++;
-    }
-  }
-  abuf_add(&a, s + from, n - from);
-  for (const char *v = p->hidden.data; v && v < p->hidden.data + p->hidden.len; v += strlen(v) + 1) {
-    abuf_clear(&b);
-    alloy_redact(&b, a.data ? a.data : "", a.len, v);
-    abuf_clear(&a);
-    abuf_add(&a, b.data ? b.data : "", b.len);
-  }
-  alloy_redact(out, a.data ? a.data : "", a.len, p->secret);
-  abuf_free(&a);
-  abuf_free(&b);
-}
-
-/* --verbose: libcurl's lines, masked as messages are, control bytes scrubbed. */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud) {
-  const put *p = ud;
-  const char *prefix = type == CURLINFO_TEXT ? "* " : type == CURLINFO_HEADER_OUT ? "> "
-                       : type == CURLINFO_HEADER_IN ? "< " : NULL;
-  (void)h;
-  for (const char *s = data, *end = data + size; prefix && s < end;) {
-    const char *eol = memchr(s, '\n', (size_t)(end - s));
-    size_t n = (size_t)((eol ? eol : end) - s);
-    if (n && s[n - 1] == '\r') n--;
-    if (n) {
-      abuf masked = {0}, line = {0};
-      mask(p, &masked, s, n);
-      alloy_excerpt(&line, masked.data ? masked.data : "", masked.len, 2 * masked.len + 16, NULL);
-      fprintf(stderr, "%s%s\n", prefix, line.data ? line.data : "");
-      abuf_free(&masked);
-      abuf_free(&line);
-    }
-    s = eol ? eol + 1 : end;
-  }
   return 0;
 }
 
@@ -179,42 +92,6 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *ud) {
   return (size_t)n;
 }
 
-/* The URL's part (curl_free it), or NULL when it has none. */
-static char *url_part(CURLU *u, CURLUPart part) {
-  char *s = NULL;
-  return curl_url_get(u, part, &s, 0) == CURLUE_OK && s ? s : NULL;
-}
-
-/* Parses and checks the URL into p->url: NULL, or the failure code with a message in err. */
-static const char *check_url(put *p, const char *url, size_t url_len, char *err, size_t err_size) {
-  p->url = curl_url();
-  if (p->url == NULL || strlen(url) != url_len || curl_url_set(p->url, CURLUPART_URL, url, 0) != CURLUE_OK) {
-    snprintf(err, err_size, "the upload URL cannot be parsed");
-    return "URL_MALFORMAT"; /* libcurl's code for it (errors.c) */
-  }
-  char *scheme = url_part(p->url, CURLUPART_SCHEME), *host = url_part(p->url, CURLUPART_HOST);
-  char *user = url_part(p->url, CURLUPART_USER), *query = url_part(p->url, CURLUPART_QUERY);
-  int https = scheme && strcmp(scheme, "https") == 0, http = scheme && strcmp(scheme, "http") == 0;
-  int loopback = host && (strcmp(host, "127.0.0.1") == 0 || strcasecmp(host, "localhost") == 0 ||
-                          strcmp(host, "[::1]") == 0);
-  const char *code = alloy_code_name(CODE_UNSAFE_URL);
-  if (!https && !http)
-    snprintf(err, err_size, "the upload URL is not https (%.20s:)", scheme ? scheme : "?");
-  else if (http && !loopback)
-    snprintf(err, err_size, "the upload URL is http, not https, on a host that is not loopback");
-  else if (user)
-    snprintf(err, err_size, "the upload URL carries a user name");
-  else
-    code = NULL;
-  if (query) abuf_adds(&p->query, query);
-  split_query(p);
-  curl_free(scheme);
-  curl_free(host);
-  curl_free(user);
-  curl_free(query);
-  return code;
-}
-
 /* "<Code>: <Message>" of an S3-style XML error body, or nothing. */
 static void xml_error(const char *body, size_t n, abuf *out) {
   static const char *const tags[][2] = {{"<Code>", "</Code>"}, {"<Message>", "</Message>"}};
@@ -234,10 +111,10 @@ static void xml_error(const char *body, size_t n, abuf *out) {
  * then releases what the call holds. */
 static int put_failure(lua_State *L, put *p, const char *code, const char *detail, size_t n, int res) {
   abuf msg = {0}, masked = {0};
-  char *path = p->url ? url_part(p->url, CURLUPART_PATH) : NULL;
-  alloy_format_message(&msg, code, detail, n, "PUT", path ? path : "/", path ? strlen(path) : 1, 1, p->secret);
+  char *path = p->url.url ? presigned_part(&p->url, CURLUPART_PATH) : NULL;
+  alloy_format_message(&msg, code, detail, n, "PUT", path ? path : "/", path ? strlen(path) : 1, 1, p->url.secret);
   curl_free(path);
-  mask(p, &masked, msg.data, msg.len);
+  presigned_mask(&p->url, &masked, msg.data, msg.len);
   lua_pushlstring(L, masked.data ? masked.data : "", masked.len);
   abuf_free(&msg);
   abuf_free(&masked);
@@ -327,11 +204,11 @@ static int transfer(lua_State *L, put *p, int progress) {
 static void push_response(lua_State *L, put *p) {
   double total = 0;
   abuf url = {0}, masked = {0};
-  char *full = url_part(p->url, CURLUPART_URL);
+  char *full = presigned_part(&p->url, CURLUPART_URL);
   curl_easy_getinfo(p->t.easy, CURLINFO_TOTAL_TIME, &total);
   abuf_adds(&url, full ? full : "");
   curl_free(full);
-  mask(p, &masked, url.data ? url.data : "", url.len);
+  presigned_mask(&p->url, &masked, url.data ? url.data : "", url.len);
   lua_createtable(L, 0, 7);
   luaL_getmetatable(L, RESPONSE_MT);
   lua_setmetatable(L, -2);
@@ -364,7 +241,7 @@ static int client_put_file(lua_State *L) {
   put *p = lua_newuserdata(L, sizeof *p); /* 5 */
   memset(p, 0, sizeof *p);
   p->fd = -1;
-  p->secret = c->api_key;
+  p->url.secret = c->api_key;
   luaL_getmetatable(L, PUT_MT);
   lua_setmetatable(L, -2);
 
@@ -372,7 +249,7 @@ static int client_put_file(lua_State *L) {
   if (md5_load(err, sizeof err) != 0)
     return put_failure(L, p, alloy_code_name(CODE_MD5_UNAVAILABLE), err, strlen(err), 0);
   int has_md5 = 0, progress = read_options(L, 4, p, &has_md5);
-  const char *code = check_url(p, url, url_len, err, sizeof err);
+  const char *code = presigned_parse(&p->url, url, url_len, err, sizeof err);
   if (code) return put_failure(L, p, code, err, strlen(err), 0);
   p->fd = files_open_regular(path, &p->size, err, sizeof err);
   if (p->fd < 0) return put_failure(L, p, alloy_code_name(CODE_FILE_READ), err, strlen(err), 0);
@@ -412,7 +289,7 @@ static int client_put_file(lua_State *L) {
   p->has_transfer = 1;
   CURL *e = p->t.easy;
   long stall = c->conf.timeout_ms / 1000 > 0 ? c->conf.timeout_ms / 1000 : 1;
-  curl_easy_setopt(e, CURLOPT_CURLU, p->url);
+  curl_easy_setopt(e, CURLOPT_CURLU, p->url.url);
   curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
   curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
   curl_easy_setopt(e, CURLOPT_READDATA, p);
@@ -423,8 +300,8 @@ static int client_put_file(lua_State *L) {
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, stall);
   if (c->conf.debug) {
-    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(e, CURLOPT_DEBUGDATA, (void *)p);
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, presigned_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, (void *)&p->url);
   }
   http_warn_insecure(&c->conf);
 
@@ -461,7 +338,7 @@ static int client_put_file(lua_State *L) {
     xml_error(p->t.res.body.data ? p->t.res.body.data : "", p->t.res.body.len, &detail);
     if (detail.len == 0) {
       lua_pushnil(L);
-      alloy_server_detail(L, -1, p->t.res.body.data ? p->t.res.body.data : "", p->t.res.body.len, p->secret,
+      alloy_server_detail(L, -1, p->t.res.body.data ? p->t.res.body.data : "", p->t.res.body.len, p->url.secret,
                           &detail);
       lua_pop(L, 1);
     }
