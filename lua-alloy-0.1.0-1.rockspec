@@ -24,8 +24,10 @@ description = {
 alloy.so speaks the Alloy Automation HTTP API (user tokens for the embedded frontend, users,
 credentials/connections, connectors, OAuth, connector actions) over libcurl, with JSON
 through lua-cjson. The alloy command covers a connection's whole life: find a connector,
-connect it, run its actions with the connection, disconnect; each subcommand is also a
-command of its own (alloy-get-jwt-token, alloy-initiate-oauth, alloy-run-action, ...).
+connect it, run its actions with the connection, disconnect; it triggers custom events and
+workflows for a user, follows their executions' logs and uploads files for actions. The
+Node-era subcommands are also commands of their own (alloy-get-jwt-token,
+alloy-initiate-oauth, alloy-run-action, ...).
 Works on Lua 5.1 (and LuaJIT), 5.3 and 5.4.
 
 Optional, used when installed: lua-term (the commands prompt only when stdin is a

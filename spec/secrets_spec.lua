@@ -85,6 +85,9 @@ describe("the API key never appears in script output", function()
       -- with a slack connection of the user as CONNECTION_ID; the user is optional there
       { "run_action", { "slack", "conversations_history", "--query", "channel=C1" }, connection = "slack",
         no_user = true },
+      { "alloy_main", { "trigger", "Order Created", "--data", "{}" } },
+      -- an API request, then a PUT to the storage host (without a user: the API key's own files)
+      { "alloy_main", { "upload", "hello.txt" }, no_user = true, file = { "hello.txt", "hello world\n" } },
     }
   end
 
@@ -128,6 +131,7 @@ describe("the API key never appears in script output", function()
           sb:reset()
           os.remove(dir .. "/.env")
           local uid = sb:create_user{ username = "secret-user" }
+          if s.file then run.write(dir .. "/" .. s.file[1], s.file[2]) end
           local extra_env, extra_args = mode[2]()
           if s.connection then
             extra_env = extra_env or {}

@@ -171,4 +171,22 @@ describe("TLS", function()
     assert.equals(0, rc, err)
     assert.equals("", err)
   end)
+
+  it("an upload's PUT to the storage host uses the client's TLS settings (ca_file)", function()
+    local uid = sb:create_user { username = "files" }
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("hello world\n")
+    f:close()
+    local c = client { ca_file = sb.ca_file }
+    local up = assert(c:upload_request({ filename = "hello.txt", mimeType = "text/plain",
+      md5 = "6f5902ac237024bdd0c176cb93063dc4" }, { headers = { ["x-alloy-userid"] = uid } })).presignedUrl
+    assert.matches("^https://127%.0%.0%.1:", up.presignedUrl)
+    local res, msg, code = client():put_file(up.presignedUrl, path, { content_type = "text/plain" })
+    assert.is_nil(res)
+    assert.equals("SSL_CACERT", code, msg)
+    assert.equals(200, assert(c:put_file(up.presignedUrl, path, { content_type = "text/plain" })).status)
+    os.remove(path)
+    assert.equals(12, sb:state().objects[1].size)
+  end)
 end)

@@ -42,6 +42,8 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   batch_open(L, &o);
   jwt_open(L, &o);
   files_open(L, &o);
+  md5_open(L, &o);
+  upload_open(L, &o);
   loop_open(L, &o);
   client_open(L, &o); /* last: it wraps every method the others added */
 

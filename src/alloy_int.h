@@ -1,13 +1,16 @@
 /* The types the Lua-facing units share (client.c, request.c, response.c, transport.c,
- * batch.c, jwt.c, files.c) and each unit's entry points. luaopen_alloy (alloy.c) calls one
- * *_open per unit; no unit calls one that calls it back:
+ * batch.c, jwt.c, files.c, md5.c, upload.c) and each unit's entry points. luaopen_alloy
+ * (alloy.c) calls one *_open per unit; no unit calls one that calls it back:
  *   client.c -> options.c, transport.c, request.c, response.c, loop.c
  *   batch.c -> options.c, transport.c, request.c, response.c
  *   loop.c -> request.c, response.c, http_loop.c
  *   transport.c -> request.c, response.c;  options.c -> request.c
+ *   md5.c -> files.c;  upload.c -> files.c, md5.c, presigned.c, request.c
  * and all of them -> http.c, url.c, ops.c, errors.c. */
 #ifndef ALLOY_INT_H
 #define ALLOY_INT_H
+
+#include <sys/types.h>
 
 #include "compat.h"
 #include "http.h"
@@ -154,5 +157,12 @@ int loop_close(lua_State *L, client *c, int client_idx, int at_gc);
 void loop_free(lua_State *L, client *c); /* for client_release */
 void jwt_open(lua_State *L, const alloy_open_ctx *o);   /* jwt.c */
 void files_open(lua_State *L, const alloy_open_ctx *o); /* files.c */
+/* files.c: path opened to read if it is a regular file (a FIFO is refused without waiting for
+ * a writer): the descriptor and its size, or -1 and "<path>: <why>" in err. */
+int files_open_regular(const char *path, long long *size, char *err, size_t err_size);
+/* files.c: reads until n bytes or the end (EINTR resumed): the count, or -1 (errno set). */
+ssize_t files_read(int fd, void *buf, size_t n);
+void md5_open(lua_State *L, const alloy_open_ctx *o);    /* md5.c: alloy.file_md5 */
+void upload_open(lua_State *L, const alloy_open_ctx *o); /* upload.c: client:put_file */
 
 #endif

@@ -7,16 +7,7 @@
 
 curl_api alloy_curl;
 
-/* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
-#define BIND(field, symbol)                                                   \
-  do {                                                                        \
-    void *fn = dlsym(lib, symbol);                                            \
-    if (fn == NULL) {                                                         \
-      snprintf(err, err_size, "libcurl has no %s", symbol);                   \
-      return -1;                                                              \
-    }                                                                         \
-    memcpy(&api.field, &fn, sizeof fn);                                       \
-  } while (0)
+#define BIND(field, symbol) ALLOY_BIND(api, lib, "libcurl", field, symbol, err, err_size)
 
 static void *open_libcurl(void) {
   static const char *const names[] = {"libcurl.so.4", "libcurl.so", "libcurl.4.dylib", NULL};
@@ -52,6 +43,11 @@ static int bind_symbols(void *lib, char *err, size_t err_size) {
   BIND(multi_setopt, "curl_multi_setopt");
   BIND(multi_socket_action, "curl_multi_socket_action");
   BIND(multi_strerror, "curl_multi_strerror");
+  BIND(url, "curl_url");
+  BIND(url_cleanup, "curl_url_cleanup");
+  BIND(url_set, "curl_url_set");
+  BIND(url_get, "curl_url_get");
+  BIND(free, "curl_free");
   alloy_curl = api;
   return 0;
 }

@@ -41,9 +41,29 @@ typedef struct curl_api {
   CURLMcode (*multi_setopt)(CURLM *, CURLMoption, ...);
   CURLMcode (*multi_socket_action)(CURLM *, curl_socket_t, int, int *);
   const char *(*multi_strerror)(CURLMcode);
+
+  /* the URL parser (7.62): client:put_file checks an upload URL and sends what it parsed */
+  CURLU *(*url)(void);
+  void (*url_cleanup)(CURLU *);
+  CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+  CURLUcode (*url_get)(CURLU *, CURLUPart, char **, unsigned int);
+  void (*free)(void *);
 } curl_api;
 
 extern curl_api alloy_curl;
+
+/* In a function binding a library's symbols into a table: api.field = lib's symbol (dlsym gives
+ * a void *; POSIX guarantees it converts to a function pointer), or "<name> has no <symbol>"
+ * in err and -1 returned. curl_api.c binds libcurl with it, md5.c libcrypto. */
+#define ALLOY_BIND(api, lib, name, field, symbol, err, err_size)             \
+  do {                                                                        \
+    void *fn_ = dlsym(lib, symbol);                                           \
+    if (fn_ == NULL) {                                                        \
+      snprintf(err, err_size, "%s has no %s", name, symbol);                  \
+      return -1;                                                              \
+    }                                                                         \
+    memcpy(&(api).field, &fn_, sizeof fn_);                                   \
+  } while (0)
 
 /* Loads and initialises libcurl once; returns 0, or -1 with a reason in err. */
 int alloy_curl_load(char *err, size_t err_size);
@@ -75,5 +95,10 @@ int alloy_curl_load(char *err, size_t err_size);
 #define curl_multi_cleanup alloy_curl.multi_cleanup
 #define curl_multi_socket_action alloy_curl.multi_socket_action
 #define curl_multi_strerror alloy_curl.multi_strerror
+#define curl_url alloy_curl.url
+#define curl_url_cleanup alloy_curl.url_cleanup
+#define curl_url_set alloy_curl.url_set
+#define curl_url_get alloy_curl.url_get
+#define curl_free alloy_curl.free
 
 #endif

@@ -49,7 +49,11 @@ typedef enum alloy_code {
   CODE_HEADERS_TOO_LARGE,
   CODE_JWT_DECODE,
   CODE_CANCELLED,
-  CODE_UNSUCCESSFUL
+  CODE_UNSUCCESSFUL,
+  CODE_FILE_READ,
+  CODE_FILE_CHANGED,
+  CODE_UNSAFE_URL,
+  CODE_MD5_UNAVAILABLE
 } alloy_code;
 
 const char *alloy_code_name(alloy_code code);

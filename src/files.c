@@ -1,5 +1,6 @@
 /* alloy.file_info and alloy.replace_file: what the scripts need of the file system, without
- * a shell or lua-posix (Debian 12 has no lua-posix for 5.4). */
+ * a shell or lua-posix (Debian 12 has no lua-posix for 5.4); and the reading side of uploads:
+ * a regular file opened without blocking on a FIFO, read in full blocks. */
 #include "alloy_int.h"
 
 #include <errno.h>
@@ -154,6 +155,42 @@ static int replace_file(lua_State *L) {
   abuf_free(&tmp);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+int files_open_regular(const char *path, long long *size, char *err, size_t err_size) {
+  /* O_NONBLOCK: opening a FIFO to read would wait for a writer; fstat then says what it is */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0) {
+    snprintf(err, err_size, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fstat(fd, &st) != 0) {
+    snprintf(err, err_size, "%s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(err, err_size, "%s: not a regular file (a %s)", path, type_name(st.st_mode));
+    close(fd);
+    return -1;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  *size = (long long)st.st_size;
+  return fd;
+}
+
+ssize_t files_read(int fd, void *buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    ssize_t k = read(fd, (char *)buf + got, n - got);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return -1;
+    if (k == 0) break;
+    got += (size_t)k;
+  }
+  return (ssize_t)got;
 }
 
 void files_open(lua_State *L, const alloy_open_ctx *o) {

@@ -36,6 +36,20 @@ const alloy_op alloy_ops[] = {
    NULL, RETRY_BY_METHOD},
   {"execute_action", "POST", SERVICE_BASE, "/connectors/{connectorId}/actions/{actionId}/execute", 1,
    RESULT_JSON, NULL, RETRY_UNSENT},
+  /* Embedded runs: a trigger that may have run a workflow is not sent again (as execute). */
+  {"run_event", "POST", SERVICE_BASE, "/run/event", 1, RESULT_JSON, NULL, RETRY_UNSENT},
+  {"run_workflow", "POST", SERVICE_BASE, "/run/workflow", 1, RESULT_JSON, NULL, RETRY_UNSENT},
+  {"list_events", "GET", SERVICE_BASE, "/events", 0, RESULT_LIST, NULL, RETRY_BY_METHOD},
+  /* userId is a query parameter: client:list_integrations({query = {userId = id}}) */
+  {"list_integrations", "GET", SERVICE_BASE, "/integrations", 0, RESULT_LIST, NULL, RETRY_BY_METHOD},
+  /* The logs' answer is documented only by an example ({notifications, pagination, ...}): the
+   * decoded body, shaped in Lua (alloy.logs). Parameters as the options' query. */
+  {"list_logs", "GET", SERVICE_BASE, "/logs", 0, RESULT_JSON, NULL, RETRY_BY_METHOD},
+  /* Files (Connectivity API), for x-alloy-userid or the API key's own user. The request only
+   * hands out a URL (deduplicated by MD5): sent again as any POST. */
+  {"upload_request", "POST", SERVICE_BASE, "/connectors/files/upload/request", 1, RESULT_JSON, NULL,
+   RETRY_BY_METHOD},
+  {"list_files", "GET", SERVICE_BASE, "/connectors/files/list", 0, RESULT_JSON, NULL, RETRY_BY_METHOD},
 };
 
 const size_t alloy_op_count = sizeof alloy_ops / sizeof alloy_ops[0];

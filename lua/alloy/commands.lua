@@ -19,6 +19,13 @@ M.LIST = {
   { name = "actions", script = "list_actions" },
   { name = "action", script = "describe_action" },
   { name = "run", script = "run_action" },
+  { name = "events" },
+  { name = "trigger" },
+  { name = "workflows" },
+  { name = "workflow" },
+  { name = "logs" },
+  { name = "upload" },
+  { name = "files" },
 }
 
 M.by_name, M.by_script = {}, {}

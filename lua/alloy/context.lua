@@ -87,10 +87,9 @@ function Context:client()
 end
 
 function Context:call(op, ...)
-  local client = self:client()
-  local v, msg, code, res = client[op](client, ...)
-  if v == nil and type(msg) == "string" then error(failure.api(msg, code, res, op), 0) end
-  return v, msg
+  local v, res = failure.call(self:client(), op, ...)
+  if failure.is(res) then error(res, 0) end
+  return v, res
 end
 
 function Context:close()

@@ -16,6 +16,8 @@
 --   err.res      the response table, when there was one
 --   err.plain    the message is a plain line, not an error (the person declined): a command
 --                prints it as it is, with no "error:" and no hint
+-- M.call(client, op, ...) -> value, res | nil, err: a named operation, its failure as one
+--                (an empty 2xx body is nil, res: M.is(res) tells them apart)
 -- tostring(err) is the message.
 local M = {}
 
@@ -54,10 +56,10 @@ function M.suggest(f, lead, ...)
   return f
 end
 
--- Exit status for a failure code: 2 for bad input we sent (usage), 130 for Ctrl-C (as a
--- shell reports it), 1 for API/network.
+-- Exit status for a failure code: 2 for bad input we sent (usage) or a file we cannot read,
+-- 130 for Ctrl-C (as a shell reports it), 1 for API/network.
 function M.status_of(code)
-  if code == "INVALID_ARGUMENT" then return M.USAGE end
+  if code == "INVALID_ARGUMENT" or code == "FILE_READ" then return M.USAGE end
   if code == "INTERRUPTED" then return M.INTERRUPTED end
   return M.FAILURE
 end
@@ -68,6 +70,14 @@ function M.api(msg, code, res, op)
   local f = M.new(msg or code or "request failed", nil, M.status_of(code))
   f.code, f.res, f.op = code, res, op
   return f
+end
+
+-- client:<op>(...) -> value, res | nil, err: the operation's failure as a failure (a success
+-- with an empty body is nil, res: tell them apart with M.is(res)).
+function M.call(client, op, ...)
+  local v, msg, code, res = client[op](client, ...)
+  if v == nil and type(msg) == "string" then return nil, M.api(msg, code, res, op) end
+  return v, msg
 end
 
 function M.is(v)

@@ -24,8 +24,11 @@ local GENERIC = "run again with --verbose to see the HTTP exchange"
 -- The operations that name a user (in the path, a header or the body).
 local USER_OPS = {
   user_token = true, get_user = true, delete_user = true, list_credentials = true, list_user_credentials = true,
-  delete_credential = true, create_credential = true, execute_action = true,
+  delete_credential = true, create_credential = true, execute_action = true, run_event = true, run_workflow = true,
+  list_integrations = true, upload_request = true, list_files = true,
 }
+-- The operations whose user may be a username too (the runs, as the reference says).
+local USERNAME_OPS = { run_event = true, run_workflow = true, list_integrations = true }
 -- The operations about one connector.
 local CONNECTOR_OPS = {
   credential_metadata = true, list_resources = true, get_action = true, list_connector_credentials = true,
@@ -114,10 +117,18 @@ end
 local function network(f, h)
   local extra = f.code == "OPERATION_TIMEDOUT"
     and ("; %s sets the per-request timeout in seconds"):format(h:setting("timeout")) or ""
+  if f.op == "put_file" then
+    return "check network connectivity and proxy settings (https_proxy): the file goes to the storage host of the"
+      .. " URL the API gave, not to " .. h:setting("base_url", false) .. extra
+  end
   return "check network connectivity and proxy settings (https_proxy), and " .. h:host(f.op) .. extra
 end
 
 local function tls(f, h)
+  if f.op == "put_file" then
+    return ("TLS failed with the storage host of the upload URL: %s (or CURL_CA_BUNDLE) must name a CA bundle that"
+      .. " trusts it"):format(h:setting("ca_file", false))
+  end
   -- libcurl says "no alternative certificate subject name matches target host name" or
   -- "certificate subject name ... does not match target host name": its own text, not a server's
   if tostring(f.message):lower():find("host ?name") then
@@ -138,6 +149,12 @@ local function bad_url(f, h)
 end
 
 -- 404: what was not found, by operation.
+-- The storage host refused the PUT (S3's codes: SignatureDoesNotMatch, AccessDenied, BadDigest).
+local function upload_refused()
+  return "the storage host refused the upload (its message says why): the URL may have expired, or the file's"
+    .. " type or MD5 differ from the ones it was issued for; run the upload again for a new URL"
+end
+
 local function not_found(f, h)
   local op, connector = f.op, h.view.connector
   if op == "execute_action" then
@@ -147,6 +164,17 @@ local function not_found(f, h)
   if op == "delete_credential" then
     return ("%s has no connection with that id%s"):format(h:setting("user_id"),
       h:then_run("the user's connections", "connections"))
+  end
+  if op == "run_event" then
+    return ("the user or the event was not found: check %s and the event's name%s"):format(h:setting("user_id"),
+      h:then_run("the custom events", "events"))
+  end
+  if op == "run_workflow" then
+    return ("the user or the workflow was not found: check %s and the workflow's id or name%s"):format(
+      h:setting("user_id"), h:then_run("the user's workflows", "workflows"))
+  end
+  if op == "put_file" then
+    return "the storage host has no such bucket or key: the URL the API gave is not one it serves; run the upload again"
   end
   if op == "get_action" then
     return "check the action id" .. h:then_run("the connector's actions", "actions", ids.word(connector, "<connector>"))
@@ -168,7 +196,7 @@ end
 -- 400 and 422: the request was refused as it was.
 local function rejected(f, h)
   local user = h:value("user_id")
-  if USER_OPS[f.op] and user and not ids.object_id(user) then
+  if USER_OPS[f.op] and not USERNAME_OPS[f.op] and user and not ids.object_id(user) then
     return ("user ids are 24-hex ObjectIds (e.g. 68c3229752345278627ae373); a username works only where the API"
       .. " accepts one (the token, get user): check %s"):format(h:setting("user_id"))
   end
@@ -184,6 +212,14 @@ local function rejected(f, h)
       .. " above says which"
   end
   if f.op == "create_user" then return "the API refused the user; the message above says which field" end
+  if f.op == "run_workflow" then
+    return "only a workflow with a webhook trigger runs this way (one a custom event triggers runs with "
+      .. (h:command("trigger", "<event>") or "a trigger of its event") .. "); else the message above says which field"
+  end
+  if f.op == "list_logs" then
+    return "the API refused the logs query (a workflow id, the user, --since); the message above says which"
+  end
+  if f.op == "put_file" then return upload_refused() end
   return "the API refused the request; the message above says which field"
 end
 
@@ -194,6 +230,7 @@ M.BY_CODE = {
       .. " made with a development key exist only there)"):format(h:setting("api_key", false))
   end,
   HTTP_403 = function(f, h)
+    if f.op == "put_file" then return upload_refused() end
     if f.op == "execute_action" then
       return ("the connection must be one of the user's: check %s and %s (%s)"):format(h:setting("connection_id"),
         h:setting("user_id"), h:connections())
@@ -237,6 +274,14 @@ M.BY_CODE = {
     return what .. (f.op == "delete_credential" and h:then_run("what the user has now", "connections") or "")
   end,
   INTERRUPTED = "stopped by Ctrl-C; nothing more was sent",
+  FILE_READ = "name a regular file you can read (not a directory, FIFO or device)",
+  FILE_CHANGED = "the file changed while it was read, and nothing was stored; run the upload again once nothing"
+    .. " writes to it",
+  UNSAFE_URL = function(_, h)
+    return "the API answered with an upload URL the client does not send a file to (https only); nothing was sent:"
+      .. " check " .. h:setting("base_url")
+  end,
+  MD5_UNAVAILABLE = "uploads need OpenSSL's libcrypto (Debian: libssl3, which libcurl uses too) with MD5 allowed",
   CANCELLED = "cancelled before it finished (its handle was cancelled, or its client closed); a request already"
     .. " sent may have been acted on",
 }

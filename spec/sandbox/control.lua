@@ -146,6 +146,13 @@ H["POST fault"] = function(body)
 end
 
 H["GET faults"] = function() return util.json(200, { faults = list_of(state.faults) }) end
+
+-- {name}: the requests a `hold` fault of that name keeps waiting (and any later one) go on.
+H["POST release"] = function(body)
+  if type(body.name) ~= "string" or body.name == "" then return util.message(400, "name is required") end
+  state.released[body.name] = true
+  return util.json(200, { ok = true })
+end
 H["DELETE faults"] = function()
   state.faults = {}
   return util.json(200, { ok = true })

@@ -16,7 +16,7 @@ local REASON = {
 local FIELDS = { path = "string", method = "string", times = "number", status = "number",
   headers = "table", body = true, delay = "number", drop = "boolean", stall = "number",
   finish = "boolean", huge = "number", chunked = "boolean", match = "string", echo = "boolean",
-  host = "string", success = "boolean", message = "string" }
+  host = "string", success = "boolean", message = "string", hold = "string" }
 local HOSTS = { api = true, embedded = true, s3 = true }
 
 -- Validate at injection time so a typo fails the spec that made it, not a later one.
@@ -133,9 +133,21 @@ local function echoed(f)
   return copy
 end
 
+-- A hold keeps the request waiting until the control plane releases its name (POST release),
+-- at most HOLD_MAX seconds: a spec acts at a known point of a client's run, not after a guess
+-- at how long the client takes.
+local HOLD_MAX = 30
+
 -- Returns true when the fault answered (or dropped) the request; false to go on normally.
 function M.apply(f)
   if f.echo then f = echoed(f) end
+  if f.hold then
+    local waited = 0
+    while not state.released[f.hold] and waited < HOLD_MAX do
+      ngx.sleep(0.01)
+      waited = waited + 0.01
+    end
+  end
   if f.delay and f.delay > 0 then ngx.sleep(f.delay) end
   if f.drop then return ngx.exit(444) end -- nginx closes without a response
   if not (f.status or f.body ~= nil or f.huge or f.stall) then return false end

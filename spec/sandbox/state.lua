@@ -88,6 +88,7 @@ function M.reset()
   M.executions = {}     -- workflow runs, oldest first: what GET /logs reports
   M.objects = {}        -- s3Key -> stored file (the presigned PUT's stand-in)
   M.uploads = {}        -- presigned URL signature -> the upload it allows
+  M.released = {}       -- hold name -> true once the control plane released it
   M.seq = 0
 end
 M.reset()

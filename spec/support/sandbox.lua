@@ -149,6 +149,8 @@ function Sandbox:fault(f)
 end
 
 function Sandbox:faults() return self:_call("GET", "faults").faults end
+-- A fault with hold = name keeps its request waiting (before its delay and answer) until this.
+function Sandbox:release(name) self:_call("POST", "release", { name = name }) end
 function Sandbox:clear_faults() self:_call("DELETE", "faults") end
 
 -- Requests seen by the three listeners, oldest first (control calls excluded):

@@ -52,65 +52,6 @@ local function pairs_of(list, flag, into)
   return true
 end
 
--- Bodies are JSON a person or a program wrote; more than this is a mistake (/dev/zero), not input.
-local MAX_INPUT = 64 * 1024 * 1024
-
--- The text of a file named on the command line (- for stdin). A pipe is fine (`--each <(cmd)`),
--- a directory or a socket has no text; the read is capped.  -> text | nil, message
-local function read_all(path)
-  local f = io.stdin
-  if path ~= "-" then
-    local info, ierr = require("alloy").file_info(path, true)
-    if not info then return nil, ierr end
-    if info.type == "directory" or info.type == "socket" then
-      return nil, ("%s is a %s, not a file"):format(require("alloy.output").printable(path), info.type)
-    end
-    local oerr
-    f, oerr = io.open(path, "rb")
-    if not f then return nil, oerr end
-  end
-  local s, rerr = f:read(MAX_INPUT + 1)
-  if f ~= io.stdin then f:close() end
-  if s == nil and rerr then return nil, rerr end
-  s = s or ""
-  if #s > MAX_INPUT then return nil, "more than 64 MiB" end
-  return s
-end
-
--- A JSON object given by a person: decoded, and an object (a table that is not an array).
--- -> value | nil, why
-local function json_object(text)
-  local v, err = require("alloy.json").decode(text)
-  if v == nil then return nil, err end
-  if type(v) ~= "table" or v[1] ~= nil or v == require("alloy.json").null then return nil, "not a JSON object" end
-  return v
-end
-
--- The body of a single run: --body, or stdin when it is not a terminal (empty: none, false).
-local function single_body(ctx)
-  local failure = require "alloy.failure"
-  local text, where = ctx.args.body, "--body"
-  if text == nil then
-    if ctx.out:isatty(io.stdin) then return false end
-    text, where = io.stdin:read("*a") or "", "stdin"
-    if text:match("^%s*$") then return false end
-  elseif text == "-" or text:sub(1, 1) == "@" then
-    local path = text == "-" and "-" or text:sub(2)
-    local err
-    text, err = read_all(path)
-    if not text then
-      return nil, failure.usage("cannot read the body: " .. tostring(err), "--body @<file> names a readable file")
-    end
-    where = path == "-" and "stdin" or path
-  end
-  local v, err = json_object(text)
-  if not v then
-    return nil, failure.usage(("the body (%s) is not a JSON object: %s"):format(where, err),
-      [[--body '{"name":"value"}' (or @file, or - for stdin)]])
-  end
-  return v
-end
-
 local function names(missing)
   local out = {}
   for i, p in ipairs(missing) do out[i] = p.where .. " " .. p.name end
@@ -136,92 +77,21 @@ local function request(credential, input, body)
            additionalHeaders = input.header }
 end
 
-local function error_of(msg, code, res)
-  local null = require("alloy.json").null
-  return { message = msg, code = code or null, status = type(res) == "table" and res.status or null }
-end
-
--- The connector's answer as JSON text: as it was sent when it was JSON (its numbers intact),
--- else the value.
-local function result_json(value, res)
-  local json = require "alloy.json"
-  if type(res) == "table" and res.json ~= nil and type(res.body) == "string" then return json.as_sent(res.body) end
-  return json.encode(value == nil and json.null or value)
-end
-
--- One output line of --each; `text` is the result's or the error's JSON text.
-local function line_json(n, ok, text)
-  return ('{"line":%d,"ok":%s,"%s":%s}\n'):format(n, ok and "true" or "false", ok and "result" or "error", text)
-end
-
--- --each: every line accounted for, results printed in line order.
+-- --each: one execute per line of JSON bodies (alloy.each).
 local function run_each(ctx, run)
-  local failure, json, actions = require "alloy.failure", require "alloy.json", require "alloy.actions"
-  local out = ctx.out
-  local text, rerr = read_all(ctx.args.each)
-  if not text then
-    return nil, failure.usage("cannot read --each: " .. tostring(rerr), "--each names a file of JSON lines, or -")
-  end
-
-  -- done[n]: the output line of input line n, until printed; pending[n]: sent, no result yet
-  local done, pending, blank, lines, failed = {}, {}, 0, 0, 0
-  local requests, line_of = {}, {}
-  local function fail_line(ln, msg, code, res)
-    failed = failed + 1
-    done[ln] = line_json(ln, false, json.encode(error_of(msg, code, res)))
-  end
-  text = text:gsub("\r\n", "\n")
-  if text ~= "" and text:sub(-1) ~= "\n" then text = text .. "\n" end
-  local n = 0
-  for line in text:gmatch("([^\n]*)\n") do
-    n = n + 1
-    if line:match("^%s*$") then
-      blank = blank + 1
-    else
-      lines = lines + 1
-      local v, err = json_object(line)
-      local missing = v and actions.missing(run.params, { body = v }, { body = true })
-      if not v then
-        fail_line(n, (err == "not a JSON object" and err or ("not JSON: " .. err)), "INVALID_JSON")
-      elseif #missing > 0 then
-        fail_line(n, "missing required parameter" .. (#missing == 1 and "" or "s") .. ": " .. names(missing)
-          .. " (not sent)", "MISSING_PARAMETER")
-      else
-        requests[#requests + 1] = { op = "execute_action",
-          args = { run.connector, run.id, request(run.credential, run.input, v), run.options } }
-        line_of[#requests] = n
-        pending[n] = true
-      end
+  local actions, each = require "alloy.actions", require "alloy.each"
+  local function build(line)
+    local v, msg, code = each.object(line)
+    if not v then return nil, msg, code end
+    local missing = actions.missing(run.params, { body = v }, { body = true })
+    if #missing > 0 then
+      return nil, "missing required parameter" .. (#missing == 1 and "" or "s") .. ": " .. names(missing)
+        .. " (not sent)", "MISSING_PARAMETER"
     end
+    return { op = "execute_action",
+             args = { run.connector, run.id, request(run.credential, run.input, v), run.options } }
   end
-
-  local next_out, finished = 1, 0
-  local function flush()
-    while next_out <= n and not pending[next_out] do
-      if done[next_out] then out:out(done[next_out]); done[next_out] = nil end
-      next_out = next_out + 1
-    end
-  end
-  flush()
-  ctx:client():batch(requests, { concurrency = run.concurrency, on_result = function(i, r)
-    local ln = line_of[i]
-    if r.ok then
-      done[ln] = line_json(ln, true, result_json(r.value, r))
-    else
-      fail_line(ln, r.error, r.code, r.res)
-    end
-    pending[ln] = nil
-    finished = finished + 1
-    flush()
-    out:status(("%d/%d executed, %d failed"):format(finished, #requests, failed))
-  end })
-  out:say("%d line%s: %d succeeded, %d failed%s", lines, lines == 1 and "" or "s", lines - failed, failed,
-    blank > 0 and (", %d blank skipped"):format(blank) or "")
-  if failed > 0 then
-    return nil, failure.new(("%d of %d lines failed"):format(failed, lines),
-      [[the failed lines are on stdout with "ok":false and their error]])
-  end
-  return 0
+  return each.print(ctx.out, ctx:client(), ctx.args.each, build, { concurrency = run.concurrency, verb = "executed" })
 end
 
 function M.run(ctx)
@@ -229,18 +99,7 @@ function M.run(ctx)
   local args, out = ctx.args, ctx.out
   local connector, id = require("alloy.cmd.actions").checked(ctx, true)
   if not connector then return nil, id end
-  if args.each and args.body then
-    return nil, failure.usage("--each and --body do not go together", "--each reads one body per line")
-  end
-  if args.concurrency and not args.each then
-    return nil, failure.usage("--concurrency goes with --each", "--each <file> --concurrency <n>")
-  end
-  local concurrency = config.DEFAULTS.execute_concurrency
-  if args.concurrency then
-    local cmsg
-    concurrency, cmsg = require("alloy").check_option("concurrency", tonumber(args.concurrency) or args.concurrency)
-    if not concurrency then return nil, failure.usage("--concurrency: " .. cmsg) end
-  end
+  local concurrency = ctx:check(require("alloy.each").options(args, "body", config.DEFAULTS.execute_concurrency))
   local input = {}
   for _, flag in ipairs({ "query", "path", "header" }) do ctx:check(pairs_of(args[flag], flag, input)) end
   local cfg = ctx:config()
@@ -256,7 +115,7 @@ function M.run(ctx)
       or ("check CONNECTION_ID (" .. cfg.source.connection_id .. ")"))
   end
   local body
-  if not args.each then body = ctx:check(single_body(ctx)) or nil end
+  if not args.each then body = ctx:check(require("alloy.input").object(args.body, "--body", "the body")) or nil end
 
   local action = ctx:check(actions.schema(ctx:client(), connector, id))
   local params = actions.params(action)
@@ -269,7 +128,7 @@ function M.run(ctx)
                 options = cfg.user_id and { headers = { ["x-alloy-userid"] = cfg.user_id } } or nil }
   if args.each then return run_each(ctx, run) end
   local v, res = ctx:call("execute_action", connector, id, request(credential, input, body), run.options)
-  out:out(result_json(v, res) .. "\n")
+  out:out(require("alloy.each").as_sent(v, res) .. "\n")
   out:say("Executed %s %s with connection %s.", connector, id, credential)
   return 0
 end
