@@ -215,12 +215,17 @@ local reqs = {}
 for i, p in ipairs(paths) do reqs[i] = { path = p, params = { userId = uid }, query = { i = tostring(i) } } end
 local mode = ...
 local requests = reqs
-if mode == "function" then
+if mode == "function" or mode == "callback" then
   local k = 0
   requests = function() k = k + 1; return reqs[k] end
 end
 local ok, err = pcall(function()
   c:batch(requests, { concurrency = 2, on_result = function(i, r)
+    if mode == "callback" and i == 1 then
+      print("inside") -- the spec's Ctrl-C comes now; lua.c's stop would land in this loop
+      local t = os.time()
+      while os.time() < t + 2 do end
+    end
     print(i, r.ok and "ok" or r.code, tostring(r.sent))
   end })
   print("returned")
@@ -228,7 +233,7 @@ end)
 print("stopped", ok, err)
 ]]
 
-    local function interrupted(mode)
+    local function interrupted(mode, ready)
       sb:fault { path = "/slow$", delay = 30, times = 2 }
       sb:clear_requests()
       local src = dir .. "/batch.lua"
@@ -238,8 +243,12 @@ print("stopped", ok, err)
         shell = "setsid " .. run.quote(run.lua) .. " " .. run.quote(src) .. " " .. mode
           .. ' & echo "pid $!"; wait $!' })
       local pid = assert(h:line():match("^pid (%d+)$"))
-      assert.is_truthy(run.wait_for(function() return count("/slow$") == 2 end, 30))
-      require("socket").sleep(0.3)
+      if ready then
+        assert.equals("inside", h:line())
+      else
+        assert.is_truthy(run.wait_for(function() return count("/slow$") == 2 end, 30))
+        require("socket").sleep(0.3)
+      end
       local at_signal = #sb:requests()
       os.execute("kill -INT -" .. pid)
       local exited = run.wait_for(function() return not run.alive(pid) end, 10) ~= nil
@@ -257,7 +266,7 @@ print("stopped", ok, err)
         if i then
           assert.is_nil(lines[tonumber(i)], "request " .. i .. " reported twice")
           lines[tonumber(i)] = what .. " " .. sent
-        elseif not line:match("^pid ") then
+        elseif not line:match("^pid ") and line ~= "inside" then
           ends = (ends and ends .. "\n" or "") .. line
         end
       end
@@ -290,6 +299,17 @@ print("stopped", ok, err)
       assert.is_nil(lines[5])
       assert.is_nil(lines[6])
       assert.equals(4, at_signal)
+      assert.equals("stopped\tfalse\tinterrupted!", ends)
+      assert.equals(0, r.code, r.stderr)
+    end)
+
+    it("a Ctrl-C while on_result runs: the callback ends, then the batch stops and accounts for all", function()
+      local r = interrupted("callback", true)
+      local lines, ends = by_request(r.stdout)
+      assert.equals("ok nil", lines[1])
+      assert.equals("INTERRUPTED true", lines[2])
+      -- 3 was handed out only once 1's callback had returned, and the Ctrl-C came first
+      for i = 3, 6 do assert.is_nil(lines[i], i) end
       assert.equals("stopped\tfalse\tinterrupted!", ends)
       assert.equals(0, r.code, r.stderr)
     end)

@@ -76,29 +76,7 @@ typedef struct batch_ctx {
   int failures;
   sig_atomic_t sigint_mark; /* SIGINTs seen when the batch began */
   int interrupted;          /* the requests function was not asked: Ctrl-C came first */
-  int hook_held;            /* the host's hook is set aside (below) */
-  lua_Hook hook;
-  int hook_mask, hook_count;
 } batch_ctx;
-
-/* After a Ctrl-C, lua.c (and LuaJIT) sets a hook that raises "interrupted!" at the next Lua
- * call. The batch sets it aside until its results are out, so on_result sees every request
- * end (done, or interrupted with sent = whether it went out), then puts it back: the host
- * stops right after batch returns, as it asked. */
-static void batch_hold_hook(batch_ctx *b) {
-  if (b->hook_held || http_sigint_count() == b->sigint_mark) return;
-  b->hook = lua_gethook(b->L);
-  b->hook_mask = lua_gethookmask(b->L);
-  b->hook_count = lua_gethookcount(b->L);
-  lua_sethook(b->L, NULL, 0, 0);
-  b->hook_held = 1;
-}
-
-static void batch_release_hook(batch_ctx *b) {
-  if (!b->hook_held) return;
-  b->hook_held = 0;
-  lua_sethook(b->L, b->hook, b->hook_mask, b->hook_count);
-}
 
 /* Prepares request i of the batch into p: the array's item, or (item > 0) the table at that
  * stack index (pushing what it needs; the caller restores the stack). Misuse raises, naming
@@ -144,7 +122,6 @@ static void batch_prepare(batch_ctx *b, size_t i, anchors *a, prepared *p) {
  * have acted), else -1. Returns nonzero when on_result raised. */
 static int batch_store_sent(batch_ctx *b, size_t i, const http_response *r, const prepared *p, int sent) {
   lua_State *L = b->L;
-  batch_hold_hook(b);
   int base = lua_gettop(L);
   if (b->state) b->state[i] = REQ_DONE;
   int nres = r ? response_result(L, b->c, r, p) : alloy_push_failure(L, p->fail_msg, p->fail_code, 0);
@@ -218,8 +195,7 @@ static int batch_start(void *ud, http_transfer *t) {
   batch_ctx *b = ud;
   lua_State *L = b->L;
   if (b->c->closed) return HTTP_STOP; /* by on_result: nothing more is sent */
-  batch_hold_hook(b);
-  if (b->hook_held) { /* Ctrl-C: nothing more is asked for */
+  if (http_sigint_count() != b->sigint_mark) { /* Ctrl-C: nothing more is asked for */
     b->interrupted = 1;
     return HTTP_STOP;
   }
@@ -284,7 +260,6 @@ static int batch_finished(void *ud, http_transfer *t) {
 
 /* Raises on_result's error. */
 static int batch_raise(batch_ctx *b) {
-  batch_release_hook(b);
   lua_pushvalue(b->L, SLOT_ERROR);
   return lua_error(b->L);
 }
@@ -361,7 +336,6 @@ static int client_batch(lua_State *L) {
   if (c->closed) luaL_error(L, "alloy: client is closed");
   for (size_t i = 0; i < n && !b.failed; i++)
     if (b.state[i] == REQ_BAD) batch_store_fresh(&b, i, NULL, -1);
-  batch_release_hook(&b); /* nothing was sent: a Ctrl-C meanwhile stops the host now */
   if (b.failed) return batch_raise(&b);
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result */
 
@@ -374,10 +348,7 @@ static int client_batch(lua_State *L) {
     sig_atomic_t mark = http_sigint_count();
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (b.state[i] != REQ_PENDING) continue;
-      if (c->closed) { /* by the transport: the rest are not sent */
-        batch_release_hook(&b);
-        luaL_error(L, "alloy: client is closed");
-      }
+      if (c->closed) luaL_error(L, "alloy: client is closed"); /* by the transport: the rest are not sent */
       if (http_sigint_count() != mark) { /* Ctrl-C: the transport may have swallowed lua.c's stop */
         rc = 2;
         break;
@@ -405,12 +376,9 @@ static int client_batch(lua_State *L) {
     if (rc != 0)
       for (size_t i = 0; i < width; i++) curl_multi_remove_handle(c->multi, pool[i].easy);
   }
-  http_sigint_release();
-  c->sigint_holds--;
   if (rc == 1 && b.interrupted) rc = 2;
   if (rc != 0 && rc != 3 && !b.failed && !c->closed) {
     /* what never finished fails in place: in flight (sent, or not yet), then the rest */
-    batch_hold_hook(&b);
     http_response aborted;
     memset(&aborted, 0, sizeof aborted);
     aborted.curl_code = rc == 2 ? CURLE_ABORTED_BY_CALLBACK : CURLE_FAILED_INIT;
@@ -425,7 +393,9 @@ static int client_batch(lua_State *L) {
     for (size_t i = 0; i < n && !b.failed && !source; i++)
       if (b.state[i] != REQ_DONE) batch_store_fresh(&b, i, &aborted, 0);
   }
-  batch_release_hook(&b);
+  /* Only now: a Ctrl-C held back reaches the host's handler (http.c), every result out. */
+  http_sigint_release();
+  c->sigint_holds--;
   if (b.failed) return batch_raise(&b);
   if (c->closed) luaL_error(L, "alloy: client is closed"); /* by on_result: the rest were not sent */
   if (rc == 3) luaL_error(L, "client:batch: the requests function said false (none now) with none in flight");

@@ -19,10 +19,14 @@ double http_now(void) {
 
 /* Ctrl-C. Standalone interpreters (lua.c, luajit.c) catch SIGINT only to stop at the next
  * Lua instruction, which never comes while libcurl waits: between the first hold and the
- * last release, our handler counts each SIGINT, then calls the one it replaced, and
- * transfers and waits stop at the next count. SIG_DFL (the process ends at once) and
- * SIG_IGN (the host wants no interruption) are left alone. */
+ * last release, our handler counts each SIGINT, and transfers and waits stop at the next
+ * count. The first is passed on to the handler it replaced at the last release: lua.c's
+ * would stop the Lua a batch calls back (on_result, a requests function) halfway, before
+ * every request is accounted for. A second one is passed on at once (a callback that never
+ * ends can still be stopped). SIG_DFL (the process ends at once) and SIG_IGN (the host wants
+ * no interruption) are left alone. */
 static volatile sig_atomic_t sigint_seen;
+static volatile sig_atomic_t sigint_held;    /* during this hold: 1 a SIGINT is held back, 2 passed on */
 static pthread_mutex_t sigint_lock = PTHREAD_MUTEX_INITIALIZER;
 static int sigint_holders;
 static struct sigaction sigint_prev; /* the disposition ours replaced, or SIG_DFL */
@@ -32,6 +36,11 @@ static int sigint_restored;          /* the last release put sigint_prev back */
 
 static void on_sigint(int sig, siginfo_t *info, void *ctx) {
   sigint_seen++;
+  if (sigint_held == 0) {
+    sigint_held = 1;
+    return;
+  }
+  sigint_held = 2;
   if (sigint_prev.sa_flags & SA_SIGINFO)
     sigint_prev.sa_sigaction(sig, info, ctx);
   else if (sigint_prev.sa_handler != SIG_DFL && sigint_prev.sa_handler != SIG_IGN)
@@ -77,6 +86,7 @@ static void install_over(const struct sigaction *prev) {
 void http_sigint_hold(void) {
   pthread_mutex_lock(&sigint_lock);
   if (sigint_holders++ == 0) {
+    sigint_held = 0;
     struct sigaction prev;
     memset(&prev, 0, sizeof prev);
     int restored = sigint_restored;
@@ -96,6 +106,7 @@ void http_sigint_hold(void) {
 }
 
 void http_sigint_release(void) {
+  int pass_on = 0;
   pthread_mutex_lock(&sigint_lock);
   if (--sigint_holders == 0 && sigint_installed) {
     struct sigaction now;
@@ -105,8 +116,13 @@ void http_sigint_release(void) {
     /* Not ours any more: the handler we called replaced itself (lua.c: SIG_DFL, so that a
      * second Ctrl-C ends the process), or the host set another. That one stays. */
     if (!sigint_restored) sigaction(SIGINT, &now, NULL);
+    /* The SIGINT held back goes to the host's handler now, in a signal's context: lua.c's
+     * then stops the Lua after the call that held it, which has accounted for everything. */
+    pass_on = sigint_held == 1 && sigint_restored;
+    sigint_held = 0;
   }
   pthread_mutex_unlock(&sigint_lock);
+  if (pass_on) raise(SIGINT);
 }
 
 sig_atomic_t http_sigint_count(void) { return sigint_seen; }
