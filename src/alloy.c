@@ -42,6 +42,7 @@ __attribute__((visibility("default"))) int luaopen_alloy(lua_State *L) {
   batch_open(L, &o);
   jwt_open(L, &o);
   files_open(L, &o);
+  lines_open(L, &o);
   md5_open(L, &o);
   upload_open(L, &o);
   loop_open(L, &o);

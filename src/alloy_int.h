@@ -157,6 +157,7 @@ int loop_close(lua_State *L, client *c, int client_idx, int at_gc);
 void loop_free(lua_State *L, client *c); /* for client_release */
 void jwt_open(lua_State *L, const alloy_open_ctx *o);   /* jwt.c */
 void files_open(lua_State *L, const alloy_open_ctx *o); /* files.c */
+void lines_open(lua_State *L, const alloy_open_ctx *o); /* lines.c: alloy.lines */
 /* files.c: path opened to read if it is a regular file (a FIFO is refused without waiting for
  * a writer): the descriptor and its size, or -1 and "<path>: <why>" in err. */
 int files_open_regular(const char *path, long long *size, char *err, size_t err_size);

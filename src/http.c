@@ -72,8 +72,11 @@ static void install_over(const struct sigaction *prev) {
                                               : prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN;
   if (!handled || is_ours(prev)) return;
   sigint_prev = *prev;
-  sigint_ours = *prev; /* its mask and flags (SA_RESTART...): poll and nanosleep see EINTR anyway */
+  sigint_ours = *prev; /* its mask and flags */
   sigint_ours.sa_flags |= SA_SIGINFO;
+  /* A blocking read in a batch's requests function (--each from a pipe or a terminal) ends
+   * with EINTR instead of waiting on for input; poll and nanosleep see EINTR anyway. */
+  sigint_ours.sa_flags &= ~SA_RESTART;
   sigint_ours.sa_sigaction = on_sigint;
   sigaction(SIGINT, &sigint_ours, NULL);
   sigint_installed = 1;

@@ -1,7 +1,8 @@
 -- alloy.input: what a command reads from the files and stdin its command line names.
 --
--- M.read(path)        -> text | nil, message: a file's text (- for stdin; a pipe is fine,
---                        `<(cmd)` too; a directory or a socket has none), at most M.MAX bytes
+-- M.open(path)       -> file | nil, message: a file to read (- for stdin; a pipe is fine,
+--                        `<(cmd)` too; a directory or a socket has none)
+-- M.read(path)        -> text | nil, message: a file's whole text (M.open), at most M.MAX bytes
 -- M.json_object(text) -> value | nil, why: JSON that is an object (not an array, a string, null)
 -- M.object(value, flag, what) -> object | false | nil, err: `what` ("the body"), a JSON object
 --                        given as `flag JSON`, `flag @file`, `flag -` (stdin), or on stdin when
@@ -12,18 +13,19 @@ local M = {}
 -- JSON a person or a program wrote; more than this is a mistake (/dev/zero), not input.
 M.MAX = 64 * 1024 * 1024
 
-function M.read(path)
-  local f = io.stdin
-  if path ~= "-" then
-    local info, ierr = require("alloy").file_info(path, true)
-    if not info then return nil, ierr end
-    if info.type == "directory" or info.type == "socket" then
-      return nil, ("%s is a %s, not a file"):format(require("alloy.output").printable(path), info.type)
-    end
-    local oerr
-    f, oerr = io.open(path, "rb")
-    if not f then return nil, oerr end
+function M.open(path)
+  if path == "-" then return io.stdin end
+  local info, ierr = require("alloy").file_info(path, true)
+  if not info then return nil, ierr end
+  if info.type == "directory" or info.type == "socket" then
+    return nil, ("%s is a %s, not a file"):format(require("alloy.output").printable(path), info.type)
   end
+  return io.open(path, "rb")
+end
+
+function M.read(path)
+  local f, oerr = M.open(path)
+  if not f then return nil, oerr end
   local s, rerr = f:read(M.MAX + 1)
   if f ~= io.stdin then f:close() end
   if s == nil and rerr then return nil, rerr end

@@ -81,6 +81,11 @@ function M.encode(v)
 end
 
 function M.as_sent(text)
+  -- most answers are plain ASCII JSON: one scan finds nothing to escape or replace
+  if not text:find("[%z\1-\31\127-\255]") then
+    if not (text:find("^%s") or text:find("%s$")) then return text end
+    return (text:match("^%s*(.-)%s*$"))
+  end
   local s = escaped((text:gsub("[\r\n\t]", " ")), AS_SENT_ESCAPES)
   return output.raw_c1((s:match("^%s*(.-)%s*$")), "\\ufffd")
 end

@@ -22,6 +22,7 @@ local M = {
     { "--each", "<file>", "Run once per line of this file of JSON bodies (- for stdin)." },
     { "--concurrency", "<n>", ("Executes in flight with --each (default %d)."):format(
       config.DEFAULTS.execute_concurrency) },
+    { "--unordered", "With --each, print each result as it finishes, not in line order." },
   },
   examples = {
     { [[slack chat_postMessage --body '{"channel":"C0123","text":"Hello"}']] },
@@ -30,9 +31,12 @@ local M = {
   },
   notes = [[
 The body is --body JSON, --body @file, --body - (stdin), or stdin when it is not a terminal.
-With --each, each line of FILE (- for stdin) is one JSON body: one result line per input line on
-stdout, in line order ({"line":n,"ok":true,"result":...} or {"line":n,"ok":false,"error":{...}}),
-a summary on stderr, exit 1 when any line failed. Blank lines are skipped and counted.
+With --each, each line of FILE (- for stdin) is one JSON body, read as the executes go: one result
+line per input line on stdout, in line order ({"line":n,"ok":true,"result":...} or
+{"line":n,"ok":false,"error":{...}}; --unordered: as they finish), a summary on stderr, exit 1
+when any line failed. Blank lines are skipped and counted. Ctrl-C stops reading: every line read
+is reported (one in flight as "INTERRUPTED", with "sent"), the summary says how to run the rest,
+exit 130.
 An execute is not retried automatically, except when the connection was refused or the API
 answered 429 with Retry-After: it may have acted.]],
 }
@@ -91,7 +95,17 @@ local function run_each(ctx, run)
     return { op = "execute_action",
              args = { run.connector, run.id, request(run.credential, run.input, v), run.options } }
   end
-  return each.print(ctx.out, ctx:client(), ctx.args.each, build, { concurrency = run.concurrency, verb = "executed" })
+  local args = ctx.args
+  local function rerun(from) -- the same run over the lines from `from` on
+    local words = { run.connector, run.id }
+    if args.credential then words[#words + 1], words[#words + 2] = "--credential", args.credential end
+    for _, flag in ipairs({ "query", "path", "header" }) do
+      for _, kv in ipairs(args[flag] or {}) do words[#words + 1], words[#words + 2] = "--" .. flag, kv end
+    end
+    return each.rerun_line(ctx, "run", words, from)
+  end
+  return each.print(ctx.out, ctx:client(), args.each, build, { concurrency = run.concurrency, verb = "executed",
+    unordered = args.unordered, rerun = rerun })
 end
 
 function M.run(ctx)

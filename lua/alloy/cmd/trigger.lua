@@ -13,6 +13,7 @@ local M = {
     { "--each", "<file>", "Trigger once per line of this file of JSON objects (- for stdin)." },
     { "--concurrency", "<n>", ("Triggers in flight with --each (default %d)."):format(
       config.DEFAULTS.execute_concurrency) },
+    { "--unordered", "With --each, print each result as it finishes, not in line order." },
   },
   examples = {
     { [['Order Created' --data '{"orderId":"1001","customerEmail":"ada@example.com"}']] },
@@ -21,11 +22,12 @@ local M = {
   },
   notes = [[
 The data is --data JSON, --data @file, --data - (stdin), or stdin when it is not a terminal; none
-is {}. With --each, each line of FILE (- for stdin) is one trigger's data: one result line per
-input line on stdout, in line order ({"line":n,"ok":true,"result":...} or
-{"line":n,"ok":false,"error":{...}}), a summary on stderr, exit 1 when any line failed. A trigger
-is not retried automatically, except when the connection was refused or the API answered 429
-with Retry-After: its workflows may have run.]],
+is {}. With --each, each line of FILE (- for stdin) is one trigger's data, read as the triggers
+go: one result line per input line on stdout, in line order ({"line":n,"ok":true,"result":...}
+or {"line":n,"ok":false,"error":{...}}; --unordered: as they finish), a summary on stderr, exit 1
+when any line failed; Ctrl-C reports every line read and exits 130. A trigger is not retried
+automatically, except when the connection was refused or the API answered 429 with Retry-After:
+its workflows may have run.]],
 }
 
 function M.run(ctx)
@@ -43,7 +45,8 @@ function M.run(ctx)
       if not v then return nil, msg, code end
       return { op = "run_event", args = { { event = event, userId = cfg.user_id, data = v } } }
     end
-    local ok, err = each.print(out, ctx:client(), args.each, build, { concurrency = concurrency, verb = "triggered" })
+    local ok, err = each.print(out, ctx:client(), args.each, build, { concurrency = concurrency, verb = "triggered",
+      unordered = args.unordered, rerun = function(from) return each.rerun_line(ctx, "trigger", { event }, from) end })
     out:say("Their runs: %s", logs)
     return ok, err
   end
