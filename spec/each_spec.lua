@@ -159,6 +159,48 @@ describe("--each as a stream", function()
     assert.same({ "m10", "m5", "m6", "m7", "m8", "m9" }, texts)
   end)
 
+  describe("a rate-limited API", function()
+    after_each(function() sb:rate_limit(false) end)
+
+    local function each(lines, extra)
+      write_lines("lines.jsonl", lines)
+      sb:clear_requests()
+      local env = run.env(sb, uid, { CONNECTION_ID = cred })
+      for k, v in pairs(extra or {}) do env[k] = v end
+      return run.script("alloy_main", { "run", "slack", "chat_postMessage", "--each", "lines.jsonl",
+        "--concurrency", "4" }, { env = env, cwd = dir })
+    end
+
+    it("with Retry-After: the host's pauses are waited out together and every line runs", function()
+      sb:rate_limit { per_second = 3, retry_after = 1, window = 0.5 }
+      local r = each(12, { ALLOY_RETRIES = "5" })
+      assert.equals(0, r.code, r.stderr)
+      local out = results(r.stdout)
+      assert.equals(12, #out)
+      for i, l in ipairs(out) do assert.is_true(l.ok, i) end
+      assert.matches("12 lines: 12 succeeded, 0 failed\n", r.stderr, 1, true)
+    end)
+
+    it("refusing every request: a few rounds, then the rest fail unsent, exit 1, every line reported", function()
+      -- the action's schema, read first, is the one request let through
+      sb:rate_limit { per_second = 1, retry_after = false, window = 3600 }
+      local r = each(30, { ALLOY_RETRIES = "2" })
+      assert.equals(1, r.code, r.stderr)
+      local out, unsent = results(r.stdout), 0
+      assert.equals(30, #out)
+      for i, l in ipairs(out) do
+        assert.equals(i, l.line)
+        assert.is_false(l.ok)
+        assert.equals("HTTP_429", l.error.code)
+        if l.error.sent == false then unsent = unsent + 1 end
+      end
+      -- three rounds of four (retries = 2), and nothing more went out
+      assert.equals(12, executes())
+      assert.equals(18, unsent)
+      assert.matches("30 lines: 0 succeeded, 30 failed\n", r.stderr, 1, true)
+    end)
+  end)
+
   describe("alloy.each from Lua", function()
     local each = require "alloy.each"
 
