@@ -13,13 +13,7 @@ describe("client:batch", function()
     run.rmdir(dir)
   end)
 
-  local function count(pattern)
-    local n = 0
-    for _, r in ipairs(sb:requests()) do
-      if r.path:find(pattern) then n = n + 1 end
-    end
-    return n
-  end
+  local function count(pattern) return sb:count(pattern) end
 
   -- A requests function over 1..n (each a GET of /users/{uid}, tagged by a query parameter),
   -- recording how many were handed out and not yet answered.

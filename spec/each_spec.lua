@@ -10,20 +10,9 @@ local EXECUTE = "/actions/chat_postMessage/execute$"
 
 describe("--each as a stream", function()
   local sb, uid, dir, cred
-  Sandbox.per_test_user("ada", function(s, u)
-    sb, uid = s, u
-    cred = sb:create_credential { userId = uid, connector = "slack" }.credentialId
-  end)
-  before_each(function() dir = run.tmpdir() end)
-  after_each(function() run.rmdir(dir) end)
+  Sandbox.per_test_connection("ada", "slack", function(s, u, c, d) sb, uid, cred, dir = s, u, c, d end)
 
-  local function executes()
-    local n = 0
-    for _, r in ipairs(sb:requests()) do
-      if r.path:find(EXECUTE) then n = n + 1 end
-    end
-    return n
-  end
+  local function executes() return sb:count(EXECUTE) end
 
   local function body(i, text) return cjson.encode { channel = "C1", text = text or ("m" .. i) } end
 
@@ -165,10 +154,9 @@ describe("--each as a stream", function()
     local function each(lines, extra)
       write_lines("lines.jsonl", lines)
       sb:clear_requests()
-      local env = run.env(sb, uid, { CONNECTION_ID = cred })
-      for k, v in pairs(extra or {}) do env[k] = v end
-      return run.script("alloy_main", { "run", "slack", "chat_postMessage", "--each", "lines.jsonl",
-        "--concurrency", "4" }, { env = env, cwd = dir })
+      extra.CONNECTION_ID = cred
+      return run.alloy(sb, uid, dir, { "run", "slack", "chat_postMessage", "--each", "lines.jsonl",
+        "--concurrency", "4" }, { extra = extra })
     end
 
     it("with Retry-After: the host's pauses are waited out together and every line runs", function()

@@ -12,13 +12,7 @@ describe("Ctrl-C (SIGINT) during a request", function()
   Sandbox.per_test_user("ctrl-c", function(s, u) sb, uid, dir = s, u, run.tmpdir() end)
   after_each(function() run.rmdir(dir) end)
 
-  local function count(pattern)
-    local n = 0
-    for _, r in ipairs(sb:requests()) do
-      if r.path:find(pattern) then n = n + 1 end
-    end
-    return n
-  end
+  local function count(pattern) return sb:count(pattern) end
 
   -- Runs script with retries allowed and long timeouts; once `ready()` holds (the requests
   -- it must be stuck on have reached the sandbox), sends it one SIGINT. -> the run's

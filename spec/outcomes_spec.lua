@@ -10,19 +10,12 @@ local SECRET = "acuity-SECRET-0a1b2c3d4e5f"
 
 describe("outcomes", function()
   local sb, uid, dir, cred
-  Sandbox.per_test_user("ada", function(s, u)
-    sb, uid = s, u
-    cred = sb:create_credential { userId = uid, connector = "slack" }.credentialId
-  end)
-  before_each(function() dir = run.tmpdir() end)
-  after_each(function() run.rmdir(dir) end)
+  Sandbox.per_test_connection("ada", "slack", function(s, u, c, d) sb, uid, cred, dir = s, u, c, d end)
 
   local function alloy(args, o)
     o = o or {}
-    local extra = { CONNECTION_ID = cred }
-    for k, v in pairs(o.extra or {}) do extra[k] = v end
-    return run.script("alloy_main", args, { env = run.env(sb, uid, extra), cwd = dir, stdin = o.stdin,
-                                             secrets = o.secrets })
+    o.extra = { CONNECTION_ID = cred }
+    return run.alloy(sb, uid, dir, args, o)
   end
 
   local function credential_ids()

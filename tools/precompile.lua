@@ -7,17 +7,9 @@
 local out = assert(arg[1], "usage: precompile.lua OUTDIR MODULE=PATH...")
 local dump_load = loadstring or load -- luacheck: ignore 113 (5.1)
 
-local function searchpath(name)
-  if package.searchpath then return package.searchpath(name, package.path) end
-  for template in package.path:gmatch("[^;]+") do -- Lua 5.1
-    local path = template:gsub("%?", (name:gsub("%.", "/")))
-    local f = io.open(path, "rb")
-    if f then
-      f:close()
-      return path
-    end
-  end
-end
+-- alloy.paths' lookup (and its module path: this checkout's lua/ first)
+package.path = (arg[0]:match("^(.*)/tools/[^/]*$") or ".") .. "/lua/?.lua;" .. package.path
+local searchpath = require("alloy.paths").searchpath
 
 local function read(path)
   local f = assert(io.open(path, "rb"))

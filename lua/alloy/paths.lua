@@ -6,7 +6,8 @@
 -- which puts lua/ (the helpers) on package.path; this module then prepends
 -- <script dir>/../build/<abi>/?.so to package.cpath so `require "alloy"` finds the
 -- freshly built module before any installed copy.  Installed copies (LuaRocks) simply
--- fall through to the normal search paths.  It exports nothing.
+-- fall through to the normal search paths.  It also loads the modules `make` precompiled
+-- (below), and returns { searchpath = fn } (Lua 5.1 has no package.searchpath).
 
 -- The build directory name for the running interpreter's ABI.
 local function abi()
@@ -29,6 +30,19 @@ if not package.cpath:find(cpath_entry, 1, true) then
   package.cpath = cpath_entry .. ";" .. package.cpath
 end
 
+-- The file package.path finds module `name` in, or nil (Lua 5.1 has no package.searchpath).
+local function searchpath(name)
+  if package.searchpath then return package.searchpath(name, package.path) end
+  for template in package.path:gmatch("[^;]+") do
+    local path = template:gsub("%?", (name:gsub("%.", "/")))
+    local f = io.open(path, "rb")
+    if f then
+      f:close()
+      return path
+    end
+  end
+end
+
 -- The bytecode `make` compiled (tools/precompile.lua): a module whose source is still exactly
 -- what it was made from loads without compiling; any other, from its source as usual.
 local cache = build .. "/luac/"
@@ -44,18 +58,6 @@ if index and searchers[2] then
     local s = f:read("*a")
     f:close()
     return s
-  end
-
-  local function searchpath(name)
-    if package.searchpath then return package.searchpath(name, package.path) end
-    for template in package.path:gmatch("[^;]+") do -- Lua 5.1
-      local path = template:gsub("%?", (name:gsub("%.", "/")))
-      local f = io.open(path, "rb")
-      if f then
-        f:close()
-        return path
-      end
-    end
   end
 
   table.insert(searchers, 2, function(name)
@@ -78,4 +80,4 @@ end
 -- hints, by alloy.config. (libcurl itself loads at the first alloy.new.)
 pcall(require, "alloy")
 
-return true
+return { searchpath = searchpath }

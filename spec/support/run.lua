@@ -341,6 +341,14 @@ function M.env(sb, user, extra)
   return e
 end
 
+-- `alloy <args>` (lua/alloy_main.lua) as a user runs it, as `uid` of sandbox sb in dir, with
+-- run.env's environment plus o.extra; o.stdin, o.secrets as run.script takes them.
+function M.alloy(sb, uid, dir, args, o)
+  o = o or {}
+  return M.script("alloy_main", args, { env = M.env(sb, uid, o.extra), cwd = dir, stdin = o.stdin,
+                                        secrets = o.secrets })
+end
+
 -- A loopback port nothing listens on (bound and released; good enough for a test).
 function M.closed_port()
   local socket = require "socket"

@@ -183,6 +183,27 @@ function Sandbox.per_test_user(username, each)
   end)
 end
 
+-- As per_test_user, with a connection of `connector` for the user and a temp directory (removed
+-- after the test): each(sb, uid, credential_id, dir).
+function Sandbox.per_test_connection(username, connector, each)
+  local busted, run = require "busted", require "run"
+  local dir
+  Sandbox.per_test_user(username, function(s, u)
+    dir = run.tmpdir()
+    each(s, u, s:create_credential { userId = u, connector = connector }.credentialId, dir)
+  end)
+  busted.after_each(function() run.rmdir(dir) end)
+end
+
+-- How many requests of the log have a path that pattern finds.
+function Sandbox:count(pattern)
+  local n = 0
+  for _, r in ipairs(self:requests()) do
+    if r.path:find(pattern) then n = n + 1 end
+  end
+  return n
+end
+
 -- Settings (spec/sandbox/README.md lists them all), e.g. oauth_redirect = none|success|error,
 -- metadata_markers = true|false, credential_types = compound|documented, logs_shape =
 -- notifications|data|array. Reset restores the sandbox's defaults. Returns all current settings.
