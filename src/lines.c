@@ -46,7 +46,7 @@ static int lines_fail(lua_State *L, const char *path, const char *why) {
 
 /* alloy.lines(path [, max]) -> reader, kind | nil, message. path "-" is stdin (not closed
  * here). A directory or a socket is refused, and a device that is not a terminal (/dev/zero
- * has no lines: it never ends). A FIFO is opened as Lua's io would, waiting for a writer. */
+ * has no lines: it never ends). */
 static int lines_new(lua_State *L) {
   size_t n = 0;
   const char *path = luaL_checklstring(L, 1, &n);
@@ -54,9 +54,13 @@ static int lines_new(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 2, 64 * 1024 * 1024);
   luaL_argcheck(L, max >= 1, 2, "max must be a positive number of bytes");
   int stdin_ = strcmp(path, "-") == 0;
-  int fd = stdin_ ? 0 : open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return lines_fail(L, path, strerror(errno));
+  /* A FIFO is opened waiting for its writer, as Lua's io would (opened without waiting, read()
+   * would see the end before the writer came; opened twice, a writer that came and went
+   * between would be lost); anything else without waiting, in case it became a FIFO since. */
   struct stat st;
+  int fifo = !stdin_ && stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+  int fd = stdin_ ? 0 : open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | (fifo ? 0 : O_NONBLOCK));
+  if (fd < 0) return lines_fail(L, path, strerror(errno));
   if (fstat(fd, &st) != 0) {
     int e = errno;
     if (!stdin_) close(fd);
@@ -70,11 +74,7 @@ static int lines_new(lua_State *L) {
     lua_pushfstring(L, "%s is a %s, not a file", path, kind);
     return 2;
   }
-  if (!stdin_ && S_ISFIFO(st.st_mode)) { /* opened without waiting: open it again to wait for a writer */
-    close(fd);
-    fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) return lines_fail(L, path, strerror(errno));
-  } else if (!stdin_) {
+  if (!stdin_ && !fifo) {
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   }
