@@ -278,7 +278,7 @@ print("stopped", ok, err)
       assert.equals("INTERRUPTED false", lines[6])
       assert.equals(4, at_signal)
       -- batch ran to its end; the interpreter's stop came right after it returned
-      assert.equals("stopped\tfalse\tinterrupted!", ends)
+      assert.matches("^stopped\tfalse\t[^\n]-interrupted!$", ends) -- 5.1: at batch.lua:27
       assert.equals(0, r.code, r.stderr)
     end)
 
@@ -293,7 +293,7 @@ print("stopped", ok, err)
       assert.is_nil(lines[5])
       assert.is_nil(lines[6])
       assert.equals(4, at_signal)
-      assert.equals("stopped\tfalse\tinterrupted!", ends)
+      assert.matches("^stopped\tfalse\t[^\n]-interrupted!$", ends) -- 5.1: at batch.lua:27
       assert.equals(0, r.code, r.stderr)
     end)
 
@@ -304,7 +304,7 @@ print("stopped", ok, err)
       assert.equals("INTERRUPTED true", lines[2])
       -- 3 was handed out only once 1's callback had returned, and the Ctrl-C came first
       for i = 3, 6 do assert.is_nil(lines[i], i) end
-      assert.equals("stopped\tfalse\tinterrupted!", ends)
+      assert.matches("^stopped\tfalse\t[^\n]-interrupted!$", ends) -- 5.1: at batch.lua:27
       assert.equals(0, r.code, r.stderr)
     end)
   end)

@@ -182,9 +182,12 @@ describe("--each as a stream", function()
         assert.equals("HTTP_429", l.error.code)
         if l.error.sent == false then unsent = unsent + 1 end
       end
-      -- three rounds of four (retries = 2), and nothing more went out
-      assert.equals(12, executes())
-      assert.equals(18, unsent)
+      -- three rounds (retries = 2) of at most four (how many a round holds depends on how far
+      -- the reader got when the first 429 came), and nothing more went out
+      local sent = executes()
+      assert.is_true(sent >= 3 and sent <= 12, sent .. " executes")
+      assert.is_true(30 - unsent <= sent, unsent .. " unsent of 30, " .. sent .. " executes")
+      assert.is_true(unsent >= 18, unsent .. " unsent")
       assert.matches("30 lines: 0 succeeded, 30 failed\n", r.stderr, 1, true)
     end)
   end)

@@ -152,15 +152,19 @@ function M.auth_all(client, names)
   end
   local reqs = {}
   for i, id in ipairs(names) do reqs[i] = { op = "credential_metadata", args = { id } } end
+  local interrupted = false
   client:batch(reqs, { concurrency = require("alloy.config").DEFAULTS.metadata_concurrency, on_result = function(i, r)
     if r.ok then
       out[names[i]] = auth_of_entries(M.entries(r.value))
     elseif r.code == "INTERRUPTED" then
-      error("interrupted", 0) -- Ctrl-C: the batch stops, and the script with it
+      interrupted = true
     else
       out[names[i]] = false
     end
   end })
+  -- Ctrl-C: raised once the batch has returned (an error out of on_result would meet the
+  -- interpreter's own stop, passed on when the batch ends, inside the error handler).
+  if interrupted then error("interrupted", 0) end
   return out, 1 + #reqs
 end
 
