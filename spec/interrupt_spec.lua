@@ -116,6 +116,8 @@ ffi.cdef [[
   typedef struct { void *handler; unsigned long mask[16]; int flags; void *restorer; } sigaction_t;
   int sigaction(int sig, const sigaction_t *act, sigaction_t *old);
   int getpid(void);
+  void srand(unsigned seed);
+  int rand(void);
 ]]
 local function disposition()
   local sa = ffi.new("sigaction_t")
@@ -154,6 +156,25 @@ local uid = os.getenv("ALLOY_USER_ID")
       ]]
       assert.equals(0, r.code, r.stderr)
       assert.equals("same\n", r.stdout)
+    end)
+
+    -- lua5.3 as Debian builds it sets its handler with SA_RESETHAND: gone once it has run.
+    it("passes a Ctrl-C on to a handler set with SA_RESETHAND, once the request has ended", function()
+      sb:fault { path = "/token$", delay = 5 }
+      local r = host [[
+        ffi.C.srand(2); local after_two = ffi.C.rand()
+        ffi.C.srand(12345)
+        -- srand as the handler: it is called with the signal's number, 2, and leaves a trace
+        ffi.C.sigaction(2, ffi.new("sigaction_t", { handler = ffi.cast("void *", ffi.C.srand),
+          flags = 0x80000000 }), nil) -- SA_RESETHAND
+        os.execute(("(sleep 0.5; kill -INT %d) &"):format(ffi.C.getpid()))
+        local token, _, code = c:user_token(uid)
+        print(token and "token" or code)
+        print(ffi.C.rand() == after_two and "handler ran" or "handler did not run")
+        print(disposition():match("^0ULL ") and "default now" or disposition())
+      ]]
+      assert.equals(0, r.code, r.stderr)
+      assert.equals("INTERRUPTED\nhandler ran\ndefault now\n", r.stdout)
     end)
 
     it("is not interrupted when SIGINT is ignored", function()

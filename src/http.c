@@ -77,6 +77,9 @@ static void install_over(const struct sigaction *prev) {
   /* A blocking read in a batch's requests function (--each from a pipe or a terminal) ends
    * with EINTR instead of waiting on for input; poll and nanosleep see EINTR anyway. */
   sigint_ours.sa_flags &= ~SA_RESTART;
+  /* Debian's lua5.3 sets its handler with SA_RESETHAND: ours would be gone after the first
+   * SIGINT, and the release would take the SIG_DFL left for the host's choice. */
+  sigint_ours.sa_flags &= ~SA_RESETHAND;
   sigint_ours.sa_sigaction = on_sigint;
   sigaction(SIGINT, &sigint_ours, NULL);
   sigint_installed = 1;
