@@ -192,9 +192,15 @@ static void start_index_free(start_index *x) {
   if (x->next != x->own) free(x->next);
 }
 
+/* Appends s[from, at) and the mask that stands for the secret found at `at`. */
+static void add_masked(abuf *out, const char *s, size_t from, size_t at) {
+  static const char mask[] = "[REDACTED]";
+  abuf_add(out, s + from, at - from);
+  abuf_add(out, mask, sizeof mask - 1);
+}
+
 /* As alloy_redact, masking pieces of `window` bytes (the whole secret when it is shorter). */
 static void redact_window(abuf *out, const char *s, size_t n, const char *secret, size_t window) {
-  static const char mask[] = "[REDACTED]";
   const unsigned char *u = (const unsigned char *)s, *key = (const unsigned char *)secret;
   size_t k = secret ? strlen(secret) : 0, from = 0;
   if (window > k) window = k;
@@ -224,8 +230,7 @@ static void redact_window(abuf *out, const char *s, size_t n, const char *secret
       i++;
       continue;
     }
-    abuf_add(out, s + from, i - from);
-    abuf_add(out, mask, sizeof mask - 1);
+    add_masked(out, s, from, i);
     i += best;
     from = i;
   }
@@ -340,7 +345,6 @@ static int has_long_run(const char *s, size_t n) {
 /* Appends s with every run of B64_MIN or more characters of one of the forms masked. Only
  * runs of base64 characters that long are looked into: most text has few. */
 static void redact_base64(abuf *out, const char *s, size_t n, const b64_forms *b) {
-  static const char mask[] = "[REDACTED]";
   const b64_window *win = (const b64_window *)b->windows.data;
   size_t count = b->count, from = 0;
   uint64_t top = 1; /* B64_BASE^(B64_MIN-1), to roll the first character out */
@@ -365,8 +369,7 @@ static void redact_base64(abuf *out, const char *s, size_t n, const b64_forms *b
         p++;
         continue;
       }
-      abuf_add(out, s + from, p - from);
-      abuf_add(out, mask, sizeof mask - 1);
+      add_masked(out, s, from, p);
       p += best;
       from = p;
       if (p + B64_MIN <= end) h = hash_window(s + p);
