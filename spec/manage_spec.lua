@@ -126,6 +126,37 @@ describe("managing", function()
       assert.matches("No connector matches \"nothing-like-it\".", r.stderr, 1, true)
     end)
 
+    it("one connector: its details and each authentication type, from two requests", function()
+      sb:clear_requests()
+      local r = script("list_connectors", { "acuityScheduling" })
+      assert.equal(0, r.code, r.stderr)
+      assert.equal("apiKey\tno\t-\tuserId, apiKey (secret)\n", r.stdout)
+      assert.matches("acuityScheduling (Acuity Scheduling): 1 authentication type\n", r.stderr, 1, true)
+      assert.matches("Connect it with: [^\n]*initiate_oauth%.lua acuityScheduling\n", r.stderr)
+      local paths = {}
+      for i, q in ipairs(sb:requests()) do paths[i] = q.method .. " " .. q.path end
+      assert.same({ "GET /connectors/acuityScheduling", "GET /connectors/acuityScheduling/credentials/metadata" },
+        paths)
+      r = script("list_connectors", { "shopify", "--json" })
+      assert.equal(0, r.code, r.stderr)
+      local doc = cjson.decode(r.stdout)
+      assert.equal("Shopify", doc.connector.name) -- the object as the API sent it
+      assert.same({ { type = "oauth2", oauth = true, authConfigRequired = false,
+                      fields = { { name = "shopSubdomain", required = true, secret = false } } } }, doc.auth)
+    end)
+
+    it("one connector that is not there: did you mean, exit 2; with --search: exit 2, nothing sent", function()
+      local r = script("list_connectors", { "slak" })
+      assert.equal(2, r.code)
+      assert.equal("", r.stdout)
+      assert.matches("error: unknown connector \"slak\"\nhint: did you mean slack?", r.stderr, 1, true)
+      sb:clear_requests()
+      r = script("list_connectors", { "slack", "--search", "x" })
+      assert.equal(2, r.code)
+      assert.matches("give a connector or --search, not both", r.stderr, 1, true)
+      assert.same({}, sb:requests())
+    end)
+
     it("needs no user, but the key: exit 2 without it, exit 1 on a wrong one", function()
       assert.equal(0, script("list_connectors", {}, { extra = { ALLOY_USER_ID = false } }).code)
       assert.equal(2, script("list_connectors", {}, { extra = { ALLOY_API_KEY = false } }).code)

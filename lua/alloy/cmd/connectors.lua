@@ -1,10 +1,12 @@
 -- alloy connectors (list_connectors.lua): the connectors this API key can connect, with
--- their authentication types (from each connector's credential metadata).
+-- their authentication types (from each connector's credential metadata); or one connector.
 local M = {
   summary = "the connectors this API key can connect (id, name, how each connects)",
   description = "List the connectors available to this API key: id, name and how each is connected (oauth2, with"
     .. " the inputs it asks for, or the fields of an API-key, basic or bearer credential) on stdout. Two requests"
     .. " whatever the number of connectors: the list, and every connector's metadata at once.",
+  arguments = { { "connector", "One connector instead of the list: its name and each of its authentication"
+    .. " types (type, OAuth or not, whether an auth config is required, the fields it asks for).", optional = true } },
   options = {
     { "-s --search", "<text>", "Only connectors whose id or name contains this text (any case)." },
   },
@@ -12,6 +14,7 @@ local M = {
     { "" },
     { "--search slack" },
     { "--json | jq -r '.connectors[].id'" },
+    { "acuityScheduling" },
   },
 }
 
@@ -23,7 +26,51 @@ function M.auth_text(a)
   return "fields: " .. (fields ~= "" and fields or "none")
 end
 
+-- One connector: GET /connectors/{id} and its credential metadata. stdout: a row for each
+-- authentication type; --json: {"connector": the object as the API sent it, "auth": [...]}.
+local function one(ctx)
+  local connectors, failure, ids, json = require "alloy.connectors", require "alloy.failure",
+    require "alloy.ids", require "alloy.json"
+  local args, out = ctx.args, ctx.out
+  if args.search then return nil, failure.usage("give a connector or --search, not both") end
+  local id = ctx:check(ids.check_name("connector", args.connector))
+  ctx:config()
+  local client = ctx:client()
+  local item, msg, code, failed = client:get_connector(id)
+  if item == nil then
+    if code == "HTTP_404" then return nil, connectors.unknown(client, id) end
+    return nil, failure.api(msg, code, failed, "get_connector")
+  end
+  local res = msg -- on success: the value, then the response
+  local entries = ctx:check(connectors.metadata(client, id))
+  if args.json then
+    local auth = {}
+    for i, e in ipairs(entries) do
+      local fields = {}
+      for k, f in ipairs(e.fields) do fields[k] = { name = f.name, required = f.required, secret = f.secret } end
+      auth[i] = { type = e.type, oauth = e.oauth, authConfigRequired = e.authConfigRequired,
+                  fields = json.array(fields) }
+    end
+    out:out(('{"connector":%s,"auth":%s}\n'):format(json.as_sent(res.body), json.encode(json.array(auth))))
+  else
+    local rows = { { "TYPE", "OAUTH", "AUTH CONFIG", "FIELDS" } }
+    for _, e in ipairs(entries) do
+      local names = {}
+      for k, f in ipairs(e.fields) do names[k] = f.name .. (f.secret and " (secret)" or "") end
+      rows[#rows + 1] = { e.type, e.oauth and "yes" or "no", e.authConfigRequired and "required" or "-",
+                          #names > 0 and table.concat(names, ", ") or "-" }
+    end
+    ctx:print_table(rows)
+  end
+  local name = type(item) == "table" and type(item.name) == "string" and item.name or nil
+  out:say("%s%s: %d authentication type%s", id, name and (" (" .. name .. ")") or "", #entries,
+    #entries == 1 and "" or "s")
+  out:say("Connect it with: %s", ctx:command("connect", id))
+  return 0
+end
+
 function M.run(ctx)
+  if ctx.args.connector then return one(ctx) end
   local connectors = require "alloy.connectors"
   local ids = require "alloy.ids"
   local json = require "alloy.json"
