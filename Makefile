@@ -278,6 +278,10 @@ install: all completions
 	install -m 0755 $(MODULE) $(DESTDIR)$(LIBDIR)/alloy.so
 	install -m 0644 lua/alloy/*.lua $(DESTDIR)$(LUADIR)/alloy/
 	install -m 0644 lua/alloy/cmd/*.lua $(DESTDIR)$(LUADIR)/alloy/cmd/
+	@# the bytecode cache (alloy.paths uses an entry only while its source is what it was made from)
+	rm -rf $(DESTDIR)$(LUADIR)/alloy/luac
+	cp -R $(BUILD_DIR)/luac $(DESTDIR)$(LUADIR)/alloy/luac
+	chmod -R u=rwX,go=rX $(DESTDIR)$(LUADIR)/alloy/luac
 	@set -o pipefail; $(LIST_COMMANDS) | while read -r script name; do \
 	  { printf '#!/usr/bin/env %s\n' '$(LUA)' && \
 	    printf 'package.path = [==[%s/?.lua;]==] .. package.path; package.cpath = [==[%s/?.so;]==] .. package.cpath\n' \

@@ -20,9 +20,10 @@ describe("precompiled modules", function()
   end
 
   -- Writes the cache entry of module `name` as tools/precompile.lua does, but with the bytecode
-  -- of `code` after the copy of the module's real source.
-  local function entry(name, code)
-    local path = dir .. "/lua/" .. name:gsub("%.", "/") .. ".lua"
+  -- of `code` after the copy of the module's real source (in lua/ and build/<abi>/luac/, or in
+  -- the modules' and the cache's directories given).
+  local function entry(name, code, modules, cache)
+    local path = (modules or dir .. "/lua") .. "/" .. name:gsub("%.", "/") .. ".lua"
     local source = run.read(path)
     -- the bytecode must be the interpreter's the scripts run on: compile it there
     local src = dir .. "/dump.lua"
@@ -32,7 +33,7 @@ describe("precompiled modules", function()
     ]]):format(code))
     local r = run.script(src, {}, {})
     assert.equal(0, r.code, r.stderr)
-    run.write(dir .. "/build/" .. ABI .. "/luac/" .. name:gsub("%.", "/") .. ".luac",
+    run.write((cache or dir .. "/build/" .. ABI .. "/luac") .. "/" .. name:gsub("%.", "/") .. ".luac",
       ("alloy-luac %d\n"):format(#source) .. source .. r.stdout)
   end
 
@@ -85,5 +86,31 @@ describe("precompiled modules", function()
     r = version()
     assert.equal(0, r.code, r.stderr)
     assert.matches("%(lua%-alloy ", r.stdout)
+  end)
+
+  it("installed by make install: the commands load from the bytecode installed beside the modules", function()
+    local prefix = dir .. "/prefix"
+    local r = run.script("make install", {}, { cwd = run.root,
+      shell = "make --no-print-directory install LUA=" .. ABI .. " PREFIX=" .. run.quote(prefix) })
+    assert.equal(0, r.code, r.stderr)
+    local p = io.popen("ls -d " .. run.quote(prefix) .. "/share/lua/*/alloy")
+    local modules = p:read("*l"):match("^(.*)/alloy$")
+    p:close()
+    assert.is_truthy(run.read(modules .. "/alloy/luac/index"):match("^%d+\n$"))
+    local function installed_version()
+      return run.script(prefix .. "/bin/alloy", { "--version" }, { cwd = dir,
+        shell = run.quote(prefix .. "/bin/alloy") .. " --version" })
+    end
+    r = installed_version()
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("^alloy %(lua%-alloy ", r.stdout)
+    entry("alloy.parser", [[
+      local M = {}
+      function M.version_line() return "from the installed bytecode" end
+      return M
+    ]], modules, modules .. "/alloy/luac")
+    r = installed_version()
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("from the installed bytecode\n", r.stdout)
   end)
 end)

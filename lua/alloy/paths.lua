@@ -7,7 +7,8 @@
 -- <script dir>/../build/<abi>/?.so to package.cpath so `require "alloy"` finds the
 -- freshly built module before any installed copy.  Installed copies (LuaRocks) simply
 -- fall through to the normal search paths.  It also loads the modules `make` precompiled
--- (below), and returns { searchpath = fn } (Lua 5.1 has no package.searchpath).
+-- (below; `make install` puts them beside it), and returns { searchpath = fn } (Lua 5.1 has
+-- no package.searchpath).
 
 -- The build directory name for the running interpreter's ABI.
 local function abi()
@@ -45,8 +46,14 @@ end
 
 -- The bytecode `make` compiled (tools/precompile.lua): a module whose source is still exactly
 -- what it was made from loads without compiling; any other, from its source as usual.
+-- A checkout's build/<abi>/luac, else where `make install` put it: luac/ beside this file.
 local cache = build .. "/luac/"
 local index = io.open(cache .. "index", "rb")
+if not index then
+  local here = searchpath("alloy.paths")
+  cache = (here and here:match("^(.*[/\\])") or "") .. "luac/"
+  index = here and io.open(cache .. "index", "rb")
+end
 local searchers = package.searchers or package.loaders -- luacheck: ignore 143 (5.1)
 if index and searchers[2] then
   index:close()
