@@ -111,6 +111,21 @@ describe("client:batch", function()
       assert(c:get_user(uid))
     end)
 
+    it("a function that closes the client: what it handed out then is not sent", function()
+      local s = source(5)
+      local c = sb:client()
+      sb:clear_requests()
+      assert.has_error(function()
+        c:batch(function()
+          if s.given == 2 then c:close() end
+          return s.next()
+        end, { concurrency = 1, on_result = s.on_result })
+      end, "alloy: client is closed")
+      assert.equals(2, #sb:requests()) -- the first two; the third came with the close
+      assert.is_truthy(s.seen[1] and s.seen[2])
+      assert.is_nil(s.seen[3])
+    end)
+
     it("a bad request from the function fails in place; misuse raises", function()
       local c = sb:client()
       local items = { { op = "get_user", args = { "a\nb" } }, { op = "get_user", args = { uid } } }
@@ -177,6 +192,23 @@ describe("client:batch", function()
       end
       assert.equals(4, tried)
       assert.equals(16, unsent)
+    end)
+
+    it("a host refusing, then answering: the refusal ends, and what comes after is sent", function()
+      -- retries = 0: the first 429 makes the host refusing; the other request of that round,
+      -- answered 200 after it, ends that. The function hands out the rest only then.
+      sb:fault { path = "^/users/" .. uid .. "$", status = 429, times = 1 }
+      sb:fault { path = "^/users/" .. uid .. "$", delay = 0.5, times = 1 }
+      sb:clear_requests()
+      local s = source(6, 2)
+      local function next_request()
+        if s.given == 2 and not s.seen[2] then return false end
+        return s.next()
+      end
+      sb:client { retries = 0 }:batch(next_request, { concurrency = 2, on_result = s.on_result })
+      assert.equals("HTTP_429", s.seen[1].code)
+      for i = 2, 6 do assert.is_true(s.seen[i].ok, i) end
+      assert.equals(6, #sb:requests())
     end)
 
     it("an array batch pauses the same way, and an answer other than 429 ends the run of refusals", function()

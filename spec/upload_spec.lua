@@ -213,6 +213,20 @@ print("done")
   end)
 
   describe("alloy upload", function()
+    it("an s3Key with a control, a C1 control or a bidi mark is refused: nothing printed, nothing sent", function()
+      run.write(dir .. "/hello.txt", "hello world\n")
+      for _, key in ipairs({ "a\27[31mb", "a\194\155b", "a\226\128\174b" }) do
+        sb:clear_requests()
+        sb:fault { path = "^/connectors/files/upload/request$", status = 200,
+                   body = { presignedUrl = { s3Key = key, type = "existing", md5 = HELLO_MD5.base64 } } }
+        local r = alloy_cmd { "upload", "hello.txt" }
+        assert.equal(1, r.code, r.stderr)
+        assert.equal("", r.stdout)
+        assert.matches("error: the API's upload answer has no usable s3Key (nothing was sent)", r.stderr, 1, true)
+        assert.equal(0, #requests("s3"))
+      end
+    end)
+
     it("prints the s3Key; a file already there is not sent again, and says so", function()
       run.write(dir .. "/hello.txt", "hello world\n")
       sb:clear_requests()

@@ -206,6 +206,10 @@ static int batch_start(void *ud, http_transfer *t) {
       if (b->drained) return HTTP_NO_MORE;
       lua_pushvalue(L, ARG_REQUESTS);
       lua_call(L, 0, 1);
+      if (b->c->closed) { /* by the function: what it handed out is not sent */
+        lua_settop(L, top);
+        return HTTP_STOP;
+      }
       if (lua_isnil(L, -1)) {
         lua_settop(L, top);
         b->drained = 1;
@@ -295,6 +299,8 @@ static int client_batch(lua_State *L) {
   }
   if (source && lua_isnil(L, SLOT_ON_RESULT))
     luaL_error(L, "client:batch: requests from a function need on_result (nothing is kept)");
+  if (source && c->transport_ref != LUA_NOREF)
+    luaL_error(L, "client:batch: requests from a function go over libcurl, not a transport");
   size_t n = source ? 0 : ac_rawlen(L, ARG_REQUESTS);
   size_t width = source || (size_t)concurrency < n ? (size_t)concurrency : n;
   batch_ctx b;
@@ -342,9 +348,7 @@ static int client_batch(lua_State *L) {
   int rc = 0;
   http_sigint_hold(); /* released by client_guarded when anything below raises */
   c->sigint_holds++;
-  if (source && c->transport_ref != LUA_NOREF) {
-    luaL_error(L, "client:batch: requests from a function go over libcurl, not a transport");
-  } else if (sendable && c->transport_ref != LUA_NOREF) {
+  if (sendable && c->transport_ref != LUA_NOREF) {
     sig_atomic_t mark = http_sigint_count();
     for (size_t i = 0; i < n && rc == 0; i++) {
       if (b.state[i] != REQ_PENDING) continue;

@@ -200,26 +200,21 @@ void http_redact_also(const http_conf *conf, abuf *text) {
   }
 }
 
-/* Writes one debug line as messages are written (errors.c): the key and the values added
- * with client:add_secret masked in every form, control bytes and invalid UTF-8 from the
- * server scrubbed. */
-static void debug_line(const char *prefix, const char *s, size_t n, const http_conf *conf) {
-  abuf line = {0}, raw = {0};
-  if (conf->also_count) { /* before the cut: a value cut in half would no longer match */
-    abuf_add(&raw, s, n);
-    http_redact_also(conf, &raw);
-    s = raw.data ? raw.data : "";
-    n = raw.len;
-  }
-  alloy_excerpt(&line, s, n, 2 * n + 16, conf->secret);
-  fprintf(stderr, "%s%s\n", prefix, line.data ? line.data : "");
-  abuf_free(&line);
+/* A client's own debug lines: the values added with client:add_secret, then the key, masked
+ * in every form (the whole line at once: a value cut in half would no longer match). */
+static void mask_conf(const void *ctx, abuf *out, const char *s, size_t n) {
+  const http_conf *conf = ctx;
+  abuf raw = {0};
+  abuf_add(&raw, s, n);
+  http_redact_also(conf, &raw);
+  alloy_redact(out, raw.data ? raw.data : "", raw.len, conf->secret);
   abuf_free(&raw);
 }
 
-/* Prints headers to stderr with credentials replaced, line by line: the Authorization
- * headers entirely, and the key wherever else it shows (a server may echo it). */
-static void debug_lines(const char *prefix, const char *data, size_t size, const http_conf *conf) {
+/* Prints libcurl's debug text to stderr line by line, as messages are written (errors.c):
+ * Authorization and Proxy-Authorization headers entirely replaced, every other line through
+ * `mask`, then control bytes and invalid UTF-8 from the server scrubbed. */
+void http_debug_lines(const char *prefix, const char *data, size_t size, http_line_mask mask, const void *ctx) {
   const char *p = data, *end = data + size;
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -227,26 +222,36 @@ static void debug_lines(const char *prefix, const char *data, size_t size, const
     size_t shown = n;
     if (shown && p[shown - 1] == '\r') shown--;
     if (shown) {
-      if (starts_with_ci(p, shown, "authorization:"))
+      if (starts_with_ci(p, shown, "authorization:")) {
         fprintf(stderr, "%sAuthorization: [REDACTED]\n", prefix);
-      else if (starts_with_ci(p, shown, "proxy-authorization:"))
+      } else if (starts_with_ci(p, shown, "proxy-authorization:")) {
         fprintf(stderr, "%sProxy-Authorization: [REDACTED]\n", prefix);
-      else
-        debug_line(prefix, p, shown, conf);
+      } else {
+        abuf masked = {0}, line = {0};
+        mask(ctx, &masked, p, shown);
+        alloy_excerpt(&line, masked.data ? masked.data : "", masked.len, 2 * masked.len + 16, NULL);
+        fprintf(stderr, "%s%s\n", prefix, line.data ? line.data : "");
+        abuf_free(&masked);
+        abuf_free(&line);
+      }
     }
     p += n + (eol ? 1 : 0);
   }
 }
 
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud) {
-  const http_conf *conf = ud;
-  (void)h;
+const char *http_debug_prefix(curl_infotype type) {
   switch (type) {
-    case CURLINFO_TEXT: debug_lines("* ", data, size, conf); break;
-    case CURLINFO_HEADER_OUT: debug_lines("> ", data, size, conf); break;
-    case CURLINFO_HEADER_IN: debug_lines("< ", data, size, conf); break;
-    default: break;
+    case CURLINFO_TEXT: return "* ";
+    case CURLINFO_HEADER_OUT: return "> ";
+    case CURLINFO_HEADER_IN: return "< ";
+    default: return NULL;
   }
+}
+
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud) {
+  const char *prefix = http_debug_prefix(type);
+  (void)h;
+  if (prefix) http_debug_lines(prefix, data, size, mask_conf, ud);
   return 0;
 }
 

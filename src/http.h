@@ -27,6 +27,11 @@ typedef struct http_conf {
 /* Masks the values of conf->also_secret in text (in place): after the key's own redaction,
  * for what the module prints (debug lines, failure messages). */
 void http_redact_also(const http_conf *conf, abuf *text);
+/* --verbose: libcurl's debug text of `type` ("* ", "> ", "< ", or NULL: not shown), printed
+ * line by line with credential headers replaced and every other line through `mask`. */
+typedef void (*http_line_mask)(const void *ctx, abuf *out, const char *s, size_t n);
+const char *http_debug_prefix(curl_infotype type);
+void http_debug_lines(const char *prefix, const char *data, size_t size, http_line_mask mask, const void *ctx);
 
 typedef struct http_request {
   const char *method;

@@ -59,6 +59,7 @@ static double host_outcome(host_state *h, const http_transfer *t, double now) {
   if (h == NULL) return 0;
   if (!(t->res.curl_code == CURLE_OK && t->res.status == 429)) {
     h->rounds = 0;
+    h->refusing = 0;
     return 0;
   }
   if (t->sent_at >= h->paused_at) { /* a new round: sent after the last pause began */
@@ -121,6 +122,8 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
         continue;
       }
       if (t->retry_at <= now) {
+        /* Ctrl-C while the requests function ran: what it handed out stays unsent */
+        if (http_interrupted(mark)) return 2;
         waiting[i] = waiting[--n_waiting];
         http_multi_add(m, t, &t->req);
         continue;
@@ -128,9 +131,9 @@ int http_batch(CURLM *m, http_transfer **pool, size_t pool_size, http_transfer *
       if (next_wake < 0 || t->retry_at < next_wake) next_wake = t->retry_at;
       i++;
     }
-    if (active == 0) {
-      if (more && !wait_for_one) continue;
-      return more ? 3 : 0;
+    if (active == 0) { /* wait_for_one is set only while one is active */
+      if (more) continue;
+      return 0;
     }
     int running = 0;
     if (curl_multi_perform(m, &running) != CURLM_OK) return -1;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #define IDLE_MAX 16 /* released records kept for later requests (their handles and buffers) */
+#define IDLE_KEEP 65536 /* bytes of a kept record's answer buffers kept with it */
 
 enum { HOST_TIMER_STOPPED, HOST_TIMER_ARMED, HOST_TIMER_FIRED };
 
@@ -110,6 +111,7 @@ void http_loop_send(http_loop *lp, http_loop_req *r, const http_request *req) {
   r->req = req;
   r->cancelled = 0;
   if (req == NULL) {
+    r->t.res.attempts = 0; /* a kept record's last request counted its own */
     r->sending = 0;
     link_tail(&lp->done, r);
     return;
@@ -178,6 +180,9 @@ http_loop_req *http_loop_next_done(http_loop *lp) {
 void http_loop_release(http_loop *lp, http_loop_req *r) {
   unlink_req(r);
   if (lp->n_idle < IDLE_MAX) {
+    /* a kept record does not keep a large answer's buffers (up to max_body each) */
+    if (r->t.res.body.cap > IDLE_KEEP) abuf_free(&r->t.res.body);
+    if (r->t.res.headers.cap > IDLE_KEEP) abuf_free(&r->t.res.headers);
     link_tail(&lp->idle, r);
     lp->n_idle++;
     return;

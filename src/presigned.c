@@ -6,6 +6,7 @@
 #include "presigned.h"
 #include "curl_api.h"
 #include "errors.h"
+#include "http.h"
 
 /* Query parameters whose values are not credentials (AWS SigV4's): shown as they are. */
 static int shown_param(const char *name, size_t n) {
@@ -62,25 +63,12 @@ void presigned_mask(const presigned *u, abuf *out, const char *s, size_t n) {
   abuf_free(&b);
 }
 
+static void mask_line(const void *ctx, abuf *out, const char *s, size_t n) { presigned_mask(ctx, out, s, n); }
+
 int presigned_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud) {
-  const presigned *u = ud;
-  const char *prefix = type == CURLINFO_TEXT ? "* " : type == CURLINFO_HEADER_OUT ? "> "
-                       : type == CURLINFO_HEADER_IN ? "< " : NULL;
+  const char *prefix = http_debug_prefix(type);
   (void)h;
-  for (const char *s = data, *end = data + size; prefix && s < end;) {
-    const char *eol = memchr(s, '\n', (size_t)(end - s));
-    size_t n = (size_t)((eol ? eol : end) - s);
-    if (n && s[n - 1] == '\r') n--;
-    if (n) {
-      abuf masked = {0}, line = {0};
-      presigned_mask(u, &masked, s, n);
-      alloy_excerpt(&line, masked.data ? masked.data : "", masked.len, 2 * masked.len + 16, NULL);
-      fprintf(stderr, "%s%s\n", prefix, line.data ? line.data : "");
-      abuf_free(&masked);
-      abuf_free(&line);
-    }
-    s = eol ? eol + 1 : end;
-  }
+  if (prefix) http_debug_lines(prefix, data, size, mask_line, ud);
   return 0;
 }
 

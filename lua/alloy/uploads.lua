@@ -64,7 +64,9 @@ local function checked_answer(body, md5)
       "run again with --verbose to see the HTTP exchange")
   end
   if type(p) ~= "table" then return bad("has no presignedUrl object") end
-  if type(p.s3Key) ~= "string" or p.s3Key == "" or #p.s3Key > 1024 or p.s3Key:find("[%c\127]") then
+  -- printed and passed on as it is: no control character, raw C1 byte or bidi mark in it
+  if type(p.s3Key) ~= "string" or p.s3Key == "" or #p.s3Key > 1024 or p.s3Key:find("[%c\127]")
+    or require("alloy.output").printable(p.s3Key) ~= p.s3Key then
     return bad("has no usable s3Key")
   end
   if p.md5 ~= nil and p.md5 ~= md5 then return bad("names another MD5 than the file's") end
