@@ -177,6 +177,12 @@ describe("actions", function()
     r = alloy { "run", "slakc", "chat_postMessage" }
     assert.equal(2, r.code)
     assert.matches("did you mean slack?", r.stderr, 1, true)
+    -- when the catalogue cannot be read, the 404 is reported as it is, not as an unknown id
+    sb:fault { path = "^/connectors$", status = 500, times = 4 }
+    r = alloy { "actions", "slakc" }
+    assert.equal(1, r.code)
+    assert.matches("^error: HTTP_404", r.stderr)
+    sb:clear_faults()
   end)
 
   it("another connector's credential: exit 1, the API's message and a hint", function()

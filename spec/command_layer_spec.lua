@@ -137,9 +137,10 @@ describe("the command layer", function()
       local r = alloy { "connections", "slack", "-c", "notion" }
       assert.equal(2, r.code)
       assert.matches("^error: two connectors given: \"slack\" and \"notion\"\n", r.stderr)
+      sb:clear_requests()
       r = alloy { "connect", "notion", "--connector", "slack" }
       assert.equal(2, r.code)
-      assert.same({}, sb:state().credentials[2] and { "created" } or {})
+      assert.same({}, sb:requests()) -- refused before anything was sent
     end)
 
     it("connections of a connector that does not exist: did you mean", function()
@@ -147,6 +148,15 @@ describe("the command layer", function()
       local r = alloy { "connections", "--connector", "notoin" }
       assert.equal(2, r.code)
       assert.equal("error: unknown connector \"notoin\"\nhint: did you mean notion?\n", r.stderr)
+      r = alloy { "connections", "--connector", "notoin", "--json" }
+      assert.equal(2, r.code)
+      assert.equal("", r.stdout) -- nothing printed for a run that fails
+      -- a catalogue that cannot be read says so, and does not call the connector unknown
+      sb:fault { path = "^/connectors$", status = 500, times = 4 }
+      r = alloy { "connections", "--connector", "notoin" }
+      assert.equal(0, r.code, r.stderr)
+      assert.matches("No notoin connections for user ", r.stderr, 1, true)
+      sb:clear_faults()
       -- a known connector with no connections is no error
       r = alloy { "connections", "hubspot" }
       assert.equal(0, r.code, r.stderr)

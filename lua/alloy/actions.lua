@@ -54,19 +54,10 @@ function M.normalise(body)
   return rows
 end
 
--- After a 404: the failure for a connector the catalogue does not list, else nil.
-local function unknown_connector(client, connector)
-  local list = connectors.list(client) or {}
-  for _, c in ipairs(list) do
-    if c.id == connector then return nil end
-  end
-  return connectors.unknown(client, connector, list)
-end
-
 function M.list(client, connector)
   local body, msg, code, res = client:list_resources(connector)
   if body == nil and type(msg) == "string" then
-    return nil, code == "HTTP_404" and unknown_connector(client, connector)
+    return nil, code == "HTTP_404" and connectors.check_known(client, connector)
       or failure.api(msg, code, res, "list_resources")
   end
   return M.normalise(body)
@@ -76,7 +67,7 @@ function M.schema(client, connector, id)
   local body, msg, code, res = client:get_action(connector, id)
   if body == nil and type(msg) == "string" then
     if code ~= "HTTP_404" then return nil, failure.api(msg, code, res, "get_action") end
-    local uerr = unknown_connector(client, connector)
+    local uerr = connectors.check_known(client, connector)
     if uerr then return nil, uerr end
     local names = {}
     for i, row in ipairs(M.list(client, connector) or {}) do names[i] = row.id end

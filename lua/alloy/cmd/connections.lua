@@ -33,16 +33,6 @@ local function by_age(list)
   return list
 end
 
--- No connection of a connector: is it one the API knows? "did you mean ..." when not.
-local function unknown_connector(ctx, connector)
-  local connectors = require "alloy.connectors"
-  local known = connectors.list(ctx:client())
-  for _, c in ipairs(known or {}) do
-    if c.id:lower() == connector:lower() then return nil end
-  end
-  return known and connectors.unknown(ctx:client(), connector, known) or nil
-end
-
 local function save(ctx, list, cfg)
   local ids, failure = require "alloy.ids", require "alloy.failure"
   local id = ctx.args.save
@@ -70,6 +60,11 @@ function M.run(ctx)
   if args.save then return save(ctx, list, cfg) end
   local total = #list
   list = by_age(credentials.for_connector(list, args.connector))
+  -- no connection of a connector: is it one the API knows? (before anything is printed)
+  if #list == 0 and args.connector then
+    local unknown = require("alloy.connectors").check_known(ctx:client(), args.connector)
+    if unknown then return nil, unknown end
+  end
 
   if args.json then
     local items = {}
@@ -83,10 +78,6 @@ function M.run(ctx)
 
   local what = args.connector and (args.connector .. " connection") or "connection"
   if #list == 0 then
-    if args.connector then
-      local unknown = unknown_connector(ctx, args.connector)
-      if unknown then return nil, unknown end
-    end
     if args.connector and total > 0 then
       out:say("No %ss for user %s (%d of other connectors; drop the connector to see them).", what, cfg.user_id, total)
     else
