@@ -57,6 +57,11 @@ describe("alloy command", function()
     r = alloy { "conections" }
     assert.equal(2, r.code)
     assert.equal("error: unknown command \"conections\"\nhint: did you mean " .. ALLOY .. " connections?\n", r.stderr)
+    -- what was typed around the name is kept, so the line can be pasted as it is
+    r = alloy { "--env-file", "my env", "-u", "ada", "conections", "notion", "--json" }
+    assert.equal(2, r.code)
+    assert.equal("error: unknown command \"conections\"\nhint: did you mean " .. ALLOY
+      .. " --env-file 'my env' -u ada connections notion --json?\n", r.stderr)
   end)
 
   it("runs the whole life of one connection", function()

@@ -35,7 +35,6 @@ local function finish(status, err, out, ctx)
   os.exit(status)
 end
 
-local function usage_failure(msg, hint) return failure.usage(msg, hint) end
 
 -- Runs the command of `row` with argv (its arguments, globals included), started the way
 -- `mode` says (alloy.invocation).
@@ -103,7 +102,7 @@ local function leading_globals(argv)
     if takes[name] ~= nil then
       globals[#globals + 1] = a
       if takes[name] and name == a then
-        if argv[i + 1] == nil then return nil, usage_failure(("option '%s' requires an argument"):format(a)) end
+        if argv[i + 1] == nil then return nil, failure.usage(("option '%s' requires an argument"):format(a)) end
         globals[#globals + 1] = argv[i + 1]
         i = i + 1
       end
@@ -114,16 +113,16 @@ local function leading_globals(argv)
       local j = 2
       while j <= #a and takes["-" .. a:sub(j, j)] == false do j = j + 1 end
       if j <= #a and takes["-" .. a:sub(j, j)] == nil then
-        return nil, usage_failure(("unknown option '-%s' before the command's name"):format(a:sub(j, j)),
+        return nil, failure.usage(("unknown option '-%s' before the command's name"):format(a:sub(j, j)),
           "run alloy --help for the commands and their options")
       end
       if j == #a and takes["-" .. a:sub(j, j)] then
-        if argv[i + 1] == nil then return nil, usage_failure(("option '%s' requires an argument"):format(a)) end
+        if argv[i + 1] == nil then return nil, failure.usage(("option '%s' requires an argument"):format(a)) end
         globals[#globals + 1] = argv[i + 1]
         i = i + 1
       end
     else -- its name only: what follows "=" may be anything, a secret too
-      return nil, usage_failure(("unknown option '%s' before the command's name"):format(name:match("^[^=]*")),
+      return nil, failure.usage(("unknown option '%s' before the command's name"):format(name:match("^[^=]*")),
         "run alloy --help for the commands and their options")
     end
     i = i + 1
@@ -164,10 +163,17 @@ function M.alloy()
   if not row then
     local names = {}
     for i, r in ipairs(commands.LIST) do names[i] = r.name end
-    local near = require("alloy.ids").closest(names, name)
-    local here = inv()
-    finish(failure.USAGE, usage_failure(("unknown command %q"):format(name), #near > 0
-      and ("did you mean " .. here:command(near[1]) .. "?") or ("run " .. here:prefix() .. " --help for the commands")))
+    local ids = require "alloy.ids"
+    local near, here = ids.closest(names, name), inv()
+    local hint = "run " .. here:prefix() .. " --help for the commands"
+    if #near > 0 then -- the command line as typed, with the name mended
+      local words = { here:prefix() }
+      for _, w in ipairs(globals) do words[#words + 1] = ids.quote(w) end
+      words[#words + 1] = near[1]
+      for _, w in ipairs(rest) do words[#words + 1] = ids.quote(w) end
+      hint = "did you mean " .. table.concat(words, " ") .. "?"
+    end
+    finish(failure.USAGE, failure.usage(("unknown command %q"):format(name), hint))
   end
   for i, g in ipairs(globals) do table.insert(rest, i, g) end
   run(row, rest, "alloy")

@@ -290,7 +290,7 @@ function M.report(o, cred, extra)
   doc.savedTo = saved or json.null
   out:out((args.json and json.encode(doc) or cred.credentialId) .. "\n")
   if not saved then
-    out:say("Next: use it with CONNECTION_ID=%s in .env; to save it there: %s", cred.credentialId,
+    out:say("Next: use it with CONNECTION_ID=%s in %s; to save it there: %s", cred.credentialId, cfg.env_path,
       ctx:command("connections", connector, "--save", cred.credentialId))
   end
   out:say("List connections: %s", ctx:command("connections", connector))

@@ -68,7 +68,8 @@ function RUN.create(ctx, json)
   else
     ctx.out:out(id .. "\n")
   end
-  ctx.out:say("Use it: ALLOY_USER_ID=%s in .env, or -u %s", id, args.target)
+  ctx.out:say("Use it: ALLOY_USER_ID=%s in %s, or -u %s", id, ctx:config().env_path,
+    require("alloy.ids").quote(args.target))
   return 0
 end
 
