@@ -95,6 +95,17 @@ end
 
 -- The command line (no secrets in it) and the temp files it uses. opts.shell: a shell
 -- command line to run instead of a script (name is then only its label).
+-- Where a child runs when a spec names no directory: an empty one, never the checkout, whose
+-- .env (a developer's real key) must not be read by the scripts under test.
+local empty_dir
+local function default_cwd()
+  if not empty_dir then
+    empty_dir = M.tmpdir()
+    M._empty_dir_owner = setmetatable({}, { __gc = function() os.execute("rm -rf " .. M.quote(empty_dir)) end })
+  end
+  return empty_dir
+end
+
 local function build(name, args, opts)
   opts = opts or {}
   local files = { env = env_file(opts.env) }
@@ -122,7 +133,7 @@ local function build(name, args, opts)
   elseif not opts.typed then
     cmd = cmd .. " < /dev/null"
   end
-  if opts.cwd then cmd = "cd " .. M.quote(opts.cwd) .. " && exec " .. cmd end -- exec: one pid throughout
+  cmd = "cd " .. M.quote(opts.cwd or default_cwd()) .. " && exec " .. cmd -- exec: one pid throughout
   return cmd, files
 end
 
