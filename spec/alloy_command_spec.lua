@@ -26,6 +26,14 @@ describe("alloy command", function()
     return run.script("alloy_main", args, o)
   end
 
+  it("every command's --help names the other commands as they are run here, no placeholder left", function()
+    for _, c in ipairs(commands.LIST) do
+      local r = alloy { c.name, "--help" }
+      assert.equal(0, r.code, c.name .. ": " .. r.stderr)
+      assert.is_nil(r.stdout:find("{cmd:", 1, true), c.name .. ": " .. r.stdout)
+    end
+  end)
+
   it("--version, --help, help CMD", function()
     local r = alloy { "--version" }
     assert.equal(0, r.code)

@@ -82,6 +82,13 @@ describe("precompiled modules", function()
     r = version()
     assert.equal(0, r.code, r.stderr)
     assert.matches("%(lua%-alloy ", r.stdout)
+    -- a good entry, but no index: the cache is not used at all
+    entry("alloy.parser", [[
+      local M = {}
+      function M.version_line() return "from the bytecode" end
+      return M
+    ]])
+    assert.equal("from the bytecode\n", version().stdout)
     os.remove(dir .. "/build/" .. ABI .. "/luac/index")
     r = version()
     assert.equal(0, r.code, r.stderr)

@@ -115,12 +115,12 @@ local function declare(p, cmd, version_name, inv)
   cmdline.each_option(cmd, function(o)
     local opt
     if o[3] then
-      opt = p:option(o[1], o[3]):argname(o[2])
+      opt = p:option(o[1], name_commands(o[3], inv)):argname(o[2])
       if o.same_as then opt:target(o.same_as .. "_option") end
       if o.many then opt:count("*") end
       if o.default ~= nil then opt:default(o.default) end
     else
-      opt = p:flag(o[1], o[2])
+      opt = p:flag(o[1], name_commands(o[2], inv))
     end
     return opt
   end)
