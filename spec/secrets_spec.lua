@@ -345,4 +345,28 @@ describe("the API key never appears, even when a hostile server echoes it", func
     assert.equals("HTTP_403: [REDACTED] said [REDACTED] (GET /users)", run.lines(out)[1])
     assert.matches("\nfalse\t[^\n]*a secret is a non%-empty string without NUL%)\nfalse\t", out)
   end)
+
+  it("client:add_secret: a value where a long message is cut leaves no piece of it", function()
+    local secret = "Qz7Wv9Kx3Mp2Lr8T"
+    -- the server's message: n filler bytes, then the secret, for n across the cut at 400 bytes
+    for n = 330, 400 do
+      sb:fault { path = "^/users/echo$", status = 400, body = { message = ("x"):rep(n) .. secret } }
+    end
+    local out, err, code = run.lua_code(([[
+      local alloy = require "alloy"
+      local c = alloy.new { api_key = %q, base_url = %q, retries = 0 }
+      c:add_secret(%q)
+      for _ = 330, 400 do
+        local _, msg = c:request { path = "/users/echo" }
+        print(msg)
+      end
+    ]]):format(KEY, sb.url, secret))
+    assert.equals(0, code, err)
+    local lines = run.lines(out)
+    assert.equals(71, #lines)
+    for _, msg in ipairs(lines) do
+      assert.is_true(#msg <= 400)
+      assert.is_nil(msg:find("Qz7W", 1, true), msg)
+    end
+  end)
 end)

@@ -83,9 +83,17 @@ static void push_response(lua_State *L, const http_response *r, const prepared *
 /* Pushes nil, msg, code, res for a failure described by code and detail. */
 static int fail(lua_State *L, client *c, const prepared *p, const http_response *r, const char *code,
                 const char *detail, size_t detail_len, int res) {
+  abuf masked = {0};
+  if (c->conf.also_count) { /* before the message is cut: a value cut in half would not match */
+    abuf_add(&masked, detail, detail_len);
+    http_redact_also(&c->conf, &masked);
+    detail = masked.data ? masked.data : "";
+    detail_len = masked.len;
+  }
   alloy_format_message(&c->scratch, code, detail, detail_len, p->req.method, p->path, p->path_len,
                        r ? r->attempts : 0, c->api_key);
-  http_redact_also(&c->conf, &c->scratch);
+  abuf_free(&masked);
+  http_redact_also(&c->conf, &c->scratch); /* the path too */
   return alloy_push_failure(L, c->scratch.data, code, res);
 }
 

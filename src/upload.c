@@ -110,9 +110,12 @@ static void xml_error(const char *body, size_t n, abuf *out) {
 /* Pushes nil, msg, code, res (res: a stack index, or 0): msg as every message is made, masked;
  * then releases what the call holds. */
 static int put_failure(lua_State *L, put *p, const char *code, const char *detail, size_t n, int res) {
-  abuf msg = {0}, masked = {0};
+  abuf msg = {0}, masked = {0}, shown = {0};
   char *path = p->url.url ? presigned_part(&p->url, CURLUPART_PATH) : NULL;
-  alloy_format_message(&msg, code, detail, n, "PUT", path ? path : "/", path ? strlen(path) : 1, 1, p->url.secret);
+  presigned_mask(&p->url, &shown, detail, n); /* before the message is cut, as the key is */
+  alloy_format_message(&msg, code, shown.data ? shown.data : "", shown.len, "PUT", path ? path : "/",
+                       path ? strlen(path) : 1, 1, p->url.secret);
+  abuf_free(&shown);
   curl_free(path);
   presigned_mask(&p->url, &masked, msg.data, msg.len);
   lua_pushlstring(L, masked.data ? masked.data : "", masked.len);
