@@ -159,6 +159,17 @@ describe("files", function()
       assert.equal(300000, sb:state().objects[1].size)
     end)
 
+    it("a storage answer over max_body: BODY_TOO_LARGE, as for Alloy's own calls", function()
+      run.write(dir .. "/hello.txt", "hello world\n")
+      local p = presigned(client, "hello.txt", HELLO_MD5.hex)
+      sb:fault { path = "^/alloy%-user%-files/", status = 403, huge = 5000 }
+      local small = sb:client { max_body = 1024 }
+      local res, msg, code = small:put_file(p.presignedUrl, dir .. "/hello.txt", { content_type = "text/plain" })
+      assert.is_nil(res)
+      assert.equal("BODY_TOO_LARGE", code, msg)
+      sb:clear_faults()
+    end)
+
     it("refuses a URL that is not https (http only on loopback), or that carries a user name: nothing sent", function()
       run.write(dir .. "/hello.txt", "hello world\n")
       sb:clear_requests()

@@ -326,6 +326,10 @@ static int client_put_file(lua_State *L) {
              path);
     return put_failure(L, p, alloy_code_name(p->changed ? CODE_FILE_CHANGED : CODE_FILE_READ), err, strlen(err), 0);
   }
+  if (rc != CURLE_OK && p->t.res.too_large) { /* the storage host's answer, over max_body */
+    const char *text = "response body is larger than max_body";
+    return put_failure(L, p, alloy_code_name(CODE_BODY_TOO_LARGE), text, strlen(text), 0);
+  }
   if (rc != CURLE_OK) {
     char other[24];
     const char *name = alloy_curl_code(rc, other, sizeof other);
