@@ -200,6 +200,7 @@ describe("the command layer", function()
       assert.is_nil(run.read(dir .. "/.env"):find("CONNECTION_ID", 1, true))
       r = alloy { "connections", "--save", "nope" }
       assert.equal(2, r.code)
+      assert.equal('error: "nope" is not a connection id (24 hex digits)\nhint: copy the ID column\n', r.stderr)
     end)
   end)
 

@@ -148,8 +148,9 @@ local function inputs(ctx, connector, entry, given)
     config_id, err = prompt:ask("Auth config id (authConfigId): ", "auth config id")
     if not config_id then return nil, err end
   end
-  if config_id and not ids.object_id(config_id) then
-    return nil, failure.usage(("%q is not an auth config id (24 hex digits)"):format(config_id))
+  if config_id then
+    local _, bad = ids.check_object_id("auth config", config_id)
+    if bad then return nil, bad end
   end
   return any and data or nil, config_id
 end

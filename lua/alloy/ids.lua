@@ -1,6 +1,7 @@
 -- alloy.ids: the shapes of ids, and what may stand in a command line a person pastes.
 --
 -- M.object_id(v)      -> whether v is a user or credential id as documented: 24 hex digits
+-- M.check_object_id(what, v, hint) -> v | nil, err (status 2): "connection", "workflow" ...
 --                        (a MongoDB ObjectId). Ids from a server are checked before they
 --                        reach stdout, .env or a URL.
 -- M.name(v)           -> v when it is a connector, action or parameter name: letters,
@@ -37,6 +38,14 @@ end
 function M.check_name(what, v)
   if M.name(v) then return v end
   return nil, failure.usage(("%q is not a valid %s id (letters, digits, - _ . only)"):format(shown(v), what))
+end
+
+-- v when it is a user, connection, workflow … id as documented (24 hex digits), else the
+-- usage failure naming what it should have been (hint: what to do instead).
+function M.check_object_id(what, v, hint)
+  if M.object_id(v) then return v end
+  local article = what:match("^[aeiou]") and "an" or "a"
+  return nil, failure.usage(("%q is not %s %s id (24 hex digits)"):format(shown(v), article, what), hint)
 end
 
 function M.word(v, placeholder)

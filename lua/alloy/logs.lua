@@ -34,10 +34,8 @@ function M.query(f)
   local ids, json = require "alloy.ids", require "alloy.json"
   local q, filters = { sortBy = "createdAt", sortOrder = "desc" }, {}
   if f.workflow ~= nil then
-    if not ids.object_id(f.workflow) then
-      return nil, failure.suggest(failure.usage(("%q is not a workflow id (24 hex digits)"):format(
-        require("alloy.output").printable(tostring(f.workflow):sub(1, 60)))), "the user's workflows", "workflows")
-    end
+    local _, bad = ids.check_object_id("workflow", f.workflow)
+    if bad then return nil, failure.suggest(bad, "the user's workflows", "workflows") end
     q.workflowId = f.workflow
   end
   q.associatedUserId = f.user

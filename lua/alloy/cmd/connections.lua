@@ -36,9 +36,8 @@ end
 local function save(ctx, list, cfg)
   local ids, failure = require "alloy.ids", require "alloy.failure"
   local id = ctx.args.save
-  if not ids.object_id(id) then
-    return nil, failure.usage(("%q is not a connection id (24 hex digits)"):format(id), "copy the ID column")
-  end
+  local _, bad = ids.check_object_id("connection", id, "copy the ID column")
+  if bad then return nil, bad end
   if not require("alloy.credentials").find(list, id) then
     return nil, failure.suggest(failure.new(("user %s has no connection %s"):format(cfg.user_id, id)),
       "the user's connections", "connections")

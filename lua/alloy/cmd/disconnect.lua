@@ -26,10 +26,8 @@ function M.run(ctx)
     return nil, failure.suggest(failure.usage("no connection id given", "pass the id"), "the user's connections",
       "connections")
   end
-  if not ids.object_id(id) then
-    return nil, failure.suggest(failure.usage(("%q is not a connection id (24 hex digits)"):format(id)),
-      "copy the ID column of", "connections")
-  end
+  local _, bad = ids.check_object_id("connection", id)
+  if bad then return nil, failure.suggest(bad, "copy the ID column of", "connections") end
   local cfg = ctx:config{ user = true }
   local list = ctx:check(credentials.list(ctx:client(), cfg.user_id))
   local cred = credentials.find(list, id)

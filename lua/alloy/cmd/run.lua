@@ -123,11 +123,9 @@ function M.run(ctx)
       .. " CONNECTION_ID is not set", config.where_to_set(cfg, "CONNECTION_ID", "--credential <id>")),
       "the user's connections", "connections", connector)
   end
-  if not ids.object_id(credential) then
-    return nil, failure.usage(("%q is not a connection id (24 hex digits)"):format(require("alloy.output")
-      .printable(credential)), args.credential and "check --credential"
-      or ("check CONNECTION_ID (" .. cfg.source.connection_id .. ")"))
-  end
+  local _, bad = ids.check_object_id("connection", credential, args.credential and "check --credential"
+    or ("check CONNECTION_ID (" .. cfg.source.connection_id .. ")"))
+  if bad then return nil, bad end
   local body
   if not args.each then body = ctx:check(require("alloy.input").object(args.body, "--body", "the body")) or nil end
 

@@ -38,10 +38,8 @@ local function workflow_of(args)
   end
   local id = args.id or (args.workflow and ids.object_id(args.workflow) and args.workflow)
   if id then
-    if not ids.object_id(id) then
-      return nil, failure.usage(("%q is not a workflow id (24 hex digits)"):format(
-        require("alloy.output").printable(id)), "--name <name> for a workflow by name")
-    end
+    local _, bad = ids.check_object_id("workflow", id, "--name <name> for a workflow by name")
+    if bad then return nil, bad end
     return { id = id }
   end
   local name = args.name or args.workflow
