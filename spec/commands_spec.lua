@@ -72,7 +72,7 @@ describe("commands", function()
       local out, err, code = readme.run("alloy-list-connections --help", { home = home, env = env })
       assert.equal(0, code, err)
       assert.matches("^Usage: alloy%-list%-connections ", out)
-      assert.matches("\n  alloy-list-connections notion ", out, 1, true)
+      assert.matches("\n  alloy%-list%-connections notion[ \n]", out)
       assert.is_nil(out:find("lua/", 1, true), out)
       for _, c in ipairs(ALL) do
         local r = run.script(c.installed, {}, { shell = c.installed .. " --help", env = env, home = home })
@@ -109,7 +109,7 @@ describe("commands", function()
     it("--help and next steps name lua5.4 lua/<script>.lua", function()
       local out, err, code = readme.run("lua5.4 lua/list_connections.lua --help")
       assert.equal(0, code, err)
-      assert.matches("\n  lua5.4 lua/list_connections.lua notion ", out, 1, true)
+      assert.matches("\n  lua5.4 lua/list_connections.lua notion[ \n]", out)
       assert.is_nil(out:find("alloy-", 1, true), out)
       out, err, code = readme.run("lua5.4 lua/list_connections.lua notion", { env = run.env(sb, uid) })
       assert.equal(0, code, err)
@@ -119,7 +119,7 @@ describe("commands", function()
 
     it("run by another path (and after interpreter options), they name the interpreter and that path", function()
       local script = run.root .. "/lua/list_connections.lua"
-      local example = "\n  [%w%._%-]+ " .. lit(script .. " notion") .. " "
+      local example = "\n  [%w%._%-]+ " .. lit(script .. " notion") .. "[ \n]"
       local r = run.script("list_connections", { "--help" })
       assert.equal(0, r.code, r.stderr)
       assert.matches(example, r.stdout)
@@ -127,6 +127,28 @@ describe("commands", function()
         { shell = run.quote(run.lua) .. " -e 'x = 1' " .. run.quote(script) .. " --help" })
       assert.equal(0, r.code, r.stderr)
       assert.matches(example, r.stdout)
+    end)
+
+    it("from a deep checkout, every example is one whole line: a command is never wrapped", function()
+      local dir = run.tmpdir()
+      local deep = dir .. "/" .. ("a-long-directory-name"):rep(4)
+      assert(os.execute("ln -s " .. run.quote(run.root) .. " " .. run.quote(deep)))
+      for _, c in ipairs(ALL) do
+        local script = deep .. "/lua/" .. c.script .. ".lua"
+        local r = run.script(c.script, {}, { shell = run.quote(run.lua) .. " " .. run.quote(script) .. " --help" })
+        assert.equal(0, r.code, r.stderr)
+        local block = assert(r.stdout:match("\nExamples:\n(.-)\n\n"), r.stdout)
+        for line in block:gmatch("[^\n]+") do
+          -- a command as run here, or a comment under the one before it
+          assert.is_truthy(line:find("  " .. run.lua .. " " .. script, 1, true) == 1 or line:match("^      %S"),
+            c.script .. ": " .. line)
+        end
+      end
+      local r = run.script("list_connections", {},
+        { shell = run.quote(run.lua) .. " " .. run.quote(deep .. "/lua/list_connections.lua") .. " --help" })
+      assert.matches("\n  " .. lit(run.lua .. " " .. deep .. "/lua/list_connections.lua --json | jq -r '")
+        .. "[^\n]+'\n", r.stdout)
+      run.rmdir(dir)
     end)
 
     it("--version on every command: one line on stdout, exit 0, whatever the configuration", function()

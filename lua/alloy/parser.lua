@@ -54,34 +54,59 @@ local function name_commands(text, inv)
   return text and (text:gsub("{cmd:([%w_%-]+)}", function(other) return inv:command(other) end))
 end
 
--- "Examples:" and one line each: the command, its arguments, a comment aligned after them (or
--- on the next line, when that would be too wide).
+-- "Examples:" and one line each: the command, its arguments, and a comment aligned after them
+-- when every comment fits so, else each comment on the line below its command. A command is
+-- never wrapped: it must paste as shown.
 local function examples_text(prefix, list)
   local lines, width, shown = { "Examples:" }, 0, {}
   for i, e in ipairs(list) do
     shown[i] = prefix .. (e[1] ~= "" and (" " .. e[1]) or "")
     if e[2] and #shown[i] > width then width = #shown[i] end
   end
+  local aligned = true
+  for _, e in ipairs(list) do
+    if e[2] and width + #e[2] > 90 then aligned = false end
+  end
   for i, e in ipairs(list) do
-    if not e[2] then
-      lines[#lines + 1] = "  " .. shown[i]
-    elseif width + #e[2] <= 90 then
-      lines[#lines + 1] = "  " .. shown[i] .. string.rep(" ", width - #shown[i]) .. "   " .. e[2]
-    else
-      lines[#lines + 1] = "  " .. shown[i]
+    lines[#lines + 1] = "  " .. shown[i]
+    if e[2] and aligned then
+      lines[#lines] = lines[#lines] .. string.rep(" ", width - #shown[i]) .. "   " .. e[2]
+    elseif e[2] then
       lines[#lines + 1] = "      " .. e[2]
     end
   end
   return table.concat(lines, "\n")
 end
 
-local function epilog(cmd, inv, row)
+-- argparse wraps the epilog at help_max_width, which would split a long example (a deep
+-- checkout's path) in the middle of a command: the examples stand in the epilog as this line,
+-- replaced by the text after wrapping.
+local EXAMPLES_MARK = "\1examples\1"
+
+local function with_examples(p, text)
+  local get_help = p.get_help
+  p.get_help = function(self)
+    local help = get_help(self)
+    return (help:gsub(EXAMPLES_MARK, function() return text end, 1))
+  end
+  return p
+end
+
+local CONFIGURATION = "Configuration: flags > environment > .env (current directory, or --env-file) > defaults.\n"
+
+-- The help text after the options: notes, the examples' mark, the configuration, exit codes.
+local function epilog(cmd, inv)
   local parts = {}
   if cmd.notes then parts[#parts + 1] = name_commands(cmd.notes, inv) end
-  if cmd.examples then parts[#parts + 1] = examples_text(inv:command(row.name), cmd.examples) end
-  parts[#parts + 1] = "Configuration: flags > environment > .env (current directory, or --env-file) > defaults.\n"
-    .. variables_text(96) .. "\n" .. cmdline.EXIT_CODES
+  if cmd.examples then parts[#parts + 1] = EXAMPLES_MARK end
+  parts[#parts + 1] = CONFIGURATION .. variables_text(96) .. "\n" .. cmdline.EXIT_CODES
   return table.concat(parts, "\n\n")
+end
+
+-- Sets p's epilog, with cmd's examples run as `prefix`.
+local function set_epilog(p, cmd, inv, prefix)
+  p:epilog(epilog(cmd, inv))
+  return cmd.examples and with_examples(p, examples_text(prefix, cmd.examples)) or p
 end
 
 -- argparse 0.7 shows each alias of an option that takes a value on a line of its own,
@@ -136,7 +161,8 @@ end
 function M.new(cmd, inv, row, name)
   local argparse = require "argparse"
   name = name or inv:usage_name(row)
-  local p = layout(argparse(name, name_commands(cmd.description or cmd.summary, inv), epilog(cmd, inv, row)))
+  local p = layout(argparse(name, name_commands(cmd.description or cmd.summary, inv)))
+  set_epilog(p, cmd, inv, inv:command(row.name))
   return declare(p, cmd, name, inv)
 end
 
@@ -154,16 +180,16 @@ function M.alloy_parser(inv, load, name)
   local commands = require "alloy.commands"
   local p = layout(require("argparse")(name or inv:usage_name(nil), "Alloy from the shell: every lua-alloy command as a"
     .. " subcommand. Options such as --env-file, --user and --region work before or after the command's name."))
-  p:epilog(examples_text(inv:prefix(), ALLOY_EXAMPLES) .. "\n\n"
+  p:epilog(EXAMPLES_MARK .. "\n\n"
     .. ("`%s help <command>` shows a command's options and examples.\n\n"):format(inv:prefix())
-    .. "Configuration: flags > environment > .env (current directory, or --env-file) > defaults.\n"
-    .. variables_text(96) .. "\n" .. cmdline.EXIT_CODES)
+    .. CONFIGURATION .. variables_text(96) .. "\n" .. cmdline.EXIT_CODES)
+  with_examples(p, examples_text(inv:prefix(), ALLOY_EXAMPLES))
   p:flag("--version", "Print the versions (lua-alloy, libcurl, Lua) and exit.")
   for _, row in ipairs(commands.LIST) do
     local cmd = load(row)
     local sub = layout(p:command(row.name, name_commands(cmd.description or cmd.summary, inv)))
     sub:summary(cmd.summary)
-    sub:epilog(epilog(cmd, inv, row))
+    set_epilog(sub, cmd, inv, inv:command(row.name))
     declare(sub, cmd, inv:usage_name(row), inv)
   end
   return p
