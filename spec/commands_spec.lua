@@ -140,13 +140,13 @@ describe("commands", function()
         local block = assert(r.stdout:match("\nExamples:\n(.-)\n\n"), r.stdout)
         for line in block:gmatch("[^\n]+") do
           -- a command as run here, or a comment under the one before it
-          assert.is_truthy(line:find("  " .. run.lua .. " " .. script, 1, true) == 1 or line:match("^      %S"),
+          assert.is_truthy(line:match("^  [%w%._%-]+ " .. lit(script)) or line:match("^      %S"),
             c.script .. ": " .. line)
         end
       end
       local r = run.script("list_connections", {},
         { shell = run.quote(run.lua) .. " " .. run.quote(deep .. "/lua/list_connections.lua") .. " --help" })
-      assert.matches("\n  " .. lit(run.lua .. " " .. deep .. "/lua/list_connections.lua --json | jq -r '")
+      assert.matches("\n  [%w%._%-]+ " .. lit(deep .. "/lua/list_connections.lua --json | jq -r '")
         .. "[^\n]+'\n", r.stdout)
       run.rmdir(dir)
     end)
