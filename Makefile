@@ -129,14 +129,17 @@ deps-browser:
 
 # The spec suite on one ABI; scripts spawned by specs use the same interpreter. Neovim and
 # nginx embed LuaJIT, so their specs need the LuaJIT build whatever the suite runs on.
-# SPECS narrows the run (spec files or directories). Ends with a plain "N passed, N failed"
-# line. The build runs in a second make, after deps-test, so it sees what was installed.
+# SPECS narrows the run (spec files or directories); SKIP_SPECS=once,... leaves out the
+# describes tagged so (#once: the same whatever the interpreter; #scripts: only child
+# processes). Ends with a plain "N passed, N failed" line. The build runs in a second make, after deps-test, so it sees what was installed.
 SPECS ?=
+SKIP_SPECS ?=
+SKIP_TAGS = $(if $(SKIP_SPECS),--exclude-tags=$(SKIP_SPECS))
 test: deps-test
 	@$(MAKE) --no-print-directory run-tests
 
 run-tests: all examples-module
-	@set -o pipefail; ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so' $(SPECS) \
+	@set -o pipefail; ALLOY_TEST_LUA=$(LUA) $(BUSTED) --lua=$(LUA) --cpath='build/$(LUA)/?.so' $(SKIP_TAGS) $(SPECS) \
 	  | tee $(BUILD_DIR)/busted.log; rc=$$?; \
 	awk '/ successes \/ .* failures \/ .* errors/ { print $$1 " passed, " $$4 + $$7 " failed" }' \
 	  $(BUILD_DIR)/busted.log | tail -n 1; exit $$rc
@@ -188,6 +191,9 @@ FUZZ_FLAGS     = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -Wall -Wextra -Isrc \
                  $(shell pkg-config --cflags lua5.4 libcurl 2>/dev/null)
 FUZZ_LUA_LIBS  = $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 VALGRIND_SCRIPTS ?= 1
+# with the scripts outside memcheck, the #scripts describes have nothing left for it to check
+comma           := ,
+VALGRIND_SKIP    = $(if $(filter 1,$(VALGRIND_SCRIPTS)),$(SKIP_TAGS),--exclude-tags=$(if $(SKIP_SPECS),$(SKIP_SPECS)$(comma))scripts)
 
 $(SAN_MODULE): $(wildcard src/*.c src/*.h)
 	@mkdir -p $(SAN_DIR)
@@ -201,7 +207,7 @@ sanitize: $(SAN_MODULE)
 	@rm -rf $(SAN_DIR)/logs
 	@fuzz/lua-asan -e 'require "alloy"; for l in io.lines("/proc/self/maps") do if l:find("build/asan/alloy.so", 1, true) then os.exit(0) end end; io.stderr:write("sanitize: the ASan module was not loaded\n"); os.exit(1)'
 	ALLOY_DETECT_LEAKS=$(SAN_LEAKS) ALLOY_TEST_LUA=$(CURDIR)/fuzz/lua-asan \
-	  fuzz/lua-asan $(BUSTED_BIN) --ignore-lua $(SAN_BUSTED); rc=$$?; \
+	  fuzz/lua-asan $(BUSTED_BIN) --ignore-lua $(SAN_BUSTED) $(SKIP_TAGS); rc=$$?; \
 	if ls $(SAN_DIR)/logs/* >/dev/null 2>&1; then \
 	  echo "sanitize: reports in $(SAN_DIR)/logs:"; cat $(SAN_DIR)/logs/*; exit 1; fi; \
 	echo "sanitize: no ASan/UBSan/LSan reports"; exit $$rc
@@ -210,7 +216,7 @@ valgrind: all
 	@command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)"; exit 1; }
 	@rm -rf build/valgrind/logs
 	$(if $(filter 1,$(VALGRIND_SCRIPTS)),ALLOY_TEST_LUA=$(CURDIR)/fuzz/lua-valgrind) \
-	  fuzz/lua-valgrind $(BUSTED_BIN) --ignore-lua $(SAN_BUSTED); rc=$$?; \
+	  fuzz/lua-valgrind $(BUSTED_BIN) --ignore-lua $(SAN_BUSTED) $(VALGRIND_SKIP); rc=$$?; \
 	find build/valgrind/logs -type f -size 0 -delete; \
 	if ls build/valgrind/logs/* >/dev/null 2>&1; then \
 	  echo "valgrind: reports in build/valgrind/logs:"; cat build/valgrind/logs/*; exit 1; fi; \
@@ -259,15 +265,17 @@ clean:
 	rm -rf build
 
 # Completion scripts for bash, zsh and fish, from each command's own option parser (its
-# hidden --completion SHELL), named as the shells look them up.
+# hidden --completion SHELL), named as the shells look them up. One directory per build, so
+# an install for one ABI never races a rewrite for another.
+COMPLETIONS := $(BUILD_DIR)/completions
 completions:
-	@rm -rf build/completions && mkdir -p build/completions/bash build/completions/zsh build/completions/fish
+	@rm -rf $(COMPLETIONS) && mkdir -p $(COMPLETIONS)/bash $(COMPLETIONS)/zsh $(COMPLETIONS)/fish
 	@set -o pipefail; $(LIST_COMMANDS) | while read -r script name; do \
-	  $(LUA) lua/$$script.lua --completion bash > build/completions/bash/$$name && \
-	  $(LUA) lua/$$script.lua --completion zsh > build/completions/zsh/_$$name && \
-	  $(LUA) lua/$$script.lua --completion fish > build/completions/fish/$$name.fish || exit 1; \
+	  $(LUA) lua/$$script.lua --completion bash > $(COMPLETIONS)/bash/$$name && \
+	  $(LUA) lua/$$script.lua --completion zsh > $(COMPLETIONS)/zsh/_$$name && \
+	  $(LUA) lua/$$script.lua --completion fish > $(COMPLETIONS)/fish/$$name.fish || exit 1; \
 	done
-	@echo "completions: build/completions/bash, zsh, fish"
+	@echo "completions: $(COMPLETIONS)/bash, zsh, fish"
 
 # Each command becomes alloy-get-jwt-token and so on: its script behind a #! line and a line
 # that puts this install's LUADIR and LIBDIR first, so a PREFIX off Lua's default paths
@@ -288,9 +296,9 @@ install: all completions
 	      '$(LUADIR)' '$(LIBDIR)' && cat lua/$$script.lua; } > '$(DESTDIR)$(BINDIR)'/$$name && \
 	  chmod 0755 '$(DESTDIR)$(BINDIR)'/$$name && echo "installed $(BINDIR)/$$name" || exit 1; \
 	done
-	install -m 0644 build/completions/bash/* $(DESTDIR)$(BASHCOMPDIR)/
-	install -m 0644 build/completions/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
-	install -m 0644 build/completions/fish/* $(DESTDIR)$(FISHCOMPDIR)/
+	install -m 0644 $(COMPLETIONS)/bash/* $(DESTDIR)$(BASHCOMPDIR)/
+	install -m 0644 $(COMPLETIONS)/zsh/* $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 0644 $(COMPLETIONS)/fish/* $(DESTDIR)$(FISHCOMPDIR)/
 
 # The local Alloy in the foreground until Ctrl-C, seeded with a user and one connection; it
 # writes .env.sandbox (0600; never .env) and prints the commands to try against it.

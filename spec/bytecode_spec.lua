@@ -6,7 +6,8 @@ local run = require "run"
 
 local ABI = run.lua:match("(lua5%.%d)$") or run.lua:match("(luajit)$") or "lua5.4"
 
-describe("precompiled modules", function()
+describe("precompiled modules #scripts", function()
+  teardown(run.check_scripts_only)
   local dir
   before_each(function()
     dir = run.tmpdir()

@@ -7,7 +7,8 @@ local run = require "run"
 
 local ALLOY = run.invoked("alloy_main")
 
-describe("the command layer", function()
+describe("the command layer #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
 
   setup(function() sb = Sandbox.start() end)

@@ -201,7 +201,7 @@ describe("commands", function()
 
     it("writes bash, zsh and fish completions for every command, named as the shells look them up", function()
       assert.equal(0, code, out .. err)
-      local dir = run.root .. "/build/completions/"
+      local dir = run.root .. "/" .. assert(out:match("completions: (%S+)/bash,"), out) .. "/"
       for _, c in ipairs(ALL) do
         local bash = dir .. "bash/" .. c.installed
         local text = run.read(bash)
@@ -222,7 +222,8 @@ describe("commands", function()
     end)
 
     it("bash completes alloy-list-connections --con to --connector", function()
-      local file = run.root .. "/build/completions/bash/alloy-list-connections"
+      local dir = assert(out:match("completions: (%S+)/bash,"), out)
+      local file = run.root .. "/" .. dir .. "/bash/alloy-list-connections"
       local got, rc = sh("bash -c " .. run.quote(". " .. run.quote(file)
         .. '; COMP_WORDS=(alloy-list-connections --con); COMP_CWORD=1; _alloy-list-connections;'
         .. ' printf "%s\\n" "${COMPREPLY[@]}"'))

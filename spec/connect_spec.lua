@@ -7,7 +7,8 @@ local cjson = require "cjson"
 
 local SECRET = "acuity-SECRET-0a1b2c3d4e5f"
 
-describe("connect", function()
+describe("connect #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir, redirect
 
   setup(function() sb = Sandbox.start() end)

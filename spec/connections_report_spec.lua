@@ -5,7 +5,8 @@ local cjson = require "cjson"
 
 local REPORT = run.root .. "/examples/connections_report.lua"
 
-describe("examples/connections_report.lua", function()
+describe("examples/connections_report.lua #scripts", function()
+  teardown(run.check_scripts_only)
   local sb
   local users = {}
   local N = 300

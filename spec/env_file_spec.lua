@@ -23,7 +23,8 @@ local function as_user(script, args, opts)
   return run.script(script, args, opts)
 end
 
-describe("a .env that cannot be an env file", function()
+describe("a .env that cannot be an env file #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
   Sandbox.per_test_user("erin", function(s, u) sb, uid = s, u end)
   before_each(function() dir = run.tmpdir() end)

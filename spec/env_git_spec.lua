@@ -18,7 +18,8 @@ local function count(s, plain)
   return select(2, s:gsub(plain:gsub("%p", "%%%0"), ""))
 end
 
-describe("a .env with the key that git would commit", function()
+describe("a .env with the key that git would commit #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, repo
   setup(function() sb = Sandbox.start() end)
   teardown(function() if sb then sb:stop() end end)

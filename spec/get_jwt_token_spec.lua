@@ -8,7 +8,8 @@ local lines = run.lines
 
 local JWT = "^[%w_%-]+%.[%w_%-]+%.[%w_%-]+\n$"
 
-describe("get_jwt_token.lua", function()
+describe("get_jwt_token.lua #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
 
   setup(function() sb = Sandbox.start() end)

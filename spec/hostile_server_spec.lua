@@ -4,7 +4,8 @@
 local Sandbox = require "sandbox"
 local run = require "run"
 
-describe("a hostile server", function()
+describe("a hostile server #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, dir
 
   setup(function() sb = Sandbox.start() end)
@@ -126,7 +127,8 @@ end)
 -- and oauthUrls that are not web pages. Nothing a terminal acts on reaches stdout or stderr
 -- (tabs only as the separators of piped tables), --json keeps the data intact but escaped,
 -- FILE is never created, xdg-open is only ever handed an http(s) URL.
-describe("a hostile server's strings, over every command", function()
+describe("a hostile server's strings, over every command #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir, pwned
   local cjson = require "cjson"
   -- ESC clear-screen and retitle, BEL, CR+LF with a fake error line and a tab, a C1 CSI,

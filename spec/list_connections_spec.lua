@@ -6,7 +6,8 @@ local cjson = require "cjson"
 
 local lines = run.lines
 
-describe("list_connections.lua", function()
+describe("list_connections.lua #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
 
   setup(function() sb = Sandbox.start() end)

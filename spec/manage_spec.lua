@@ -4,7 +4,8 @@ local Sandbox = require "sandbox"
 local run = require "run"
 local cjson = require "cjson"
 
-describe("managing", function()
+describe("managing #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
 
   setup(function() sb = Sandbox.start() end)

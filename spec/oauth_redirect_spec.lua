@@ -19,7 +19,8 @@ local function raw(port, method, target, body)
   return tonumber(line and line:match("^HTTP/1%.%d (%d+)"))
 end
 
-describe("the OAuth redirect listener", function()
+describe("the OAuth redirect listener #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir, port, redirect
   Sandbox.per_test_user("olga", function(s, u) sb, uid = s, u end)
   before_each(function()

@@ -5,7 +5,8 @@ local run = require "run"
 local readme = require "readme"
 local cjson = require "cjson"
 
-describe("README lifecycle commands", function()
+describe("README lifecycle commands #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid
   Sandbox.per_test_user("ada", function(s, u) sb, uid = s, u end)
 

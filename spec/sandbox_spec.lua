@@ -1,6 +1,7 @@
 -- Self-test of the local Alloy sandbox (spec/sandbox/, spec/support/sandbox.lua),
 -- spoken to with plain luasocket/luasec, not the alloy module.
 local Sandbox = require "sandbox"
+local run = require "run"
 local socket = require "socket"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
@@ -72,7 +73,8 @@ local function hmac_b64url(secret, data)
   return (out:gsub("%s", ""):gsub("=", ""):gsub("[+/]", { ["+"] = "-", ["/"] = "_" }))
 end
 
-describe("sandbox", function()
+describe("sandbox #scripts", function()
+  teardown(run.check_scripts_only)
   local sb
 
   setup(function() sb = Sandbox.start() end)
@@ -403,7 +405,8 @@ describe("sandbox", function()
   end)
 end)
 
-describe("sandbox over TLS", function()
+describe("sandbox over TLS #scripts", function()
+  teardown(run.check_scripts_only)
   local sb
 
   setup(function() sb = Sandbox.start { tls = true } end)
@@ -432,7 +435,8 @@ describe("sandbox over TLS", function()
   end)
 end)
 
-describe("sandbox lifecycle", function()
+describe("sandbox lifecycle #scripts", function()
+  teardown(run.check_scripts_only)
   it("stops idempotently and leaves no process or temp dir", function()
     local sb = Sandbox.start()
     local pid, dir = sb.pid, sb.dir

@@ -44,7 +44,8 @@ local function piece_in(text, key)
   end
 end
 
-describe("the API key never appears in script output", function()
+describe("the API key never appears in script output #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, dir
 
   setup(function()

@@ -4,7 +4,8 @@ local run = require "run"
 
 local lines = run.lines
 
-describe("test_oauth.lua", function()
+describe("test_oauth.lua #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
 
   setup(function() sb = Sandbox.start() end)

@@ -16,7 +16,8 @@ local function token_with(payload_json)
   return b64url('{"alg":"HS256","typ":"JWT"}') .. "." .. b64url(payload_json) .. "." .. b64url("signature")
 end
 
-describe("get_jwt_token.lua and a token's exp claim", function()
+describe("get_jwt_token.lua and a token's exp claim #scripts", function()
+  teardown(run.check_scripts_only)
   local sb, uid, dir
   Sandbox.per_test_user("tess", function(s, u) sb, uid = s, u end)
   before_each(function() dir = run.tmpdir() end)

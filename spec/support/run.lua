@@ -317,6 +317,14 @@ function M.lua_code(code)
   return r.stdout, r.stderr, r.code
 end
 
+-- For a describe named "... #scripts", whose specs only run commands in child processes (so
+-- `make valgrind`, which leaves those outside memcheck, skips it): its teardown, failing
+-- if the block loaded alloy.so in busted's own process after all.
+function M.check_scripts_only()
+  assert(package.loaded.alloy == nil, "a #scripts block loaded alloy.so in busted's own process: drop"
+    .. " the tag, or valgrind never sees that code")
+end
+
 -- A fresh temporary directory (for cwd / .env files); removed by M.rmdir.
 function M.tmpdir()
   local p = io.popen("mktemp -d")
