@@ -158,10 +158,13 @@ describe("the command layer #scripts", function()
       assert.equal(0, r.code, r.stderr)
       assert.matches("No notoin connections for user ", r.stderr, 1, true)
       sb:clear_faults()
-      -- a known connector with no connections is no error
+      -- a known connector with no connections is no error, in any case (the filter's own)
       r = alloy { "connections", "hubspot" }
       assert.equal(0, r.code, r.stderr)
       assert.matches("No hubspot connections for user ", r.stderr, 1, true)
+      r = alloy { "connections", "HubSpot" }
+      assert.equal(0, r.code, r.stderr)
+      assert.matches("No HubSpot connections for user ", r.stderr, 1, true)
     end)
   end)
 

@@ -10,8 +10,9 @@
 --                               one request for them all, or one each when that is not there
 -- M.unknown(client, id[, list]) -> the failure for an unknown connector id ("did you mean ...",
 --                               status 2); list: the catalogue, when it was read already
--- M.check_known(client, id)  -> that failure when the catalogue does not list id, else
---                               nil (also when the catalogue cannot be read)
+-- M.check_known(client, id[, any_case]) -> that failure when the catalogue does not list id
+--                               (in any case, with any_case), else nil (also when the
+--                               catalogue cannot be read)
 local failure = require "alloy.failure"
 local ids = require "alloy.ids"
 
@@ -107,11 +108,11 @@ end
 
 -- The failure for an id the catalogue does not list, else nil: also nil when the catalogue
 -- cannot be read (the call that failed says why, not a guess about the id).
-function M.check_known(client, id)
+function M.check_known(client, id, any_case)
   local list = M.list(client)
   if not list then return nil end
   for _, c in ipairs(list) do
-    if c.id == id then return nil end
+    if c.id == id or (any_case and c.id:lower() == id:lower()) then return nil end
   end
   return M.unknown(client, id, list)
 end

@@ -59,9 +59,10 @@ function M.run(ctx)
   if args.save then return save(ctx, list, cfg) end
   local total = #list
   list = by_age(credentials.for_connector(list, args.connector))
-  -- no connection of a connector: is it one the API knows? (before anything is printed)
+  -- no connection of a connector: is it one the API knows? (before anything is printed; in
+  -- any case, as the filter matches)
   if #list == 0 and args.connector then
-    local unknown = require("alloy.connectors").check_known(ctx:client(), args.connector)
+    local unknown = require("alloy.connectors").check_known(ctx:client(), args.connector, true)
     if unknown then return nil, unknown end
   end
 
