@@ -131,7 +131,8 @@ deps-browser:
 # nginx embed LuaJIT, so their specs need the LuaJIT build whatever the suite runs on.
 # SPECS narrows the run (spec files or directories); SKIP_SPECS=once,... leaves out the
 # describes tagged so (#once: the same whatever the interpreter; #scripts: only child
-# processes). Ends with a plain "N passed, N failed" line. The build runs in a second make, after deps-test, so it sees what was installed.
+# processes). Ends with a plain "N passed, N failed" line. The build runs in a second make,
+# after deps-test, so it sees what was installed.
 SPECS ?=
 SKIP_SPECS ?=
 SKIP_TAGS = $(if $(SKIP_SPECS),--exclude-tags=$(SKIP_SPECS))

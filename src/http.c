@@ -205,6 +205,10 @@ void http_redact_also(const http_conf *conf, abuf *text) {
 static void mask_conf(const void *ctx, abuf *out, const char *s, size_t n) {
   const http_conf *conf = ctx;
   abuf raw = {0};
+  if (!conf->also_count) {
+    alloy_redact(out, s, n, conf->secret);
+    return;
+  }
   abuf_add(&raw, s, n);
   http_redact_also(conf, &raw);
   alloy_redact(out, raw.data ? raw.data : "", raw.len, conf->secret);

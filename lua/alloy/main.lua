@@ -35,7 +35,6 @@ local function finish(status, err, out, ctx)
   os.exit(status)
 end
 
-
 -- Runs the command of `row` with argv (its arguments, globals included), started the way
 -- `mode` says (alloy.invocation).
 local function run(row, argv, mode)
