@@ -51,6 +51,14 @@ describe("--each as a stream", function()
     return r
   end
 
+  -- n lines, 4 in flight, line 1's execute held by the sandbox until sb:release("first").
+  local function spawn_line1_held(n, ...)
+    write_lines("lines.jsonl", n, function(i) return i == 1 and "held" or nil end)
+    sb:fault { path = EXECUTE, match = "held", hold = "first" }
+    sb:clear_requests()
+    return spawn { "--each", "lines.jsonl", "--concurrency", "4", ... }
+  end
+
   it("reads stdin as it comes: the first results are out while the input is still open", function()
     -- two lines, then a pipe that stays open: a reader that waits for the end shows nothing
     local h, pid = spawn({ "--each", "-" }, ("(printf '%%s\\n' %s %s; sleep 30) | "):format(
@@ -67,10 +75,7 @@ describe("--each as a stream", function()
   end)
 
   it("never reads further ahead than the window while the oldest line is unfinished", function()
-    write_lines("lines.jsonl", 600, function(i) return i == 1 and "held" or nil end)
-    sb:fault { path = EXECUTE, match = "held", hold = "first" }
-    sb:clear_requests()
-    local h, pid = spawn { "--each", "lines.jsonl", "--concurrency", "4" }
+    local h, pid = spawn_line1_held(600)
     -- the window is 256 lines for 4 in flight: line 1 and 255 more, then nothing until 1 ends
     assert.is_truthy(run.wait_for(function() return executes() >= 256 end, 30))
     require("socket").sleep(0.5)
@@ -85,10 +90,7 @@ describe("--each as a stream", function()
   end)
 
   it("--unordered: no window, each result as it finishes", function()
-    write_lines("lines.jsonl", 300, function(i) return i == 1 and "held" or nil end)
-    sb:fault { path = EXECUTE, match = "held", hold = "first" }
-    sb:clear_requests()
-    local h, pid = spawn { "--each", "lines.jsonl", "--concurrency", "4", "--unordered" }
+    local h, pid = spawn_line1_held(300, "--unordered")
     -- all the others finish while line 1 waits, and their results are out already
     local seen = {}
     for _ = 1, 299 do seen[#seen + 1] = cjson.decode(h:line()).line end
