@@ -196,14 +196,17 @@ describe("client:batch", function()
 
     it("a host refusing, then answering: the refusal ends, and what comes after is sent", function()
       -- retries = 0: the first 429 makes the host refusing; the other request of that round,
-      -- answered 200 after it, ends that. The function hands out the rest only then.
+      -- answered 200 after it, ends that. The function hands out the rest only then. The two
+      -- go to two paths, so each takes its own fault whichever reaches the sandbox first.
       sb:fault { path = "^/users/" .. uid .. "$", status = 429, times = 1 }
-      sb:fault { path = "^/users/" .. uid .. "$", delay = 0.5, times = 1 }
+      sb:fault { path = "^/users/" .. uid .. "/credentials$", delay = 0.5, times = 1 }
       sb:clear_requests()
       local s = source(6, 2)
       local function next_request()
         if s.given == 2 and not s.seen[2] then return false end
-        return s.next()
+        local req = s.next()
+        if req and s.given == 2 then req.path = "/users/{userId}/credentials" end
+        return req
       end
       sb:client { retries = 0 }:batch(next_request, { concurrency = 2, on_result = s.on_result })
       assert.equals("HTTP_429", s.seen[1].code)
